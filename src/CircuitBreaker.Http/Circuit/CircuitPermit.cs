@@ -1,0 +1,42 @@
+namespace CircuitBreaker.Http;
+
+/// <summary>
+/// The answer of <see cref="CircuitStateMachine.TryAcquire"/>: either leave to call the downstream
+/// (as an ordinary call or as a probe) or a rejection with the state and retry time to report.
+/// A struct so that asking costs no allocation on the hot path.
+/// </summary>
+internal readonly struct CircuitPermit
+{
+    private CircuitPermit(CircuitPermitKind kind, long epoch, CircuitState rejectedState, TimeSpan? retryAfter)
+    {
+        Kind = kind;
+        Epoch = epoch;
+        RejectedState = rejectedState;
+        RetryAfter = retryAfter;
+    }
+
+    public CircuitPermitKind Kind { get; }
+
+    /// <summary>The state period the call was let in during; outcomes from an earlier period are ignored.</summary>
+    public long Epoch { get; }
+
+    public CircuitState RejectedState { get; }
+
+    public TimeSpan? RetryAfter { get; }
+
+    public bool IsGranted => Kind != CircuitPermitKind.Rejected;
+
+    public static CircuitPermit Closed(long epoch) => new(CircuitPermitKind.Closed, epoch, CircuitState.Closed, null);
+
+    public static CircuitPermit Probe(long epoch) => new(CircuitPermitKind.Probe, epoch, CircuitState.HalfOpen, null);
+
+    public static CircuitPermit Rejected(CircuitState state, TimeSpan? retryAfter) =>
+        new(CircuitPermitKind.Rejected, 0, state, retryAfter);
+}
+
+internal enum CircuitPermitKind : byte
+{
+    Rejected,
+    Closed,
+    Probe,
+}

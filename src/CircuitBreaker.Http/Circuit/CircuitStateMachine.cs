@@ -1,0 +1,417 @@
+namespace CircuitBreaker.Http;
+
+/// <summary>
+/// The state machine of one circuit. It knows nothing about HTTP: callers ask for a permit, then report
+/// the outcome. The closed path is lock-free (a volatile read to admit, no write on success while nothing
+/// has failed); every transition happens under the lock, and listeners are told after it is released.
+/// </summary>
+internal sealed class CircuitStateMachine : IDisposable
+{
+    private readonly Lock _lock = new();
+    private readonly TimeProvider _timeProvider;
+    private readonly Action<CircuitTransition> _onTransition;
+
+    private BreakerSettings _settings;
+    private volatile CircuitState _state = CircuitState.Closed;
+    private long _epoch;
+    private int _consecutiveFailures;
+    private RollingWindow? _window;
+    private int _probesInFlight;
+    private int _probeSuccesses;
+    private DateTimeOffset _openedAt;
+    private DateTimeOffset _retryAt;
+    private DateTimeOffset _closedAt;
+    private TimeSpan _lastBreak;
+    private ITimer? _breakTimer;
+    private long _lastUsed;
+    private bool _disposed;
+
+    public CircuitStateMachine(BreakerSettings settings, TimeProvider timeProvider, Action<CircuitTransition> onTransition)
+    {
+        _settings = settings;
+        _timeProvider = timeProvider;
+        _onTransition = onTransition;
+        _closedAt = timeProvider.GetUtcNow();
+        _lastUsed = timeProvider.GetTimestamp();
+        if (settings.SamplesRatio)
+        {
+            _window = new RollingWindow(settings.SamplingDuration, timeProvider.TimestampFrequency);
+        }
+    }
+
+    /// <summary>
+    /// The state as callers should see it: an open circuit whose break has elapsed is reported as half-open
+    /// (a probe is due) even before a call or the break timer has moved it there.
+    /// </summary>
+    public CircuitState State
+    {
+        get
+        {
+            var state = _state;
+            if (state == CircuitState.Open)
+            {
+                lock (_lock)
+                {
+                    if (_state == CircuitState.Open && _timeProvider.GetUtcNow() >= _retryAt)
+                    {
+                        return CircuitState.HalfOpen;
+                    }
+
+                    return _state;
+                }
+            }
+
+            return state;
+        }
+    }
+
+    /// <summary>The <see cref="TimeProvider.GetTimestamp"/> of the last call let in or turned away.</summary>
+    public long LastUsed => Volatile.Read(ref _lastUsed);
+
+    public BreakerSettings Settings => Volatile.Read(ref _settings);
+
+    public CircuitPermit TryAcquire()
+    {
+        Touch();
+        if (_state == CircuitState.Closed)
+        {
+            // The epoch is read after the state: if a transition slipped in between, the permit carries the
+            // new epoch with a closed kind, and its outcome is ignored because the state is no longer closed.
+            return CircuitPermit.Closed(Volatile.Read(ref _epoch));
+        }
+
+        return TryAcquireSlow();
+    }
+
+    public void OnSuccess(in CircuitPermit permit)
+    {
+        if (permit.Kind == CircuitPermitKind.Closed && _window is null && Volatile.Read(ref _consecutiveFailures) == 0)
+        {
+            return; // the healthy hot path: nothing to record
+        }
+
+        CircuitTransition? transition = null;
+        lock (_lock)
+        {
+            if (!IsCurrent(permit))
+            {
+                return;
+            }
+
+            if (permit.Kind == CircuitPermitKind.Closed)
+            {
+                _consecutiveFailures = 0;
+                _window?.Record(_timeProvider.GetTimestamp(), failed: false);
+            }
+            else
+            {
+                _probesInFlight--;
+                if (++_probeSuccesses >= _settings.HalfOpenProbes)
+                {
+                    transition = CloseLocked();
+                }
+            }
+        }
+
+        Notify(transition);
+    }
+
+    public void OnFailure(in CircuitPermit permit)
+    {
+        CircuitTransition? transition = null;
+        lock (_lock)
+        {
+            if (!IsCurrent(permit))
+            {
+                return;
+            }
+
+            if (permit.Kind == CircuitPermitKind.Closed)
+            {
+                _consecutiveFailures++;
+                var settings = _settings;
+                var tripped = settings.FailureThreshold > 0 && _consecutiveFailures >= settings.FailureThreshold;
+                if (_window is not null)
+                {
+                    _window.Record(_timeProvider.GetTimestamp(), failed: true);
+                    var (total, failures) = _window.Read(_timeProvider.GetTimestamp());
+                    tripped |= total >= settings.MinimumThroughput && failures >= settings.FailureRatio * total;
+                }
+
+                if (tripped)
+                {
+                    transition = OpenLocked(fromHalfOpen: false);
+                }
+            }
+            else
+            {
+                transition = OpenLocked(fromHalfOpen: true);
+            }
+        }
+
+        Notify(transition);
+    }
+
+    /// <summary>Gives a permit back without an outcome, for a call the caller cancelled.</summary>
+    public void Release(in CircuitPermit permit)
+    {
+        if (permit.Kind != CircuitPermitKind.Probe)
+        {
+            return;
+        }
+
+        lock (_lock)
+        {
+            if (IsCurrent(permit))
+            {
+                _probesInFlight--;
+            }
+        }
+    }
+
+    public void Isolate()
+    {
+        CircuitTransition? transition = null;
+        lock (_lock)
+        {
+            if (_state != CircuitState.Isolated)
+            {
+                var previous = EffectiveStateLocked();
+                _breakTimer?.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+                _epoch++;
+                _state = CircuitState.Isolated;
+                _openedAt = _timeProvider.GetUtcNow();
+                _probesInFlight = 0;
+                transition = new CircuitTransition(previous, CircuitState.Isolated, _openedAt, null);
+            }
+        }
+
+        Notify(transition);
+    }
+
+    /// <summary>Closes the circuit by hand, forgetting its failures and its break growth.</summary>
+    public void Reset()
+    {
+        CircuitTransition? transition = null;
+        lock (_lock)
+        {
+            _lastBreak = TimeSpan.Zero;
+            if (_state != CircuitState.Closed)
+            {
+                var previous = EffectiveStateLocked();
+                transition = CloseLocked() with { PreviousState = previous };
+            }
+            else
+            {
+                _consecutiveFailures = 0;
+                _window?.Clear();
+            }
+        }
+
+        Notify(transition);
+    }
+
+    /// <summary>Applies reloaded options without touching the state or the counters.</summary>
+    public void UpdateSettings(BreakerSettings settings)
+    {
+        lock (_lock)
+        {
+            _settings = settings;
+            if (!settings.SamplesRatio)
+            {
+                _window = null;
+            }
+            else if (_window is null || _window.SamplingDuration != settings.SamplingDuration)
+            {
+                _window = new RollingWindow(settings.SamplingDuration, _timeProvider.TimestampFrequency);
+            }
+        }
+    }
+
+    public CircuitSnapshot GetSnapshot()
+    {
+        lock (_lock)
+        {
+            double? ratio = null;
+            if (_window is not null)
+            {
+                var (total, failures) = _window.Read(_timeProvider.GetTimestamp());
+                ratio = total == 0 ? 0 : (double)failures / total;
+            }
+
+            var state = EffectiveStateLocked();
+            var open = state != CircuitState.Closed;
+            return new CircuitSnapshot(
+                state,
+                _consecutiveFailures,
+                ratio,
+                open ? _openedAt : null,
+                state is CircuitState.Open or CircuitState.HalfOpen ? _retryAt : null);
+        }
+    }
+
+    public void Dispose()
+    {
+        lock (_lock)
+        {
+            _disposed = true;
+            _breakTimer?.Dispose();
+            _breakTimer = null;
+        }
+    }
+
+    private void Touch()
+    {
+        // Written only when it moved by a second or more, so that concurrent callers of a busy circuit do
+        // not fight over the cache line on every request; eviction needs no finer clock than that.
+        var now = _timeProvider.GetTimestamp();
+        if (now - Volatile.Read(ref _lastUsed) > _timeProvider.TimestampFrequency)
+        {
+            Volatile.Write(ref _lastUsed, now);
+        }
+    }
+
+    private CircuitPermit TryAcquireSlow()
+    {
+        CircuitTransition? transition = null;
+        CircuitPermit permit;
+        lock (_lock)
+        {
+            var now = _timeProvider.GetUtcNow();
+            if (_state == CircuitState.Open && now >= _retryAt)
+            {
+                transition = HalfOpenLocked(now);
+            }
+
+            switch (_state)
+            {
+                case CircuitState.Closed:
+                    permit = CircuitPermit.Closed(_epoch);
+                    break;
+                case CircuitState.HalfOpen when _probesInFlight < _settings.HalfOpenProbes:
+                    _probesInFlight++;
+                    permit = CircuitPermit.Probe(_epoch);
+                    break;
+                case CircuitState.Open:
+                    permit = CircuitPermit.Rejected(CircuitState.Open, _retryAt - now);
+                    break;
+                default:
+                    // Half-open with every probe slot taken, or isolated: no time to promise.
+                    permit = CircuitPermit.Rejected(_state, null);
+                    break;
+            }
+        }
+
+        Notify(transition);
+        return permit;
+    }
+
+    private bool IsCurrent(in CircuitPermit permit) =>
+        permit.Epoch == _epoch
+        && _state == (permit.Kind == CircuitPermitKind.Probe ? CircuitState.HalfOpen : CircuitState.Closed);
+
+    private CircuitState EffectiveStateLocked() =>
+        _state == CircuitState.Open && _timeProvider.GetUtcNow() >= _retryAt ? CircuitState.HalfOpen : _state;
+
+    private CircuitTransition OpenLocked(bool fromHalfOpen)
+    {
+        var now = _timeProvider.GetUtcNow();
+        var settings = _settings;
+
+        // The growth resets only after the circuit stayed closed for one full break, so a circuit that
+        // closes and fails again at once keeps backing off instead of flapping.
+        TimeSpan breakDuration;
+        if (_lastBreak == TimeSpan.Zero || (!fromHalfOpen && now - _closedAt >= _lastBreak))
+        {
+            breakDuration = settings.BreakDuration;
+        }
+        else
+        {
+            breakDuration = settings.NextBreak(_lastBreak);
+        }
+
+        var previous = _state;
+        _epoch++;
+        _state = CircuitState.Open;
+        _lastBreak = breakDuration;
+        _openedAt = now;
+        _retryAt = now + breakDuration;
+        _probesInFlight = 0;
+        _probeSuccesses = 0;
+        ScheduleBreakTimerLocked(breakDuration);
+        return new CircuitTransition(previous, CircuitState.Open, now, breakDuration);
+    }
+
+    private CircuitTransition HalfOpenLocked(DateTimeOffset now)
+    {
+        _epoch++;
+        _state = CircuitState.HalfOpen;
+        _probesInFlight = 0;
+        _probeSuccesses = 0;
+        return new CircuitTransition(CircuitState.Open, CircuitState.HalfOpen, now, null);
+    }
+
+    private CircuitTransition CloseLocked()
+    {
+        var now = _timeProvider.GetUtcNow();
+        var previous = _state;
+        _breakTimer?.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+        _epoch++;
+        _state = CircuitState.Closed;
+        _closedAt = now;
+        _consecutiveFailures = 0;
+        _probesInFlight = 0;
+        _probeSuccesses = 0;
+        _window?.Clear();
+        return new CircuitTransition(previous, CircuitState.Closed, now, null);
+    }
+
+    private void ScheduleBreakTimerLocked(TimeSpan dueTime)
+    {
+        if (_disposed)
+        {
+            return;
+        }
+
+        // The timer makes the move to half-open visible (events, logs) when it happens rather than when
+        // the next call arrives; calls check the time themselves, so a late timer changes nothing else.
+        _breakTimer ??= _timeProvider.CreateTimer(
+            static state => ((CircuitStateMachine)state!).OnBreakElapsed(),
+            this,
+            Timeout.InfiniteTimeSpan,
+            Timeout.InfiniteTimeSpan);
+        _breakTimer.Change(dueTime, Timeout.InfiniteTimeSpan);
+    }
+
+    private void OnBreakElapsed()
+    {
+        CircuitTransition? transition = null;
+        lock (_lock)
+        {
+            if (_state != CircuitState.Open || _disposed)
+            {
+                return;
+            }
+
+            var now = _timeProvider.GetUtcNow();
+            if (now >= _retryAt)
+            {
+                transition = HalfOpenLocked(now);
+            }
+            else
+            {
+                ScheduleBreakTimerLocked(_retryAt - now);
+            }
+        }
+
+        Notify(transition);
+    }
+
+    private void Notify(CircuitTransition? transition)
+    {
+        if (transition is { } t)
+        {
+            _onTransition(t);
+        }
+    }
+}

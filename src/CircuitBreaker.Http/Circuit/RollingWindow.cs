@@ -1,0 +1,64 @@
+namespace CircuitBreaker.Http;
+
+/// <summary>
+/// Successes and failures over the last <c>SamplingDuration</c>, kept in a fixed ring of buckets so that
+/// memory per circuit is constant however many calls are made. Not thread-safe: the owner holds its lock.
+/// </summary>
+internal sealed class RollingWindow
+{
+    private const int BucketCount = 10;
+
+    private readonly long _bucketLength;
+    private readonly long[] _bucketIds = new long[BucketCount];
+    private readonly int[] _successes = new int[BucketCount];
+    private readonly int[] _failures = new int[BucketCount];
+
+    public RollingWindow(TimeSpan samplingDuration, long timestampFrequency)
+    {
+        SamplingDuration = samplingDuration;
+        var windowLength = (long)(samplingDuration.TotalSeconds * timestampFrequency);
+        _bucketLength = Math.Max(1, windowLength / BucketCount);
+        Array.Fill(_bucketIds, long.MinValue);
+    }
+
+    public TimeSpan SamplingDuration { get; }
+
+    public void Record(long timestamp, bool failed)
+    {
+        var id = timestamp / _bucketLength;
+        var slot = (int)(id % BucketCount);
+        if (_bucketIds[slot] != id)
+        {
+            _bucketIds[slot] = id;
+            _successes[slot] = 0;
+            _failures[slot] = 0;
+        }
+
+        if (failed)
+        {
+            _failures[slot]++;
+        }
+        else
+        {
+            _successes[slot]++;
+        }
+    }
+
+    public (int Total, int Failures) Read(long timestamp)
+    {
+        var current = timestamp / _bucketLength;
+        int total = 0, failures = 0;
+        for (var slot = 0; slot < BucketCount; slot++)
+        {
+            if (_bucketIds[slot] > current - BucketCount)
+            {
+                total += _successes[slot] + _failures[slot];
+                failures += _failures[slot];
+            }
+        }
+
+        return (total, failures);
+    }
+
+    public void Clear() => Array.Fill(_bucketIds, long.MinValue);
+}

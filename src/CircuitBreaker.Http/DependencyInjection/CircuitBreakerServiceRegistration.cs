@@ -1,0 +1,57 @@
+using CircuitBreaker.Http;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Http;
+using Microsoft.Extensions.Options;
+
+namespace Microsoft.Extensions.DependencyInjection;
+
+/// <summary>What every <c>AddCircuitBreaker</c> overload registers, for one client or (name <see langword="null"/>) for all.</summary>
+internal static class CircuitBreakerServiceRegistration
+{
+    public static void AddFromAppConfiguration(IServiceCollection services, string? clientName)
+    {
+        AddCore(services, clientName);
+        services.AddSingleton<IConfigureOptions<CircuitBreakerOptions>>(sp => new CircuitBreakerConfiguration(
+            clientName,
+            sp.GetService<IConfiguration>()?.GetSection(CircuitBreakerConfiguration.DefaultSectionName)));
+    }
+
+    public static void AddFromSection(IServiceCollection services, string? clientName, IConfiguration section)
+    {
+        ArgumentNullException.ThrowIfNull(section);
+        AddCore(services, clientName);
+        services.AddSingleton<IConfigureOptions<CircuitBreakerOptions>>(new CircuitBreakerConfiguration(clientName, section));
+    }
+
+    public static void AddFromDelegate(IServiceCollection services, string? clientName, Action<CircuitBreakerOptions> configure)
+    {
+        ArgumentNullException.ThrowIfNull(configure);
+        AddCore(services, clientName);
+        services.Configure(clientName, configure);
+    }
+
+    private static void AddCore(IServiceCollection services, string? clientName)
+    {
+        services.AddHttpClient();
+        services.TryAddSingleton(TimeProvider.System);
+        services.TryAddSingleton<CircuitBreakerRegistry>();
+        services.TryAddSingleton<ICircuitBreakerRegistry>(sp => sp.GetRequiredService<CircuitBreakerRegistry>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<CircuitBreakerOptions>, CircuitBreakerOptionsValidator>());
+
+        // For every client the names are not known yet: the shared section is validated under the default name.
+        services.AddOptions<CircuitBreakerOptions>(clientName ?? Options.Options.DefaultName).ValidateOnStart();
+
+        services.Configure<HttpClientFactoryOptions>(clientName, options => options.HttpMessageHandlerBuilderActions.Add(builder =>
+        {
+            // Registered for all clients and again for one: that client still gets one breaker, not two.
+            if (builder.AdditionalHandlers.Any(h => h is CircuitBreakerHandler))
+            {
+                return;
+            }
+
+            var registry = builder.Services.GetRequiredService<CircuitBreakerRegistry>();
+            builder.AdditionalHandlers.Add(new CircuitBreakerHandler(registry.GetClient(builder.Name ?? Options.Options.DefaultName), registry.TimeProvider));
+        }));
+    }
+}

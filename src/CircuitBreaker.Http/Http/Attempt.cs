@@ -1,0 +1,47 @@
+namespace CircuitBreaker.Http;
+
+/// <summary>
+/// One call's <see cref="CircuitBreakerOptions.AttemptTimeout"/>: a token that fires on the timeout or on the
+/// caller's cancellation, measured with the injected <see cref="TimeProvider"/>, and the call's duration.
+/// </summary>
+#pragma warning disable CA1001 // It is disposable; the analyzer misreads disposable readonly structs.
+internal readonly struct Attempt : IDisposable
+#pragma warning restore CA1001
+{
+    private readonly CancellationTokenSource? _timeoutSource;
+    private readonly CancellationTokenRegistration _callerRegistration;
+    private readonly TimeProvider _timeProvider;
+    private readonly long _started;
+
+    public Attempt(TimeSpan? timeout, TimeProvider timeProvider, CancellationToken callerToken)
+    {
+        _timeProvider = timeProvider;
+        _started = timeProvider.GetTimestamp();
+        Timeout = timeout;
+        if (timeout is { } t)
+        {
+            _timeoutSource = new CancellationTokenSource(t, timeProvider);
+            _callerRegistration = callerToken.UnsafeRegister(static s => ((CancellationTokenSource)s!).Cancel(), _timeoutSource);
+            Token = _timeoutSource.Token;
+        }
+        else
+        {
+            Token = callerToken;
+        }
+    }
+
+    public CancellationToken Token { get; }
+
+    public TimeSpan? Timeout { get; }
+
+    public bool TimedOut => _timeoutSource?.IsCancellationRequested == true;
+
+    public TimeSpan Elapsed => _timeProvider.GetElapsedTime(_started);
+
+    public void Dispose()
+    {
+        // The registration goes first: disposing it waits for a running callback, which then cannot touch a disposed source.
+        _callerRegistration.Dispose();
+        _timeoutSource?.Dispose();
+    }
+}

@@ -1,0 +1,137 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace CircuitBreaker.Http;
+
+/// <summary>
+/// Options of the circuit breaker of one <see cref="HttpClient"/>. Every property can be bound from the
+/// configuration section <c>CircuitBreaker</c>, overlaid by <c>CircuitBreaker:Clients:{clientName}</c>, and
+/// per downstream host by <see cref="Hosts"/>.
+/// </summary>
+/// <remarks>
+/// Options are validated when the host starts (or when the client is first created) and on every reload;
+/// a reload with invalid values is logged and ignored, so the last valid options stay in force.
+/// </remarks>
+public class CircuitBreakerOptions
+{
+    private const string MinDuration = "00:00:00.001";
+    private const string MaxDuration = "1.00:00:00";
+
+    /// <summary>
+    /// Gets or sets the number of consecutive failures that opens the circuit; 0 turns this trigger off.
+    /// </summary>
+    /// <value>The default value is 5.</value>
+    [Range(0, int.MaxValue)]
+    public int FailureThreshold { get; set; } = 5;
+
+    /// <summary>
+    /// Gets or sets the ratio of failed calls within <see cref="SamplingDuration"/> that opens the circuit,
+    /// once at least <see cref="MinimumThroughput"/> calls were made; 0 turns this trigger off.
+    /// </summary>
+    /// <value>The default value is 0 (off). Otherwise a value in (0, 1].</value>
+    [Range(0.0, 1.0)]
+    public double FailureRatio { get; set; }
+
+    /// <summary>Gets or sets the number of calls needed within the sampling window before <see cref="FailureRatio"/> counts.</summary>
+    /// <value>The default value is 10.</value>
+    [Range(1, int.MaxValue)]
+    public int MinimumThroughput { get; set; } = 10;
+
+    /// <summary>Gets or sets the rolling window over which <see cref="FailureRatio"/> is measured.</summary>
+    /// <value>The default value is 30 seconds.</value>
+    [Range(typeof(TimeSpan), MinDuration, MaxDuration)]
+    public TimeSpan SamplingDuration { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Gets or sets how long the circuit stays open the first time before a probe is let through.</summary>
+    /// <value>The default value is 30 seconds.</value>
+    [Range(typeof(TimeSpan), MinDuration, MaxDuration)]
+    public TimeSpan BreakDuration { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// Gets or sets the growth of the break each time a probe fails (the next break is the previous one
+    /// times this value, up to <see cref="MaxBreakDuration"/>). The growth resets once the circuit has stayed
+    /// closed for a full break.
+    /// </summary>
+    /// <value>The default value is 1.0 (no growth). At least 1.</value>
+    [Range(1.0, 1000.0)]
+    public double BreakDurationMultiplier { get; set; } = 1.0;
+
+    /// <summary>
+    /// Gets or sets the cap on the growth of the break. It limits growth only: a <see cref="BreakDuration"/>
+    /// above it is used as is.
+    /// </summary>
+    /// <value>The default value is 5 minutes.</value>
+    [Range(typeof(TimeSpan), MinDuration, MaxDuration)]
+    public TimeSpan MaxBreakDuration { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>
+    /// Gets or sets how many probe calls may be in flight at once in half-open, which is also the number of
+    /// successful probes in a row needed to close the circuit.
+    /// </summary>
+    /// <value>The default value is 1.</value>
+    [Range(1, 1000)]
+    public int HalfOpenProbes { get; set; } = 1;
+
+    /// <summary>
+    /// Gets or sets the time a call may take until its response headers arrive; its expiry counts as a
+    /// failure and surfaces as a <see cref="TaskCanceledException"/> whose inner exception is a
+    /// <see cref="TimeoutException"/>. <see langword="null"/> or <see cref="Timeout.InfiniteTimeSpan"/> turns it off.
+    /// Keep it shorter than <see cref="HttpClient.Timeout"/>: inside a handler that timeout looks exactly like
+    /// the caller cancelling, so it is never counted as a failure.
+    /// </summary>
+    /// <value>The default value is 10 seconds.</value>
+    public TimeSpan? AttemptTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// Gets or sets the duration above which a call that completed is still counted as a failure.
+    /// </summary>
+    /// <value>The default value is <see langword="null"/> (off); <see cref="Timeout.InfiniteTimeSpan"/> is off too.</value>
+    public TimeSpan? SlowCallDuration { get; set; }
+
+    /// <summary>
+    /// Gets or sets the response status codes counted as failures, as a comma-separated list of codes
+    /// (<c>503</c>), ranges (<c>500-504</c>) and classes (<c>5xx</c>), for example <c>"5xx,408,429"</c>.
+    /// </summary>
+    /// <value>The default value is <c>"5xx"</c>: every 5xx status.</value>
+    [Required]
+    public string FailureStatusCodes { get; set; } = "5xx";
+
+    /// <summary>
+    /// Gets or sets the maximum number of circuits (downstream authorities) kept for one client. When it is
+    /// reached, idle closed circuits are evicted first, so memory stays bounded whatever hosts are called.
+    /// </summary>
+    /// <value>The default value is 1000.</value>
+    [Range(1, 10_000_000)]
+    public int MaxCircuits { get; set; } = 1000;
+
+    /// <summary>
+    /// Gets the per-host overrides. Keys are host names (<c>users.internal</c>), matched case-insensitively
+    /// for every port of that host; each override changes only the values it sets.
+    /// </summary>
+    /// <value>The default value is an empty dictionary.</value>
+    public IDictionary<string, CircuitBreakerHostOptions> Hosts { get; } =
+        new Dictionary<string, CircuitBreakerHostOptions>(StringComparer.OrdinalIgnoreCase);
+
+    /// <summary>The options in force for <paramref name="host"/>: these options with its override, if any, laid over them.</summary>
+    internal CircuitBreakerOptions ForHost(string host) =>
+        Hosts.TryGetValue(host, out var overrides) && overrides is not null ? WithOverrides(overrides) : this;
+
+    internal CircuitBreakerOptions WithOverrides(CircuitBreakerHostOptions overrides)
+    {
+        var merged = new CircuitBreakerOptions
+        {
+            FailureThreshold = overrides.FailureThreshold ?? FailureThreshold,
+            FailureRatio = overrides.FailureRatio ?? FailureRatio,
+            MinimumThroughput = overrides.MinimumThroughput ?? MinimumThroughput,
+            SamplingDuration = overrides.SamplingDuration ?? SamplingDuration,
+            BreakDuration = overrides.BreakDuration ?? BreakDuration,
+            BreakDurationMultiplier = overrides.BreakDurationMultiplier ?? BreakDurationMultiplier,
+            MaxBreakDuration = overrides.MaxBreakDuration ?? MaxBreakDuration,
+            HalfOpenProbes = overrides.HalfOpenProbes ?? HalfOpenProbes,
+            AttemptTimeout = overrides.AttemptTimeout ?? AttemptTimeout,
+            SlowCallDuration = overrides.SlowCallDuration ?? SlowCallDuration,
+            FailureStatusCodes = overrides.FailureStatusCodes ?? FailureStatusCodes,
+            MaxCircuits = MaxCircuits,
+        };
+        return merged;
+    }
+}

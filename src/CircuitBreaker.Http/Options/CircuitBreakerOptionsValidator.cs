@@ -1,0 +1,59 @@
+using Microsoft.Extensions.Options;
+
+namespace CircuitBreaker.Http;
+
+/// <summary>
+/// Validates the options of one client: the generated annotation rules, the rules that annotations cannot
+/// say, and every host override laid over the client's options. Messages name the configuration key.
+/// </summary>
+internal sealed class CircuitBreakerOptionsValidator : IValidateOptions<CircuitBreakerOptions>
+{
+    private readonly CircuitBreakerOptionsDataValidator _dataValidator = new();
+
+    public ValidateOptionsResult Validate(string? name, CircuitBreakerOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var path = CircuitBreakerConfiguration.ClientPath(name);
+        var builder = new ValidateOptionsResultBuilder();
+        ValidateOne(path, options, builder);
+
+        foreach (var (host, overrides) in options.Hosts)
+        {
+            var hostPath = $"{path}:{nameof(CircuitBreakerOptions.Hosts)}:{host}";
+            if (string.IsNullOrWhiteSpace(host) || host.Contains('/', StringComparison.Ordinal))
+            {
+                builder.AddError($"'{host}' is not a host name; use a bare host such as users.internal (every port of it is matched)", hostPath);
+            }
+            else if (overrides is null)
+            {
+                builder.AddError("must be an object of overrides", hostPath);
+            }
+            else
+            {
+                ValidateOne(hostPath, options.WithOverrides(overrides), builder);
+            }
+        }
+
+        return builder.Build();
+    }
+
+    private void ValidateOne(string path, CircuitBreakerOptions options, ValidateOptionsResultBuilder builder)
+    {
+        builder.AddResult(_dataValidator.Validate(path, options));
+
+        if (options.AttemptTimeout is { } attempt && attempt != Timeout.InfiniteTimeSpan && attempt <= TimeSpan.Zero)
+        {
+            builder.AddError("must be a positive duration, or null or -00:00:00.001 (infinite) to turn the timeout off", $"{path}.{nameof(options.AttemptTimeout)}");
+        }
+
+        if (options.SlowCallDuration is { } slow && slow != Timeout.InfiniteTimeSpan && slow <= TimeSpan.Zero)
+        {
+            builder.AddError("must be a positive duration, or null to turn slow-call counting off", $"{path}.{nameof(options.SlowCallDuration)}");
+        }
+
+        if (options.FailureStatusCodes is not null && !StatusCodeSet.TryParse(options.FailureStatusCodes, out _, out var error))
+        {
+            builder.AddError(error, $"{path}.{nameof(options.FailureStatusCodes)}");
+        }
+    }
+}

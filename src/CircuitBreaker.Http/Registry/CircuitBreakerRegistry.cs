@@ -1,0 +1,138 @@
+using System.Collections.Concurrent;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+using Microsoft.Extensions.Primitives;
+
+namespace CircuitBreaker.Http;
+
+/// <summary>
+/// Holds every circuit of the application. Handlers are rebuilt by <c>IHttpClientFactory</c> every few
+/// minutes, so circuit state lives here, in a singleton, and never in a handler.
+/// </summary>
+/// <remarks>
+/// Reloads are watched here rather than through <see cref="IOptionsMonitor{TOptions}"/>: the monitor
+/// re-validates inside the reload callback and throws into whatever triggered the reload, whereas an invalid
+/// reload must be logged and ignored, leaving the last valid options in force.
+/// </remarks>
+internal sealed class CircuitBreakerRegistry : ICircuitBreakerRegistry, IDisposable
+{
+    private readonly ConcurrentDictionary<string, ClientCircuits> _clients = new(StringComparer.Ordinal);
+    private readonly IOptionsFactory<CircuitBreakerOptions> _optionsFactory;
+    private readonly ILogger _logger;
+    private readonly List<IDisposable> _reloadSubscriptions = [];
+
+    public CircuitBreakerRegistry(
+        IOptionsFactory<CircuitBreakerOptions> optionsFactory,
+        IEnumerable<IConfigureOptions<CircuitBreakerOptions>> setups,
+        TimeProvider timeProvider,
+        ILogger<CircuitBreakerRegistry>? logger = null)
+    {
+        _optionsFactory = optionsFactory;
+        TimeProvider = timeProvider;
+        _logger = logger ?? NullLogger<CircuitBreakerRegistry>.Instance;
+
+        var sections = setups.OfType<CircuitBreakerConfiguration>()
+            .Select(c => c.Section)
+            .OfType<IConfiguration>()
+            .Distinct();
+        foreach (var section in sections)
+        {
+            _reloadSubscriptions.Add(ChangeToken.OnChange(section.GetReloadToken, Reload));
+        }
+    }
+
+    public event EventHandler<CircuitStateChangedEventArgs>? StateChanged;
+
+    public TimeProvider TimeProvider { get; }
+
+    /// <summary>The circuits of one client, created with validated options on first use.</summary>
+    /// <exception cref="OptionsValidationException">The client's options are invalid.</exception>
+    public ClientCircuits GetClient(string clientName) =>
+        _clients.TryGetValue(clientName, out var client)
+            ? client
+            : _clients.GetOrAdd(clientName, static (name, self) => new ClientCircuits(name, self._optionsFactory.Create(name), self), this);
+
+    public IReadOnlyList<CircuitInfo> GetCircuits() =>
+        _clients.Values
+            .SelectMany(c => c.Entries)
+            .Select(e => new CircuitInfo(e.Key, e.Machine.GetSnapshot()))
+            .ToList();
+
+    public void Isolate(CircuitKey key) => GetClient(key.ClientName ?? string.Empty).GetOrCreate(ParseAuthority(key)).Machine.Isolate();
+
+    public bool Reset(CircuitKey key)
+    {
+        if (_clients.TryGetValue(key.ClientName ?? string.Empty, out var client)
+            && client.TryGet(ParseAuthority(key), out var entry))
+        {
+            entry!.Machine.Reset();
+            return true;
+        }
+
+        return false;
+    }
+
+    public void Dispose()
+    {
+        foreach (var subscription in _reloadSubscriptions)
+        {
+            subscription.Dispose();
+        }
+
+        foreach (var entry in _clients.Values.SelectMany(c => c.Entries))
+        {
+            entry.Machine.Dispose();
+        }
+    }
+
+    internal void OnTransition(CircuitKey key, CircuitTransition transition)
+    {
+        var level = transition.State is CircuitState.Open or CircuitState.Isolated ? LogLevel.Warning : LogLevel.Information;
+        Log.StateChanged(_logger, level, key.Authority, key.ClientName, transition.PreviousState, transition.State, transition.BreakDuration);
+
+        var handlers = StateChanged;
+        if (handlers is null)
+        {
+            return;
+        }
+
+        var args = new CircuitStateChangedEventArgs(key, transition);
+        foreach (var handler in handlers.GetInvocationList().Cast<EventHandler<CircuitStateChangedEventArgs>>())
+        {
+            try
+            {
+                handler(this, args);
+            }
+#pragma warning disable CA1031 // A listener's fault must never fail the request whose outcome moved the circuit.
+            catch (Exception ex)
+#pragma warning restore CA1031
+            {
+                Log.StateChangedHandlerFailed(_logger, ex, key.Authority, key.ClientName);
+            }
+        }
+    }
+
+    internal void OnEvicted(string clientName, int count) => Log.CircuitsEvicted(_logger, count, clientName);
+
+    private static HostKey ParseAuthority(CircuitKey key) =>
+        Uri.TryCreate(key.Authority, UriKind.Absolute, out var uri) && !string.IsNullOrEmpty(uri.Host)
+            ? new HostKey(uri)
+            : throw new ArgumentException($"'{key.Authority}' is not an absolute authority such as https://users.internal:443.", nameof(key));
+
+    private void Reload()
+    {
+        foreach (var client in _clients.Values)
+        {
+            try
+            {
+                client.Apply(_optionsFactory.Create(client.ClientName));
+            }
+            catch (OptionsValidationException ex)
+            {
+                Log.ReloadRejected(_logger, client.ClientName, ex.Message);
+            }
+        }
+    }
+}

@@ -1,0 +1,33 @@
+namespace CircuitBreaker.Http;
+
+/// <summary>
+/// The lookup key of a circuit within one client, made of the parts <see cref="Uri"/> already holds so that
+/// finding the circuit of a request builds no string.
+/// </summary>
+internal readonly struct HostKey : IEquatable<HostKey>
+{
+    public HostKey(Uri uri)
+    {
+        Scheme = uri.Scheme;
+        Host = uri.IdnHost;
+        Port = uri.Port;
+    }
+
+    public string Scheme { get; }
+
+    public string Host { get; }
+
+    public int Port { get; }
+
+    public string Authority => $"{Scheme}://{(Host.Contains(':', StringComparison.Ordinal) ? $"[{Host}]" : Host)}:{Port}";
+
+    public bool Equals(HostKey other) =>
+        Port == other.Port
+        && string.Equals(Host, other.Host, StringComparison.OrdinalIgnoreCase)
+        && string.Equals(Scheme, other.Scheme, StringComparison.OrdinalIgnoreCase);
+
+    public override bool Equals(object? obj) => obj is HostKey other && Equals(other);
+
+    public override int GetHashCode() =>
+        HashCode.Combine(StringComparer.OrdinalIgnoreCase.GetHashCode(Host), Port);
+}

@@ -1,0 +1,481 @@
+using CircuitBreaker.Http.Tests.TestSupport;
+using Microsoft.Extensions.Time.Testing;
+
+namespace CircuitBreaker.Http.Tests.Circuit;
+
+public sealed class CircuitStateMachineTests : IDisposable
+{
+    private readonly FakeTimeProvider _time = new(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
+    private readonly List<CircuitTransition> _transitions = [];
+    private CircuitStateMachine? _machine;
+
+    public void Dispose() => _machine?.Dispose();
+
+    [Fact]
+    public void NewCircuit_IsClosedAndGrantsClosedPermits()
+    {
+        var machine = Create();
+
+        var permit = machine.TryAcquire();
+
+        Assert.Equal(CircuitState.Closed, machine.State);
+        Assert.Equal(CircuitPermitKind.Closed, permit.Kind);
+    }
+
+    [Fact]
+    public void Failures_BelowThreshold_KeepCircuitClosed()
+    {
+        var machine = Create(new CircuitBreakerOptions { FailureThreshold = 3 });
+
+        Fail(machine, 2);
+
+        Assert.Equal(CircuitState.Closed, machine.State);
+        Assert.Equal(2, machine.GetSnapshot().ConsecutiveFailures);
+    }
+
+    [Fact]
+    public void ConsecutiveFailures_AtThreshold_OpenCircuit()
+    {
+        var machine = Create(new CircuitBreakerOptions { FailureThreshold = 3, BreakDuration = TimeSpan.FromSeconds(30) });
+
+        Fail(machine, 3);
+
+        Assert.Equal(CircuitState.Open, machine.State);
+        var transition = Assert.Single(_transitions);
+        Assert.Equal((CircuitState.Closed, CircuitState.Open), (transition.PreviousState, transition.State));
+        Assert.Equal(TimeSpan.FromSeconds(30), transition.BreakDuration);
+    }
+
+    [Fact]
+    public void Success_ResetsConsecutiveFailures()
+    {
+        var machine = Create(new CircuitBreakerOptions { FailureThreshold = 3 });
+
+        Fail(machine, 2);
+        Succeed(machine);
+        Fail(machine, 2);
+
+        Assert.Equal(CircuitState.Closed, machine.State);
+        Assert.Equal(2, machine.GetSnapshot().ConsecutiveFailures);
+    }
+
+    [Fact]
+    public void ThresholdZero_NeverOpensOnConsecutiveFailures()
+    {
+        var machine = Create(new CircuitBreakerOptions { FailureThreshold = 0 });
+
+        Fail(machine, 100);
+
+        Assert.Equal(CircuitState.Closed, machine.State);
+    }
+
+    [Fact]
+    public void OpenCircuit_RejectsWithRetryAfter()
+    {
+        var machine = Create(new CircuitBreakerOptions { FailureThreshold = 1, BreakDuration = TimeSpan.FromSeconds(30) });
+        Fail(machine, 1);
+        _time.Advance(TimeSpan.FromSeconds(10));
+
+        var permit = machine.TryAcquire();
+
+        Assert.False(permit.IsGranted);
+        Assert.Equal(CircuitState.Open, permit.RejectedState);
+        Assert.Equal(TimeSpan.FromSeconds(20), permit.RetryAfter);
+    }
+
+    [Fact]
+    public void FailureRatio_OpensOnceMinimumThroughputReachedWithinWindow()
+    {
+        var machine = Create(new CircuitBreakerOptions
+        {
+            FailureThreshold = 0,
+            FailureRatio = 0.5,
+            MinimumThroughput = 4,
+            SamplingDuration = TimeSpan.FromSeconds(10),
+        });
+
+        Succeed(machine);
+        Fail(machine, 1);
+        Succeed(machine);
+        Assert.Equal(CircuitState.Closed, machine.State); // 1 of 3: below throughput
+
+        Fail(machine, 1); // 2 of 4 = 0.5
+
+        Assert.Equal(CircuitState.Open, machine.State);
+    }
+
+    [Fact]
+    public void FailureRatio_BelowRatio_StaysClosed()
+    {
+        var machine = Create(new CircuitBreakerOptions { FailureThreshold = 0, FailureRatio = 0.5, MinimumThroughput = 4 });
+
+        Succeed(machine);
+        Succeed(machine);
+        Succeed(machine);
+        Fail(machine, 1);
+
+        Assert.Equal(CircuitState.Closed, machine.State);
+        Assert.Equal(0.25, machine.GetSnapshot().FailureRatio);
+    }
+
+    [Fact]
+    public void FailureRatio_OldSamplesLeaveTheWindow()
+    {
+        var machine = Create(new CircuitBreakerOptions
+        {
+            FailureThreshold = 0,
+            FailureRatio = 0.5,
+            MinimumThroughput = 4,
+            SamplingDuration = TimeSpan.FromSeconds(10),
+        });
+
+        Fail(machine, 3);
+        _time.Advance(TimeSpan.FromSeconds(11));
+        Fail(machine, 1);
+
+        Assert.Equal(CircuitState.Closed, machine.State); // only 1 sample left in the window
+        Assert.Equal(1.0, machine.GetSnapshot().FailureRatio);
+    }
+
+    [Fact]
+    public void ElapsedBreak_IsReportedHalfOpenBeforeAnyCall()
+    {
+        var machine = Create(new CircuitBreakerOptions { FailureThreshold = 1, BreakDuration = TimeSpan.FromSeconds(5) });
+        Fail(machine, 1);
+
+        _time.Advance(TimeSpan.FromSeconds(5));
+
+        Assert.Equal(CircuitState.HalfOpen, machine.State);
+        Assert.Equal(CircuitState.HalfOpen, machine.GetSnapshot().State);
+    }
+
+    [Fact]
+    public void ElapsedBreak_BreakTimerRaisesHalfOpenTransition()
+    {
+        var machine = Create(new CircuitBreakerOptions { FailureThreshold = 1, BreakDuration = TimeSpan.FromSeconds(5) });
+        Fail(machine, 1);
+
+        _time.Advance(TimeSpan.FromSeconds(4));
+        Assert.Single(_transitions);
+        _time.Advance(TimeSpan.FromSeconds(1));
+
+        Assert.Equal(2, _transitions.Count);
+        Assert.Equal((CircuitState.Open, CircuitState.HalfOpen), (_transitions[1].PreviousState, _transitions[1].State));
+    }
+
+    [Fact]
+    public void HalfOpen_GrantsOnlyHalfOpenProbesAtOnce()
+    {
+        var machine = OpenAndElapse(new CircuitBreakerOptions { FailureThreshold = 1, HalfOpenProbes = 2 });
+
+        var first = machine.TryAcquire();
+        var second = machine.TryAcquire();
+        var third = machine.TryAcquire();
+
+        Assert.Equal(CircuitPermitKind.Probe, first.Kind);
+        Assert.Equal(CircuitPermitKind.Probe, second.Kind);
+        Assert.False(third.IsGranted);
+        Assert.Equal(CircuitState.HalfOpen, third.RejectedState);
+        Assert.Null(third.RetryAfter);
+    }
+
+    [Fact]
+    public void HalfOpen_ClosesAfterHalfOpenProbesSuccessesInARow()
+    {
+        var machine = OpenAndElapse(new CircuitBreakerOptions { FailureThreshold = 1, HalfOpenProbes = 2 });
+
+        var first = machine.TryAcquire();
+        machine.OnSuccess(first);
+        Assert.Equal(CircuitState.HalfOpen, machine.State);
+        var second = machine.TryAcquire();
+        machine.OnSuccess(second);
+
+        Assert.Equal(CircuitState.Closed, machine.State);
+        Assert.Equal(CircuitState.Closed, _transitions[^1].State);
+    }
+
+    [Fact]
+    public void HalfOpen_FailedProbeReopens()
+    {
+        var machine = OpenAndElapse(new CircuitBreakerOptions { FailureThreshold = 1, BreakDuration = TimeSpan.FromSeconds(5) });
+
+        machine.OnFailure(machine.TryAcquire());
+
+        Assert.Equal(CircuitState.Open, machine.State);
+        Assert.Equal((CircuitState.HalfOpen, CircuitState.Open), (_transitions[^1].PreviousState, _transitions[^1].State));
+    }
+
+    [Fact]
+    public void HalfOpen_CancelledProbeFreesItsSlotWithoutChangingState()
+    {
+        var machine = OpenAndElapse(new CircuitBreakerOptions { FailureThreshold = 1, HalfOpenProbes = 1 });
+        var probe = machine.TryAcquire();
+        Assert.False(machine.TryAcquire().IsGranted);
+
+        machine.Release(probe);
+
+        Assert.Equal(CircuitState.HalfOpen, machine.State);
+        Assert.Equal(CircuitPermitKind.Probe, machine.TryAcquire().Kind);
+    }
+
+    [Fact]
+    public void FailedProbes_GrowBreakByMultiplier_CappedAtMax()
+    {
+        var machine = Create(new CircuitBreakerOptions
+        {
+            FailureThreshold = 1,
+            BreakDuration = TimeSpan.FromSeconds(10),
+            BreakDurationMultiplier = 2,
+            MaxBreakDuration = TimeSpan.FromSeconds(30),
+        });
+        Fail(machine, 1);
+
+        var breaks = new List<TimeSpan?> { _transitions[^1].BreakDuration };
+        for (var i = 0; i < 3; i++)
+        {
+            _time.Advance(breaks[^1]!.Value);
+            machine.OnFailure(machine.TryAcquire());
+            breaks.Add(_transitions[^1].BreakDuration);
+        }
+
+        Assert.Equal([TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(20), TimeSpan.FromSeconds(30), TimeSpan.FromSeconds(30)], breaks);
+    }
+
+    [Fact]
+    public void BreakDurationAboveMax_IsUsedAsIs()
+    {
+        var machine = Create(new CircuitBreakerOptions
+        {
+            FailureThreshold = 1,
+            BreakDuration = TimeSpan.FromMinutes(10),
+            BreakDurationMultiplier = 2,
+            MaxBreakDuration = TimeSpan.FromMinutes(5),
+        });
+        Fail(machine, 1);
+        _time.Advance(TimeSpan.FromMinutes(10));
+
+        machine.OnFailure(machine.TryAcquire());
+
+        Assert.Equal(TimeSpan.FromMinutes(10), _transitions[^1].BreakDuration);
+    }
+
+    [Fact]
+    public void CircuitThatFailsSoonAfterClosing_KeepsBackingOff()
+    {
+        var machine = Create(new CircuitBreakerOptions { FailureThreshold = 1, BreakDuration = TimeSpan.FromSeconds(10), BreakDurationMultiplier = 2 });
+        Fail(machine, 1);
+        _time.Advance(TimeSpan.FromSeconds(10));
+        machine.OnSuccess(machine.TryAcquire()); // closes
+
+        _time.Advance(TimeSpan.FromSeconds(9)); // closed for less than the last break
+        Fail(machine, 1);
+
+        Assert.Equal(TimeSpan.FromSeconds(20), _transitions[^1].BreakDuration);
+    }
+
+    [Fact]
+    public void CircuitThatStayedClosedForAFullBreak_StartsAgainFromBreakDuration()
+    {
+        var machine = Create(new CircuitBreakerOptions { FailureThreshold = 1, BreakDuration = TimeSpan.FromSeconds(10), BreakDurationMultiplier = 2 });
+        Fail(machine, 1);
+        _time.Advance(TimeSpan.FromSeconds(10));
+        machine.OnFailure(machine.TryAcquire()); // 20 s
+        _time.Advance(TimeSpan.FromSeconds(20));
+        machine.OnSuccess(machine.TryAcquire()); // closes
+
+        _time.Advance(TimeSpan.FromSeconds(20)); // a full last break
+        Fail(machine, 1);
+
+        Assert.Equal(TimeSpan.FromSeconds(10), _transitions[^1].BreakDuration);
+    }
+
+    [Fact]
+    public void OutcomeOfCallAdmittedBeforeOpening_IsIgnored()
+    {
+        var machine = Create(new CircuitBreakerOptions { FailureThreshold = 1 });
+        var lateCall = machine.TryAcquire();
+        Fail(machine, 1); // opens
+        var transitions = _transitions.Count;
+
+        machine.OnFailure(lateCall);
+        machine.OnSuccess(lateCall);
+
+        Assert.Equal(CircuitState.Open, machine.State);
+        Assert.Equal(transitions, _transitions.Count);
+    }
+
+    [Fact]
+    public void ProbeOutcomeFromAnEarlierHalfOpen_IsIgnored()
+    {
+        var machine = OpenAndElapse(new CircuitBreakerOptions { FailureThreshold = 1, HalfOpenProbes = 1, AttemptTimeout = null });
+        var staleProbe = machine.TryAcquire();
+        machine.Isolate();
+        machine.Reset();
+        Fail(machine, 1);
+        _time.Advance(TimeSpan.FromMinutes(5));
+        var probe = machine.TryAcquire();
+
+        machine.OnFailure(staleProbe);
+
+        Assert.Equal(CircuitState.HalfOpen, machine.State);
+        machine.OnSuccess(probe);
+        Assert.Equal(CircuitState.Closed, machine.State);
+    }
+
+    [Fact]
+    public void Isolate_RejectsUntilReset()
+    {
+        var machine = Create();
+
+        machine.Isolate();
+        _time.Advance(TimeSpan.FromHours(1));
+
+        var permit = machine.TryAcquire();
+        Assert.False(permit.IsGranted);
+        Assert.Equal(CircuitState.Isolated, permit.RejectedState);
+        Assert.Null(permit.RetryAfter);
+        Assert.Equal(CircuitState.Isolated, machine.State);
+
+        machine.Reset();
+
+        Assert.Equal(CircuitState.Closed, machine.State);
+        Assert.True(machine.TryAcquire().IsGranted);
+        Assert.Equal(
+            [(CircuitState.Closed, CircuitState.Isolated), (CircuitState.Isolated, CircuitState.Closed)],
+            _transitions.Select(t => (t.PreviousState, t.State)));
+    }
+
+    [Fact]
+    public void Reset_ForgetsBreakGrowth()
+    {
+        var machine = Create(new CircuitBreakerOptions { FailureThreshold = 1, BreakDuration = TimeSpan.FromSeconds(10), BreakDurationMultiplier = 3 });
+        Fail(machine, 1);
+        _time.Advance(TimeSpan.FromSeconds(10));
+        machine.OnFailure(machine.TryAcquire()); // 30 s
+
+        machine.Reset();
+        Fail(machine, 1);
+
+        Assert.Equal(TimeSpan.FromSeconds(10), _transitions[^1].BreakDuration);
+    }
+
+    [Fact]
+    public void UpdateSettings_KeepsStateAndCountersAndAppliesNewThreshold()
+    {
+        var machine = Create(new CircuitBreakerOptions { FailureThreshold = 5 });
+        Fail(machine, 2);
+
+        machine.UpdateSettings(BreakerSettings.From(new CircuitBreakerOptions { FailureThreshold = 3 }));
+        Assert.Equal(2, machine.GetSnapshot().ConsecutiveFailures);
+        Fail(machine, 1);
+
+        Assert.Equal(CircuitState.Open, machine.State);
+    }
+
+    [Fact]
+    public void Snapshot_ReportsOpenedAtAndRetryAt()
+    {
+        var machine = Create(new CircuitBreakerOptions { FailureThreshold = 1, BreakDuration = TimeSpan.FromSeconds(30) });
+        var openedAt = _time.GetUtcNow();
+
+        Fail(machine, 1);
+        var snapshot = machine.GetSnapshot();
+
+        Assert.Equal(openedAt, snapshot.OpenedAt);
+        Assert.Equal(openedAt.AddSeconds(30), snapshot.RetryAt);
+        Assert.Null(snapshot.FailureRatio);
+    }
+
+    [Fact]
+    public void ManyConcurrentCallers_InHalfOpen_NeverGetMoreProbesThanAllowed()
+    {
+        const int probes = 3;
+        var machine = OpenAndElapse(new CircuitBreakerOptions { FailureThreshold = 1, HalfOpenProbes = probes });
+        var granted = 0;
+
+        Concurrently.Run(8, _ =>
+        {
+            for (var i = 0; i < 10_000; i++)
+            {
+                if (machine.TryAcquire().IsGranted)
+                {
+                    Interlocked.Increment(ref granted);
+                }
+            }
+        });
+
+        Assert.Equal(probes, granted);
+        Assert.Single(_transitions, t => t.State == CircuitState.HalfOpen);
+    }
+
+    [Fact]
+    public void ManyConcurrentFailures_OpenTheCircuitExactlyOnce()
+    {
+        var machine = Create(new CircuitBreakerOptions { FailureThreshold = 50 });
+
+        Concurrently.Run(8, _ =>
+        {
+            for (var i = 0; i < 1_000; i++)
+            {
+                var permit = machine.TryAcquire();
+                if (permit.IsGranted)
+                {
+                    machine.OnFailure(permit);
+                }
+            }
+        });
+
+        Assert.Equal(CircuitState.Open, machine.State);
+        Assert.Single(_transitions);
+    }
+
+    [Fact]
+    public void ConcurrentProbeOutcomes_CloseExactlyOnce()
+    {
+        const int probes = 16;
+        var machine = OpenAndElapse(new CircuitBreakerOptions { FailureThreshold = 1, HalfOpenProbes = probes });
+        var permits = Enumerable.Range(0, probes).Select(_ => machine.TryAcquire()).ToArray();
+        Assert.All(permits, p => Assert.Equal(CircuitPermitKind.Probe, p.Kind));
+
+        Concurrently.Run(probes, i => machine.OnSuccess(permits[i]));
+
+        Assert.Equal(CircuitState.Closed, machine.State);
+        Assert.Single(_transitions, t => t.State == CircuitState.Closed);
+    }
+
+    private CircuitStateMachine Create(CircuitBreakerOptions? options = null)
+    {
+        _machine = new CircuitStateMachine(
+            BreakerSettings.From(options ?? new CircuitBreakerOptions()),
+            _time,
+            t =>
+            {
+                lock (_transitions)
+                {
+                    _transitions.Add(t);
+                }
+            });
+        return _machine;
+    }
+
+    private CircuitStateMachine OpenAndElapse(CircuitBreakerOptions options)
+    {
+        var machine = Create(options);
+        Fail(machine, options.FailureThreshold);
+        Assert.Equal(CircuitState.Open, machine.State);
+        _time.Advance(options.BreakDuration);
+        return machine;
+    }
+
+    private static void Fail(CircuitStateMachine machine, int times)
+    {
+        for (var i = 0; i < times; i++)
+        {
+            var permit = machine.TryAcquire();
+            Assert.True(permit.IsGranted);
+            machine.OnFailure(permit);
+        }
+    }
+
+    private static void Succeed(CircuitStateMachine machine) => machine.OnSuccess(machine.TryAcquire());
+}

@@ -1,0 +1,277 @@
+using System.Net;
+using CircuitBreaker.Http.Tests.TestSupport;
+using RichardSzalay.MockHttp;
+
+namespace CircuitBreaker.Http.Tests.Http;
+
+public sealed class CircuitBreakerHandlerTests
+{
+    private const string Users = "http://users.test:80";
+
+    [Fact]
+    public async Task SendAsync_FailingResponsesUpToThreshold_AreReturnedUnchangedAndThenTheCircuitOpens()
+    {
+        using var harness = new BreakerHarness(o => o.FailureThreshold = 2);
+        var calls = harness.Mock.When("http://users.test/*").Respond(HttpStatusCode.InternalServerError, "text/plain", "boom");
+        using var client = harness.CreateClient();
+
+        for (var i = 0; i < 2; i++)
+        {
+            using var response = await client.GetAsync(new Uri("http://users.test/u/1"));
+            Assert.Equal(HttpStatusCode.InternalServerError, response.StatusCode);
+            Assert.Equal("boom", await response.Content.ReadAsStringAsync());
+        }
+
+        var ex = await Assert.ThrowsAsync<CircuitOpenException>(() => client.GetAsync(new Uri("http://users.test/u/1")));
+        Assert.Equal(new CircuitKey(BreakerHarness.ClientName, Users), ex.CircuitKey);
+        Assert.Equal(CircuitState.Open, ex.State);
+        Assert.Equal(TimeSpan.FromSeconds(30), ex.RetryAfter);
+        Assert.Contains(Users, ex.Message, StringComparison.Ordinal);
+        Assert.Contains("30 s", ex.Message, StringComparison.Ordinal);
+        Assert.Equal(2, harness.Mock.GetMatchCount(calls));
+    }
+
+    [Fact]
+    public async Task SendAsync_ClientErrors_AreNotFailures()
+    {
+        using var harness = new BreakerHarness(o => o.FailureThreshold = 1);
+        harness.Mock.When("*").Respond(HttpStatusCode.NotFound);
+        using var client = harness.CreateClient();
+
+        for (var i = 0; i < 5; i++)
+        {
+            using var response = await client.GetAsync(new Uri("http://users.test/missing"));
+        }
+
+        Assert.Equal(CircuitState.Closed, harness.Circuit(Users).State);
+        Assert.Equal(0, harness.Circuit(Users).ConsecutiveFailures);
+    }
+
+    [Theory]
+    [InlineData(HttpStatusCode.RequestTimeout, true)]
+    [InlineData(HttpStatusCode.TooManyRequests, true)]
+    [InlineData(HttpStatusCode.ServiceUnavailable, false)]
+    public async Task SendAsync_ConfiguredFailureStatusCodes_DecideWhatCounts(HttpStatusCode status, bool counted)
+    {
+        using var harness = new BreakerHarness(o =>
+        {
+            o.FailureThreshold = 1;
+            o.FailureStatusCodes = "408,429";
+        });
+        harness.Mock.When("*").Respond(status);
+        using var client = harness.CreateClient();
+
+        using var response = await client.GetAsync(new Uri("http://users.test/"));
+
+        Assert.Equal(counted ? CircuitState.Open : CircuitState.Closed, harness.Circuit(Users).State);
+    }
+
+    [Fact]
+    public async Task SendAsync_HttpRequestExceptionFromBelow_IsAFailureAndPropagates()
+    {
+        using var harness = new BreakerHarness(o => o.FailureThreshold = 1);
+        harness.Mock.When("*").Throw(new HttpRequestException("Connection refused"));
+        using var client = harness.CreateClient();
+
+        var ex = await Assert.ThrowsAsync<HttpRequestException>(() => client.GetAsync(new Uri("http://users.test/")));
+
+        Assert.IsNotType<CircuitOpenException>(ex);
+        Assert.Equal(CircuitState.Open, harness.Circuit(Users).State);
+    }
+
+    [Fact]
+    public async Task SendAsync_OtherExceptionFromBelow_IsNotCounted()
+    {
+        using var harness = new BreakerHarness(o => o.FailureThreshold = 1);
+        harness.Mock.When("*").Throw(new InvalidOperationException("a bug in another handler"));
+        using var client = harness.CreateClient();
+
+        await Assert.ThrowsAsync<InvalidOperationException>(() => client.GetAsync(new Uri("http://users.test/")));
+
+        Assert.Equal(CircuitState.Closed, harness.Circuit(Users).State);
+    }
+
+    [Fact]
+    public async Task SendAsync_AttemptTimeoutExpires_ThrowsTaskCanceledWithTimeoutInnerAndCountsFailure()
+    {
+        using var harness = new BreakerHarness(o =>
+        {
+            o.FailureThreshold = 1;
+            o.AttemptTimeout = TimeSpan.FromSeconds(2);
+        });
+        var hang = new TaskCompletionSource();
+        harness.Mock.When("*").Respond(async () =>
+        {
+            await hang.Task;
+            return new HttpResponseMessage(HttpStatusCode.OK);
+        });
+        using var client = harness.CreateClient();
+
+        var call = client.GetAsync(new Uri("http://users.test/slow"));
+        Assert.False(call.IsCompleted);
+        harness.Time.Advance(TimeSpan.FromSeconds(2));
+        hang.SetResult(); // the mock ignores cancellation; the handler's timeout token must win
+        var ex = await Assert.ThrowsAsync<TaskCanceledException>(() => call);
+
+        Assert.IsType<TimeoutException>(ex.InnerException);
+        Assert.Contains("AttemptTimeout", ex.Message, StringComparison.Ordinal);
+        Assert.Equal(CircuitState.Open, harness.Circuit(Users).State);
+    }
+
+    [Fact]
+    public async Task SendAsync_CallerCancels_PlainCancellationAndNotCounted()
+    {
+        using var harness = new BreakerHarness(o => o.FailureThreshold = 1);
+        var never = new TaskCompletionSource<HttpResponseMessage>(); // MockHttp ends a pending response when its token fires
+        harness.Mock.When("*").Respond(() => never.Task);
+        using var client = harness.CreateClient();
+        using var cancellation = new CancellationTokenSource();
+
+        var call = client.GetAsync(new Uri("http://users.test/"), cancellation.Token);
+        await cancellation.CancelAsync();
+        var ex = await Assert.ThrowsAnyAsync<OperationCanceledException>(() => call);
+
+        Assert.IsNotType<TimeoutException>(ex.InnerException);
+        Assert.Equal(CircuitState.Closed, harness.Circuit(Users).State);
+        Assert.Equal(0, harness.Circuit(Users).ConsecutiveFailures);
+    }
+
+    [Fact]
+    public async Task SendAsync_SlowCall_IsCountedAsFailureButReturned()
+    {
+        using var harness = new BreakerHarness(o =>
+        {
+            o.FailureThreshold = 1;
+            o.SlowCallDuration = TimeSpan.FromSeconds(1);
+        });
+        harness.Mock.When("*").Respond(() =>
+        {
+            harness.Time.Advance(TimeSpan.FromSeconds(3));
+            return Task.FromResult(new HttpResponseMessage(HttpStatusCode.OK));
+        });
+        using var client = harness.CreateClient();
+
+        using var response = await client.GetAsync(new Uri("http://users.test/"));
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(CircuitState.Open, harness.Circuit(Users).State);
+    }
+
+    [Fact]
+    public async Task SendAsync_HalfOpenProbeSucceeds_ClosesTheCircuit()
+    {
+        using var harness = new BreakerHarness(o => o.FailureThreshold = 1);
+        var status = HttpStatusCode.BadGateway;
+        harness.Mock.When("*").Respond(() => Task.FromResult(new HttpResponseMessage(status)));
+        using var client = harness.CreateClient();
+        (await client.GetAsync(new Uri("http://users.test/"))).Dispose();
+
+        harness.Time.Advance(TimeSpan.FromSeconds(30));
+        Assert.Equal(CircuitState.HalfOpen, harness.Circuit(Users).State);
+        status = HttpStatusCode.OK;
+        using var probe = await client.GetAsync(new Uri("http://users.test/"));
+
+        Assert.Equal(HttpStatusCode.OK, probe.StatusCode);
+        Assert.Equal(CircuitState.Closed, harness.Circuit(Users).State);
+    }
+
+    [Fact]
+    public async Task SendAsync_WhileProbeInFlight_OtherCallsFailFast()
+    {
+        using var harness = new BreakerHarness(o => o.FailureThreshold = 1);
+        var release = new TaskCompletionSource<HttpResponseMessage>();
+        var first = true;
+        harness.Mock.When("*").Respond(() =>
+        {
+            if (first)
+            {
+                first = false;
+                return Task.FromResult(new HttpResponseMessage(HttpStatusCode.InternalServerError));
+            }
+
+            return release.Task;
+        });
+        using var client = harness.CreateClient();
+        (await client.GetAsync(new Uri("http://users.test/"))).Dispose();
+        harness.Time.Advance(TimeSpan.FromSeconds(30));
+
+        var probe = client.GetAsync(new Uri("http://users.test/"));
+        var ex = await Assert.ThrowsAsync<CircuitOpenException>(() => client.GetAsync(new Uri("http://users.test/")));
+        release.SetResult(new HttpResponseMessage(HttpStatusCode.OK));
+        (await probe).Dispose();
+
+        Assert.Equal(CircuitState.HalfOpen, ex.State);
+        Assert.Null(ex.RetryAfter);
+        Assert.Equal(CircuitState.Closed, harness.Circuit(Users).State);
+    }
+
+    [Fact]
+    public void Send_Synchronous_GoesThroughTheBreakerToo()
+    {
+        using var harness = new BreakerHarness(o => o.FailureThreshold = 1);
+        harness.Mock.When("*").Respond(HttpStatusCode.ServiceUnavailable);
+        using var client = harness.CreateClient();
+
+        using (var request = new HttpRequestMessage(HttpMethod.Get, "http://users.test/"))
+        {
+            client.Send(request).Dispose();
+        }
+
+        using var second = new HttpRequestMessage(HttpMethod.Get, "http://users.test/");
+        Assert.Throws<CircuitOpenException>(() => client.Send(second));
+    }
+
+    [Fact]
+    public async Task SendAsync_EachAuthorityHasItsOwnCircuit()
+    {
+        using var harness = new BreakerHarness(o => o.FailureThreshold = 1);
+        harness.Mock.When("http://users.test/*").Respond(HttpStatusCode.InternalServerError);
+        harness.Mock.When("http://users.test:8080/*").Respond(HttpStatusCode.OK);
+        harness.Mock.When("http://orders.test/*").Respond(HttpStatusCode.OK);
+        using var client = harness.CreateClient();
+
+        (await client.GetAsync(new Uri("http://users.test/"))).Dispose();
+        using var otherPort = await client.GetAsync(new Uri("http://users.test:8080/"));
+        using var otherHost = await client.GetAsync(new Uri("http://orders.test/"));
+
+        Assert.Equal(HttpStatusCode.OK, otherPort.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, otherHost.StatusCode);
+        Assert.Equal(CircuitState.Open, harness.Circuit(Users).State);
+        Assert.Equal(CircuitState.Closed, harness.Circuit("http://users.test:8080").State);
+    }
+
+    [Fact]
+    public async Task SendAsync_HostOverride_AppliesToEveryPortOfThatHostOnly()
+    {
+        using var harness = new BreakerHarness(o =>
+        {
+            o.FailureThreshold = 5;
+            o.Hosts["USERS.test"] = new CircuitBreakerHostOptions { FailureThreshold = 1 };
+        });
+        harness.Mock.When("*").Respond(HttpStatusCode.InternalServerError);
+        using var client = harness.CreateClient();
+
+        foreach (var uri in new[] { "http://users.test/", "http://users.test:8080/", "http://orders.test/" })
+        {
+            (await client.GetAsync(new Uri(uri))).Dispose();
+        }
+
+        Assert.Equal(CircuitState.Open, harness.Circuit(Users).State);
+        Assert.Equal(CircuitState.Open, harness.Circuit("http://users.test:8080").State);
+        Assert.Equal(CircuitState.Closed, harness.Circuit("http://orders.test:80").State);
+    }
+
+    [Fact]
+    public async Task SendAsync_RelativeUriWithoutBaseAddress_ThrowsClearError()
+    {
+        using var harness = new BreakerHarness();
+        using var invoker = new HttpMessageInvoker(new CircuitBreakerHandler(
+            ((CircuitBreakerRegistry)harness.Registry).GetClient(BreakerHarness.ClientName),
+            harness.Time) { InnerHandler = harness.Mock });
+        using var request = new HttpRequestMessage(HttpMethod.Get, new Uri("/relative", UriKind.Relative));
+
+        var ex = await Assert.ThrowsAsync<InvalidOperationException>(() => invoker.SendAsync(request, CancellationToken.None));
+
+        Assert.Contains("RequestUri", ex.Message, StringComparison.Ordinal);
+    }
+}

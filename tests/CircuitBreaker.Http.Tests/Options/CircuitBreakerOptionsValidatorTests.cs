@@ -1,0 +1,122 @@
+using Microsoft.Extensions.Options;
+
+namespace CircuitBreaker.Http.Tests.Options;
+
+public sealed class CircuitBreakerOptionsValidatorTests
+{
+    private readonly CircuitBreakerOptionsValidator _validator = new();
+
+    public static TheoryData<string, Action<CircuitBreakerOptions>> InvalidOptions => new()
+    {
+        { nameof(CircuitBreakerOptions.FailureThreshold), o => o.FailureThreshold = -1 },
+        { nameof(CircuitBreakerOptions.FailureRatio), o => o.FailureRatio = -0.1 },
+        { nameof(CircuitBreakerOptions.FailureRatio), o => o.FailureRatio = 1.5 },
+        { nameof(CircuitBreakerOptions.MinimumThroughput), o => o.MinimumThroughput = 0 },
+        { nameof(CircuitBreakerOptions.SamplingDuration), o => o.SamplingDuration = TimeSpan.Zero },
+        { nameof(CircuitBreakerOptions.BreakDuration), o => o.BreakDuration = TimeSpan.Zero },
+        { nameof(CircuitBreakerOptions.BreakDuration), o => o.BreakDuration = TimeSpan.FromSeconds(-1) },
+        { nameof(CircuitBreakerOptions.BreakDurationMultiplier), o => o.BreakDurationMultiplier = 0.5 },
+        { nameof(CircuitBreakerOptions.MaxBreakDuration), o => o.MaxBreakDuration = TimeSpan.Zero },
+        { nameof(CircuitBreakerOptions.HalfOpenProbes), o => o.HalfOpenProbes = 0 },
+        { nameof(CircuitBreakerOptions.AttemptTimeout), o => o.AttemptTimeout = TimeSpan.Zero },
+        { nameof(CircuitBreakerOptions.SlowCallDuration), o => o.SlowCallDuration = TimeSpan.FromSeconds(-5) },
+        { nameof(CircuitBreakerOptions.FailureStatusCodes), o => o.FailureStatusCodes = "5xx,700" },
+        { nameof(CircuitBreakerOptions.FailureStatusCodes), o => o.FailureStatusCodes = "" },
+        { nameof(CircuitBreakerOptions.MaxCircuits), o => o.MaxCircuits = 0 },
+    };
+
+    [Fact]
+    public void Validate_Defaults_Succeeds() =>
+        Assert.True(_validator.Validate("users", new CircuitBreakerOptions()).Succeeded);
+
+    [Theory]
+    [MemberData(nameof(InvalidOptions))]
+    public void Validate_InvalidValue_FailsNamingTheKey(string key, Action<CircuitBreakerOptions> breakIt)
+    {
+        var options = new CircuitBreakerOptions();
+        breakIt(options);
+
+        var result = _validator.Validate("users", options);
+
+        Assert.True(result.Failed);
+        Assert.Contains($"CircuitBreaker:Clients:users.{key}", result.FailureMessage, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Validate_DefaultClient_NamesTheRootSection()
+    {
+        var result = _validator.Validate(Microsoft.Extensions.Options.Options.DefaultName, new CircuitBreakerOptions { FailureThreshold = -1 });
+
+        Assert.Contains("CircuitBreaker.FailureThreshold", result.FailureMessage, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(null)]
+    [InlineData(-1)]
+    public void Validate_AttemptTimeoutOff_Succeeds(int? milliseconds)
+    {
+        var options = new CircuitBreakerOptions { AttemptTimeout = milliseconds is { } ms ? TimeSpan.FromMilliseconds(ms) : null };
+
+        Assert.True(_validator.Validate("users", options).Succeeded);
+    }
+
+    [Fact]
+    public void Validate_InvalidHostOverride_FailsNamingTheHostKey()
+    {
+        var options = new CircuitBreakerOptions();
+        options.Hosts["users.internal"] = new CircuitBreakerHostOptions { HalfOpenProbes = 0 };
+
+        var result = _validator.Validate("users", options);
+
+        Assert.True(result.Failed);
+        Assert.Contains("CircuitBreaker:Clients:users:Hosts:users.internal.HalfOpenProbes", result.FailureMessage, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Validate_HostOverrideIsLaidOverTheClientOptions()
+    {
+        // The client's own value is valid only together with the override, which is what runs for that host.
+        var options = new CircuitBreakerOptions();
+        options.Hosts["users.internal"] = new CircuitBreakerHostOptions { FailureStatusCodes = "5xx,408" };
+
+        Assert.True(_validator.Validate("users", options).Succeeded);
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("http://users.internal")]
+    public void Validate_HostKeyThatIsNotAHost_Fails(string host)
+    {
+        var options = new CircuitBreakerOptions();
+        options.Hosts[host] = new CircuitBreakerHostOptions();
+
+        var result = _validator.Validate("users", options);
+
+        Assert.True(result.Failed);
+        Assert.Contains("Hosts", result.FailureMessage, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Validate_ReportsEveryInvalidKeyAtOnce()
+    {
+        var options = new CircuitBreakerOptions { FailureThreshold = -1, HalfOpenProbes = 0 };
+
+        var result = _validator.Validate("users", options);
+
+        Assert.Equal(2, result.Failures!.Count());
+    }
+
+    [Fact]
+    public void OptionsValidationException_FromFactory_NamesKeyAndRule()
+    {
+        var factory = new OptionsFactory<CircuitBreakerOptions>(
+            [new ConfigureNamedOptions<CircuitBreakerOptions>("users", o => o.BreakDurationMultiplier = 0.5)],
+            [],
+            [_validator]);
+
+        var ex = Assert.Throws<OptionsValidationException>(() => factory.Create("users"));
+
+        Assert.Contains("BreakDurationMultiplier", ex.Message, StringComparison.Ordinal);
+        Assert.Contains("between 1 and 1000", ex.Message, StringComparison.Ordinal);
+    }
+}

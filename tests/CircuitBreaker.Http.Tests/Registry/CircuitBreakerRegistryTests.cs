@@ -1,0 +1,267 @@
+using System.Net;
+using CircuitBreaker.Http.Tests.TestSupport;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Http;
+using Microsoft.Extensions.Options;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Testing;
+using RichardSzalay.MockHttp;
+
+namespace CircuitBreaker.Http.Tests.Registry;
+
+public sealed class CircuitBreakerRegistryTests
+{
+    private const string Users = "http://users.test:80";
+
+    [Fact]
+    public void Registry_IsOneSingletonForBothItsServiceTypes()
+    {
+        using var harness = new BreakerHarness();
+
+        Assert.Same(harness.Registry, harness.Services.GetRequiredService<ICircuitBreakerRegistry>());
+        Assert.Same(harness.Registry, harness.Services.GetRequiredService<CircuitBreakerRegistry>());
+    }
+
+    [Fact]
+    public async Task GetCircuits_ListsEachCircuitWithItsCounters()
+    {
+        using var harness = new BreakerHarness(o => o.FailureThreshold = 3);
+        harness.Mock.When("http://users.test/*").Respond(HttpStatusCode.InternalServerError);
+        harness.Mock.When("http://orders.test/*").Respond(HttpStatusCode.OK);
+        using var client = harness.CreateClient();
+
+        (await client.GetAsync(new Uri("http://users.test/a"))).Dispose();
+        (await client.GetAsync(new Uri("http://users.test/b"))).Dispose();
+        (await client.GetAsync(new Uri("http://orders.test/"))).Dispose();
+
+        var circuits = harness.Registry.GetCircuits().OrderBy(c => c.Authority).ToList();
+        Assert.Equal(["http://orders.test:80", Users], circuits.Select(c => c.Authority));
+        Assert.All(circuits, c => Assert.Equal(BreakerHarness.ClientName, c.ClientName));
+        Assert.Equal(2, circuits[1].ConsecutiveFailures);
+        Assert.Null(circuits[1].OpenedAt);
+        Assert.Null(circuits[1].RetryAt);
+    }
+
+    [Fact]
+    public async Task GetCircuits_OpenCircuit_ReportsWhenItOpenedAndWhenItMayBeRetried()
+    {
+        using var harness = new BreakerHarness(o =>
+        {
+            o.FailureThreshold = 1;
+            o.BreakDuration = TimeSpan.FromSeconds(20);
+        });
+        harness.Mock.When("*").Respond(HttpStatusCode.InternalServerError);
+        using var client = harness.CreateClient();
+        var now = harness.Time.GetUtcNow();
+
+        (await client.GetAsync(new Uri("http://users.test/"))).Dispose();
+
+        var circuit = harness.Circuit(Users);
+        Assert.Equal(CircuitState.Open, circuit.State);
+        Assert.Equal(now, circuit.OpenedAt);
+        Assert.Equal(now.AddSeconds(20), circuit.RetryAt);
+    }
+
+    [Fact]
+    public async Task Isolate_ExistingCircuit_RejectsCallsUntilReset()
+    {
+        using var harness = new BreakerHarness();
+        var calls = harness.Mock.When("*").Respond(HttpStatusCode.OK);
+        using var client = harness.CreateClient();
+        (await client.GetAsync(new Uri("http://users.test/"))).Dispose();
+        var key = new CircuitKey(BreakerHarness.ClientName, Users);
+
+        harness.Registry.Isolate(key);
+        var ex = await Assert.ThrowsAsync<CircuitOpenException>(() => client.GetAsync(new Uri("http://users.test/")));
+        harness.Time.Advance(TimeSpan.FromDays(1));
+        await Assert.ThrowsAsync<CircuitOpenException>(() => client.GetAsync(new Uri("http://users.test/")));
+
+        Assert.Equal(CircuitState.Isolated, ex.State);
+        Assert.Null(ex.RetryAfter);
+        Assert.Equal(1, harness.Mock.GetMatchCount(calls));
+
+        Assert.True(harness.Registry.Reset(key));
+        using var response = await client.GetAsync(new Uri("http://users.test/"));
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+    }
+
+    [Fact]
+    public async Task Isolate_CircuitNotYetUsed_IsCreatedIsolated()
+    {
+        using var harness = new BreakerHarness();
+        harness.Mock.When("*").Respond(HttpStatusCode.OK);
+        using var client = harness.CreateClient();
+
+        harness.Registry.Isolate(new CircuitKey(BreakerHarness.ClientName, "http://users.test"));
+
+        Assert.Equal(CircuitState.Isolated, harness.Circuit(Users).State);
+        await Assert.ThrowsAsync<CircuitOpenException>(() => client.GetAsync(new Uri("http://users.test/x")));
+    }
+
+    [Fact]
+    public void Isolate_AuthorityThatIsNotAbsolute_Throws()
+    {
+        using var harness = new BreakerHarness();
+
+        Assert.Throws<ArgumentException>(() => harness.Registry.Isolate(new CircuitKey(BreakerHarness.ClientName, "users.test")));
+    }
+
+    [Fact]
+    public void Reset_UnknownCircuit_ReturnsFalse()
+    {
+        using var harness = new BreakerHarness();
+
+        Assert.False(harness.Registry.Reset(new CircuitKey(BreakerHarness.ClientName, Users)));
+    }
+
+    [Fact]
+    public async Task Reset_OpenCircuit_ClosesItAndForgetsFailures()
+    {
+        using var harness = new BreakerHarness(o => o.FailureThreshold = 1);
+        harness.Mock.When("*").Respond(HttpStatusCode.InternalServerError);
+        using var client = harness.CreateClient();
+        (await client.GetAsync(new Uri("http://users.test/"))).Dispose();
+
+        Assert.True(harness.Registry.Reset(new CircuitKey(BreakerHarness.ClientName, Users)));
+
+        Assert.Equal(CircuitState.Closed, harness.Circuit(Users).State);
+        Assert.Equal(0, harness.Circuit(Users).ConsecutiveFailures);
+    }
+
+    [Fact]
+    public async Task StateChanged_ReportsEachTransitionInOrder()
+    {
+        using var harness = new BreakerHarness(o =>
+        {
+            o.FailureThreshold = 1;
+            o.BreakDuration = TimeSpan.FromSeconds(10);
+        });
+        var status = HttpStatusCode.InternalServerError;
+        harness.Mock.When("*").Respond(() => Task.FromResult(new HttpResponseMessage(status)));
+        var changes = new List<CircuitStateChangedEventArgs>();
+        harness.Registry.StateChanged += (_, e) => changes.Add(e);
+        using var client = harness.CreateClient();
+
+        (await client.GetAsync(new Uri("http://users.test/"))).Dispose();
+        harness.Time.Advance(TimeSpan.FromSeconds(10));
+        status = HttpStatusCode.OK;
+        (await client.GetAsync(new Uri("http://users.test/"))).Dispose();
+
+        Assert.Equal(
+            [(CircuitState.Closed, CircuitState.Open), (CircuitState.Open, CircuitState.HalfOpen), (CircuitState.HalfOpen, CircuitState.Closed)],
+            changes.Select(c => (c.PreviousState, c.State)));
+        Assert.All(changes, c => Assert.Equal(new CircuitKey(BreakerHarness.ClientName, Users), c.Key));
+        Assert.Equal(TimeSpan.FromSeconds(10), changes[0].BreakDuration);
+        Assert.Equal(harness.Time.GetUtcNow().AddSeconds(-10), changes[0].Timestamp);
+    }
+
+    [Fact]
+    public async Task StateChanged_HandlerThatThrows_DoesNotFailTheRequestOrOtherHandlers()
+    {
+        var logs = new FakeLogCollector();
+        using var harness = new BreakerHarness(
+            o => o.FailureThreshold = 1,
+            s => s.AddLogging(b => b.AddProvider(new FakeLoggerProvider(logs))));
+        harness.Mock.When("*").Respond(HttpStatusCode.InternalServerError);
+        var seen = 0;
+        harness.Registry.StateChanged += (_, _) => throw new InvalidOperationException("listener bug");
+        harness.Registry.StateChanged += (_, _) => seen++;
+        using var client = harness.CreateClient();
+
+        using var response = await client.GetAsync(new Uri("http://users.test/"));
+
+        Assert.Equal(HttpStatusCode.InternalServerError, response.StatusCode);
+        Assert.Equal(1, seen);
+        var error = Assert.Single(logs.GetSnapshot(), r => r.Id.Name == "CircuitStateChangedHandlerFailed");
+        Assert.IsType<InvalidOperationException>(error.Exception);
+    }
+
+    [Fact]
+    public async Task StateChanged_IsLoggedWithTheCircuitAndStates()
+    {
+        var logs = new FakeLogCollector();
+        using var harness = new BreakerHarness(
+            o => o.FailureThreshold = 1,
+            s => s.AddLogging(b => b.AddProvider(new FakeLoggerProvider(logs))));
+        harness.Mock.When("*").Respond(HttpStatusCode.InternalServerError);
+        using var client = harness.CreateClient();
+
+        (await client.GetAsync(new Uri("http://users.test/"))).Dispose();
+
+        var record = Assert.Single(logs.GetSnapshot(), r => r.Id.Name == "CircuitStateChanged");
+        Assert.Equal(LogLevel.Warning, record.Level);
+        Assert.Contains(Users, record.Message, StringComparison.Ordinal);
+        Assert.Contains("Closed to Open", record.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task MaxCircuits_EvictsIdleClosedCircuitsBeforeOpenOnes()
+    {
+        using var harness = new BreakerHarness(o =>
+        {
+            o.FailureThreshold = 1;
+            o.MaxCircuits = 3;
+        });
+        harness.Mock.When("http://broken.test/*").Respond(HttpStatusCode.InternalServerError);
+        harness.Mock.When("*").Respond(HttpStatusCode.OK);
+        using var client = harness.CreateClient();
+
+        (await client.GetAsync(new Uri("http://broken.test/"))).Dispose(); // oldest, but open
+        harness.Time.Advance(TimeSpan.FromSeconds(5));
+        (await client.GetAsync(new Uri("http://a.test/"))).Dispose();
+        harness.Time.Advance(TimeSpan.FromSeconds(5));
+        (await client.GetAsync(new Uri("http://b.test/"))).Dispose();
+        harness.Time.Advance(TimeSpan.FromSeconds(5));
+        (await client.GetAsync(new Uri("http://c.test/"))).Dispose();
+
+        var authorities = harness.Registry.GetCircuits().Select(c => c.Authority).Order().ToList();
+        Assert.Equal(["http://b.test:80", "http://broken.test:80", "http://c.test:80"], authorities);
+    }
+
+    [Fact]
+    public async Task MaxCircuits_HoldsWhateverNumberOfHostsIsCalled()
+    {
+        using var harness = new BreakerHarness(o => o.MaxCircuits = 20);
+        harness.Mock.When("*").Respond(HttpStatusCode.OK);
+        using var client = harness.CreateClient();
+
+        for (var i = 0; i < 500; i++)
+        {
+            (await client.GetAsync(new Uri($"http://host{i}.test/"))).Dispose();
+        }
+
+        Assert.InRange(harness.Registry.GetCircuits().Count, 1, 20);
+    }
+
+    [Fact]
+    public async Task CircuitState_SurvivesHandlerRebuilds()
+    {
+        using var harness = new BreakerHarness(o => o.FailureThreshold = 1);
+        harness.Mock.When("*").Respond(HttpStatusCode.InternalServerError);
+
+        // Build two handler chains for the client the way IHttpClientFactory does when a chain expires.
+        using var first = new HttpMessageInvoker(BuildChain(harness.Services));
+        using var second = new HttpMessageInvoker(BuildChain(harness.Services));
+        using (var request = new HttpRequestMessage(HttpMethod.Get, "http://users.test/"))
+        {
+            (await first.SendAsync(request, CancellationToken.None)).Dispose();
+        }
+
+        using var retry = new HttpRequestMessage(HttpMethod.Get, "http://users.test/");
+        await Assert.ThrowsAsync<CircuitOpenException>(() => second.SendAsync(retry, CancellationToken.None));
+    }
+
+    private static HttpMessageHandler BuildChain(IServiceProvider services)
+    {
+        var builder = services.GetRequiredService<HttpMessageHandlerBuilder>();
+        builder.Name = BreakerHarness.ClientName;
+        var options = services.GetRequiredService<IOptionsMonitor<HttpClientFactoryOptions>>().Get(BreakerHarness.ClientName);
+        foreach (var action in options.HttpMessageHandlerBuilderActions)
+        {
+            action(builder);
+        }
+
+        Assert.Single(builder.AdditionalHandlers.OfType<CircuitBreakerHandler>());
+        return builder.Build();
+    }
+}
