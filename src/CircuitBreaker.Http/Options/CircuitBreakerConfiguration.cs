@@ -32,9 +32,6 @@ internal sealed class CircuitBreakerConfiguration : IConfigureNamedOptions<Circu
     /// <summary>The bound section, watched by the registry for reloads.</summary>
     public IConfiguration? Section { get; }
 
-    public static string ClientPath(string? clientName) =>
-        string.IsNullOrEmpty(clientName) ? DefaultSectionName : $"{DefaultSectionName}:{ClientsKey}:{clientName}";
-
     public void Configure(CircuitBreakerOptions options) => Configure(Options.DefaultName, options);
 
     public void Configure(string? name, CircuitBreakerOptions options)

@@ -13,7 +13,9 @@ internal sealed class CircuitBreakerOptionsValidator : IValidateOptions<CircuitB
     public ValidateOptionsResult Validate(string? name, CircuitBreakerOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
-        var path = CircuitBreakerConfiguration.ClientPath(name);
+        // A value may come from the shared section or from the client's overlay, so keys are named as in the
+        // shared section and the client is named once in front.
+        const string path = CircuitBreakerConfiguration.DefaultSectionName;
         var builder = new ValidateOptionsResultBuilder();
         ValidateOne(path, options, builder);
 
@@ -34,7 +36,10 @@ internal sealed class CircuitBreakerOptionsValidator : IValidateOptions<CircuitB
             }
         }
 
-        return builder.Build();
+        var result = builder.Build();
+        return result.Failed && !string.IsNullOrEmpty(name)
+            ? ValidateOptionsResult.Fail(result.Failures.Select(f => $"Client '{name}': {f}"))
+            : result;
     }
 
     private void ValidateOne(string path, CircuitBreakerOptions options, ValidateOptionsResultBuilder builder)

@@ -33,10 +33,12 @@ internal sealed class CircuitBreakerRegistry : ICircuitBreakerRegistry, IDisposa
         TimeProvider = timeProvider;
         _logger = logger ?? NullLogger<CircuitBreakerRegistry>.Instance;
 
+        // Sections of one configuration root share its reload token: one subscription per root, not per call
+        // of AddCircuitBreaker, so a reload re-applies each client once.
         var sections = setups.OfType<CircuitBreakerConfiguration>()
             .Select(c => c.Section)
             .OfType<IConfiguration>()
-            .Distinct();
+            .DistinctBy(s => s.GetReloadToken());
         foreach (var section in sections)
         {
             _reloadSubscriptions.Add(ChangeToken.OnChange(section.GetReloadToken, Reload));
@@ -47,12 +49,15 @@ internal sealed class CircuitBreakerRegistry : ICircuitBreakerRegistry, IDisposa
 
     public TimeProvider TimeProvider { get; }
 
-    /// <summary>The circuits of one client, created with validated options on first use.</summary>
-    /// <exception cref="OptionsValidationException">The client's options are invalid.</exception>
+    /// <summary>
+    /// The circuits of one client. Invalid options do not throw here, where <c>IHttpClientFactory</c> builds the
+    /// handler (it would remember the failure for the handler's lifetime, past the reload that fixes it): the
+    /// client's first call throws instead, until a reload brings valid options.
+    /// </summary>
     public ClientCircuits GetClient(string clientName) =>
         _clients.TryGetValue(clientName, out var client)
             ? client
-            : _clients.GetOrAdd(clientName, static (name, self) => new ClientCircuits(name, self._optionsFactory.Create(name), self), this);
+            : _clients.GetOrAdd(clientName, static (name, self) => self.CreateClient(name), this);
 
     public IReadOnlyList<CircuitInfo> GetCircuits() =>
         _clients.Values
@@ -121,6 +126,18 @@ internal sealed class CircuitBreakerRegistry : ICircuitBreakerRegistry, IDisposa
             ? new HostKey(uri)
             : throw new ArgumentException($"'{key.Authority}' is not an absolute authority such as https://users.internal:443.", nameof(key));
 
+    private ClientCircuits CreateClient(string name)
+    {
+        try
+        {
+            return new ClientCircuits(name, _optionsFactory.Create(name), invalid: null, this);
+        }
+        catch (OptionsValidationException ex)
+        {
+            return new ClientCircuits(name, options: null, ex, this);
+        }
+    }
+
     private void Reload()
     {
         foreach (var client in _clients.Values)
@@ -132,6 +149,7 @@ internal sealed class CircuitBreakerRegistry : ICircuitBreakerRegistry, IDisposa
             catch (OptionsValidationException ex)
             {
                 Log.ReloadRejected(_logger, client.ClientName, ex.Message);
+                client.RejectReload(ex);
             }
         }
     }

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using Microsoft.Extensions.Options;
 
 namespace CircuitBreaker.Http;
 
@@ -10,12 +11,18 @@ internal sealed class ClientCircuits
     private readonly ConcurrentDictionary<HostKey, CircuitEntry> _circuits = new();
     private readonly Lock _createLock = new();
     private readonly CircuitBreakerRegistry _registry;
-    private volatile CircuitBreakerOptions _options;
+    private volatile CircuitBreakerOptions? _options;
+    private volatile OptionsValidationException? _invalid;
 
-    public ClientCircuits(string clientName, CircuitBreakerOptions options, CircuitBreakerRegistry registry)
+    /// <param name="clientName">The client's name.</param>
+    /// <param name="options">Its validated options, or <see langword="null"/> when they are invalid.</param>
+    /// <param name="invalid">Why they are invalid: thrown to callers until a reload brings valid options.</param>
+    /// <param name="registry">The owner.</param>
+    public ClientCircuits(string clientName, CircuitBreakerOptions? options, OptionsValidationException? invalid, CircuitBreakerRegistry registry)
     {
         ClientName = clientName;
         _options = options;
+        _invalid = invalid;
         _registry = registry;
     }
 
@@ -37,9 +44,25 @@ internal sealed class ClientCircuits
         lock (_createLock)
         {
             _options = options;
+            _invalid = null;
             foreach (var entry in _circuits.Values)
             {
                 entry.Apply(options.ForHost(entry.Host.Host));
+            }
+        }
+    }
+
+    /// <summary>
+    /// Notes a rejected reload. A client with valid options keeps them; one that never had any reports the
+    /// newest reason to its callers.
+    /// </summary>
+    public void RejectReload(OptionsValidationException invalid)
+    {
+        lock (_createLock)
+        {
+            if (_options is null)
+            {
+                _invalid = invalid;
             }
         }
     }
@@ -54,7 +77,13 @@ internal sealed class ClientCircuits
                 return existing;
             }
 
-            var options = _options;
+            if (_options is not { } options)
+            {
+                // A fresh exception each time: rethrowing one instance from many calls would garble its stack trace.
+                var invalid = _invalid!;
+                throw new OptionsValidationException(invalid.OptionsName, invalid.OptionsType, invalid.Failures);
+            }
+
             if (_circuits.Count >= options.MaxCircuits)
             {
                 Evict(options.MaxCircuits);

@@ -126,18 +126,43 @@ public sealed class CircuitBreakerExtensionsTests
     }
 
     [Fact]
-    public void CreateClient_InvalidOverlayOfAClientUnknownAtStartUp_FailsOnFirstUse()
+    public async Task FirstRequest_InvalidOverlayOfAClientUnknownAtStartUp_FailsNamingClientAndKey()
     {
         var services = new ServiceCollection();
         services.AddSingleton<IConfiguration>(Configuration(new() { ["CircuitBreaker:Clients:users:HalfOpenProbes"] = "0" }));
         services.AddCircuitBreaker();
         using var provider = services.BuildServiceProvider();
+        using var users = provider.GetRequiredService<IHttpClientFactory>().CreateClient("users");
+
+        var ex = await Assert.ThrowsAsync<OptionsValidationException>(() => users.GetAsync(new Uri("http://users.test/")));
+
+        Assert.Contains("Client 'users'", ex.Message, StringComparison.Ordinal);
+        Assert.Contains("CircuitBreaker.HalfOpenProbes", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task FirstRequest_AfterAReloadFixedAnInvalidOverlay_Succeeds()
+    {
+        using var mock = new MockHttpMessageHandler();
+        mock.When("*").Respond(HttpStatusCode.OK);
+        var configuration = Configuration(new() { ["CircuitBreaker:Clients:users:HalfOpenProbes"] = "0" });
+        var services = new ServiceCollection();
+        services.AddSingleton<IConfiguration>(configuration);
+        services.AddCircuitBreaker();
+        services.AddHttpClient("users").ConfigurePrimaryHttpMessageHandler(() => mock);
+        using var provider = services.BuildServiceProvider();
         var factory = provider.GetRequiredService<IHttpClientFactory>();
+        using (var broken = factory.CreateClient("users"))
+        {
+            await Assert.ThrowsAsync<OptionsValidationException>(() => broken.GetAsync(new Uri("http://users.test/")));
+        }
 
-        using var orders = factory.CreateClient("orders");
-        var ex = Assert.Throws<OptionsValidationException>(() => factory.CreateClient("users"));
+        configuration["CircuitBreaker:Clients:users:HalfOpenProbes"] = "2";
+        configuration.Reload();
+        using var users = factory.CreateClient("users");
+        using var response = await users.GetAsync(new Uri("http://users.test/"));
 
-        Assert.Contains("CircuitBreaker:Clients:users.HalfOpenProbes", ex.Message, StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
     }
 
     [Fact]

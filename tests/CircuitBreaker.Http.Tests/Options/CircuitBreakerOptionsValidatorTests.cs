@@ -39,15 +39,17 @@ public sealed class CircuitBreakerOptionsValidatorTests
         var result = _validator.Validate("users", options);
 
         Assert.True(result.Failed);
-        Assert.Contains($"CircuitBreaker:Clients:users.{key}", result.FailureMessage, StringComparison.Ordinal);
+        Assert.Contains($"CircuitBreaker.{key}", result.FailureMessage, StringComparison.Ordinal);
+        Assert.StartsWith("Client 'users': ", result.FailureMessage, StringComparison.Ordinal);
     }
 
     [Fact]
-    public void Validate_DefaultClient_NamesTheRootSection()
+    public void Validate_DefaultClient_NamesTheKeyWithoutAClient()
     {
         var result = _validator.Validate(Microsoft.Extensions.Options.Options.DefaultName, new CircuitBreakerOptions { FailureThreshold = -1 });
 
         Assert.Contains("CircuitBreaker.FailureThreshold", result.FailureMessage, StringComparison.Ordinal);
+        Assert.DoesNotContain("Client '", result.FailureMessage, StringComparison.Ordinal);
     }
 
     [Theory]
@@ -69,7 +71,7 @@ public sealed class CircuitBreakerOptionsValidatorTests
         var result = _validator.Validate("users", options);
 
         Assert.True(result.Failed);
-        Assert.Contains("CircuitBreaker:Clients:users:Hosts:users.internal.HalfOpenProbes", result.FailureMessage, StringComparison.Ordinal);
+        Assert.Contains("CircuitBreaker:Hosts:users.internal.HalfOpenProbes", result.FailureMessage, StringComparison.Ordinal);
     }
 
     [Fact]
