@@ -3,8 +3,9 @@ namespace CircuitBreaker.Http;
 /// <summary>
 /// The circuit breaker in the <c>IHttpClientFactory</c> pipeline. It is thin on purpose: it finds the
 /// circuit of the request's authority in the registry, asks it for a permit, sends the request under
-/// <see cref="CircuitBreakerOptions.AttemptTimeout"/>, and reports the outcome. Add it with
-/// <c>AddCircuitBreaker()</c>; its state lives in the registry, so rebuilt handlers lose nothing.
+/// <see cref="CircuitBreakerOptions.AttemptTimeout"/> and reports the outcome; a call the circuit turns away
+/// goes down the fallback chain. Add it with <c>AddCircuitBreaker()</c>; its state lives in the registry, so
+/// rebuilt handlers lose nothing.
 /// </summary>
 public sealed class CircuitBreakerHandler : DelegatingHandler
 {
@@ -18,9 +19,39 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
     }
 
     /// <inheritdoc />
-    protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+    protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
     {
-        var (circuit, permit) = Enter(request);
+        var circuit = CircuitOf(request);
+        var permit = circuit.Machine.TryAcquire();
+        return permit.IsGranted
+            ? SendThroughAsync(request, circuit, permit, cancellationToken)
+            : FallBackAsync(request, circuit, permit, cancellationToken);
+    }
+
+    /// <inheritdoc />
+    protected override HttpResponseMessage Send(HttpRequestMessage request, CancellationToken cancellationToken)
+    {
+        var circuit = CircuitOf(request);
+        var permit = circuit.Machine.TryAcquire();
+        return permit.IsGranted
+            ? SendThrough(request, circuit, permit, cancellationToken)
+            : FallBack(request, circuit, permit, cancellationToken);
+    }
+
+    private CircuitEntry CircuitOf(HttpRequestMessage request)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var uri = request.RequestUri;
+        if (uri is null || !uri.IsAbsoluteUri)
+        {
+            throw new InvalidOperationException("The request has no absolute RequestUri; set HttpClient.BaseAddress or use an absolute URI.");
+        }
+
+        return _circuits.GetOrCreate(uri);
+    }
+
+    private async Task<HttpResponseMessage> SendThroughAsync(HttpRequestMessage request, CircuitEntry circuit, CircuitPermit permit, CancellationToken cancellationToken)
+    {
         using var attempt = new Attempt(circuit.Classifier.AttemptTimeout, _timeProvider, cancellationToken);
         HttpResponseMessage response;
         try
@@ -29,17 +60,16 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
         }
         catch (Exception ex) when (OnError(ex, circuit, permit, attempt, cancellationToken) is { } translated)
         {
+            // The filter records the outcome before unwinding; a null translation rethrows the original untouched.
             throw translated;
         }
 
-        OnResponse(response, circuit, permit, attempt);
+        OnResponse(request, response, circuit, permit, attempt);
         return response;
     }
 
-    /// <inheritdoc />
-    protected override HttpResponseMessage Send(HttpRequestMessage request, CancellationToken cancellationToken)
+    private HttpResponseMessage SendThrough(HttpRequestMessage request, CircuitEntry circuit, CircuitPermit permit, CancellationToken cancellationToken)
     {
-        var (circuit, permit) = Enter(request);
         using var attempt = new Attempt(circuit.Classifier.AttemptTimeout, _timeProvider, cancellationToken);
         HttpResponseMessage response;
         try
@@ -51,41 +81,178 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
             throw translated;
         }
 
-        OnResponse(response, circuit, permit, attempt);
+        OnResponse(request, response, circuit, permit, attempt);
         return response;
     }
 
-    private (CircuitEntry Circuit, CircuitPermit Permit) Enter(HttpRequestMessage request)
+    /// <summary>The fallback chain: custom, cache, alternate backend, degraded; otherwise <see cref="CircuitOpenException"/>.</summary>
+    private async Task<HttpResponseMessage> FallBackAsync(HttpRequestMessage request, CircuitEntry circuit, CircuitPermit permit, CancellationToken cancellationToken)
     {
-        ArgumentNullException.ThrowIfNull(request);
-        var uri = request.RequestUri;
-        if (uri is null || !uri.IsAbsoluteUri)
+        var policy = circuit.Fallback;
+        var cached = FromCache(request, policy);
+        if (policy.OnOpen is { } onOpen)
         {
-            throw new InvalidOperationException("The request has no absolute RequestUri; set HttpClient.BaseAddress or use an absolute URI.");
+            var custom = await AskCustomAsync(onOpen, request, circuit, permit, cached, cancellationToken).ConfigureAwait(false);
+            if (custom is not null)
+            {
+                if (!ReferenceEquals(custom, cached))
+                {
+                    cached?.Dispose();
+                }
+
+                return FallbackPolicy.Mark(custom, "custom", permit.RetryAfter);
+            }
         }
 
-        var circuit = _circuits.GetOrCreate(uri);
-        var permit = circuit.Machine.TryAcquire();
-        if (!permit.IsGranted)
+        if (cached is not null)
         {
-            // The seam where fallbacks (cached, degraded, alternate responses) will answer instead.
-            throw new CircuitOpenException(circuit.Key, permit.RejectedState, permit.RetryAfter);
+            return FallbackPolicy.Mark(cached, "cache", permit.RetryAfter);
         }
 
-        return (circuit, permit);
+        if (TryMoveToAlternate(request, policy, out var alternate, out var alternatePermit, out var original))
+        {
+            try
+            {
+                var response = await SendThroughAsync(request, alternate, alternatePermit, cancellationToken).ConfigureAwait(false);
+                return FallbackPolicy.Mark(response, "alternate", permit.RetryAfter);
+            }
+            catch (Exception ex) when (IsDownstreamFailure(ex, cancellationToken))
+            {
+                request.RequestUri = original; // the alternate failed too: go on down the chain
+            }
+        }
+
+        return Degraded(request, circuit, permit);
     }
 
-    private static void OnResponse(HttpResponseMessage response, CircuitEntry circuit, in CircuitPermit permit, in Attempt attempt)
+    /// <summary>The synchronous chain, for <see cref="HttpClient.Send(HttpRequestMessage)"/>: as the asynchronous one, without the asynchronous custom delegate.</summary>
+    private HttpResponseMessage FallBack(HttpRequestMessage request, CircuitEntry circuit, CircuitPermit permit, CancellationToken cancellationToken)
+    {
+        var policy = circuit.Fallback;
+        if (FromCache(request, policy) is { } cached)
+        {
+            return FallbackPolicy.Mark(cached, "cache", permit.RetryAfter);
+        }
+
+        if (TryMoveToAlternate(request, policy, out var alternate, out var alternatePermit, out var original))
+        {
+            try
+            {
+                return FallbackPolicy.Mark(SendThrough(request, alternate, alternatePermit, cancellationToken), "alternate", permit.RetryAfter);
+            }
+            catch (Exception ex) when (IsDownstreamFailure(ex, cancellationToken))
+            {
+                request.RequestUri = original;
+            }
+        }
+
+        return Degraded(request, circuit, permit);
+    }
+
+    private HttpResponseMessage? FromCache(HttpRequestMessage request, FallbackPolicy policy)
+    {
+        if (!policy.CacheEnabled || _circuits.Cache is not { } cache || !ResponseCacheKey.IsCacheableRequest(request, policy.CacheExcludesCredentials))
+        {
+            return null;
+        }
+
+        try
+        {
+            var now = _timeProvider.GetUtcNow();
+            return cache.Find(request, policy.CacheMaxAge, now) is { } entry ? entry.ToResponse(request, now - entry.StoredAt) : null;
+        }
+#pragma warning disable CA1031 // A fault in the cache must not turn a possible fallback into a failure.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            Log.FallbackFailed(_circuits.Registry.Logger, ex, "cache", request.RequestUri!.Authority, _circuits.ClientName);
+            return null;
+        }
+    }
+
+    private async Task<HttpResponseMessage?> AskCustomAsync(
+        Func<CircuitFallbackContext, ValueTask<HttpResponseMessage?>> onOpen,
+        HttpRequestMessage request,
+        CircuitEntry circuit,
+        CircuitPermit permit,
+        HttpResponseMessage? cached,
+        CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await onOpen(new CircuitFallbackContext(request, circuit.Key, permit.RejectedState, permit.RetryAfter, cached, cancellationToken)).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
+        {
+            Log.FallbackFailed(_circuits.Registry.Logger, ex, "custom", circuit.Key.Authority, circuit.Key.ClientName);
+            return null;
+        }
+    }
+
+    private bool TryMoveToAlternate(HttpRequestMessage request, FallbackPolicy policy, out CircuitEntry alternate, out CircuitPermit alternatePermit, out Uri original)
+    {
+        original = request.RequestUri!;
+        alternate = null!;
+        alternatePermit = default;
+        if (policy.AlternateBaseAddress is null)
+        {
+            return false;
+        }
+
+        var target = policy.AlternateFor(original);
+        alternate = _circuits.GetOrCreate(target);
+        alternatePermit = alternate.Machine.TryAcquire();
+        if (!alternatePermit.IsGranted)
+        {
+            return false; // the alternate's own circuit is open too
+        }
+
+        request.RequestUri = target;
+        return true;
+    }
+
+    private static HttpResponseMessage Degraded(HttpRequestMessage request, CircuitEntry circuit, CircuitPermit permit) =>
+        circuit.Fallback.Degraded is { } degraded
+            ? FallbackPolicy.Mark(degraded.Create(request), "degraded", permit.RetryAfter)
+            : throw new CircuitOpenException(circuit.Key, permit.RejectedState, permit.RetryAfter);
+
+    private static bool IsDownstreamFailure(Exception exception, CancellationToken callerToken) =>
+        exception is HttpRequestException
+        || (exception is TaskCanceledException { InnerException: TimeoutException } && !callerToken.IsCancellationRequested);
+
+    private void OnResponse(HttpRequestMessage request, HttpResponseMessage response, CircuitEntry circuit, in CircuitPermit permit, in Attempt attempt)
     {
         // The breaker observes and never rewrites: a counted 5xx still goes back to the caller unchanged.
         var classifier = circuit.Classifier;
         if (classifier.IsFailure(response.StatusCode) || classifier.IsSlow(attempt.Elapsed))
         {
             circuit.Machine.OnFailure(permit);
+            return;
         }
-        else
+
+        circuit.Machine.OnSuccess(permit);
+        var fallback = circuit.Fallback;
+        if (fallback.CacheEnabled && _circuits.Cache is { } cache)
         {
-            circuit.Machine.OnSuccess(permit);
+            CaptureForCache(request, response, fallback, cache);
+        }
+    }
+
+    private void CaptureForCache(HttpRequestMessage request, HttpResponseMessage response, FallbackPolicy policy, ResponseCache cache)
+    {
+        try
+        {
+            if (ResponseCacheKey.IsCacheableRequest(request, policy.CacheExcludesCredentials) && ResponseCacheKey.IsCacheableResponse(response))
+            {
+                var capture = new ResponseCapture(cache, ResponseCacheKey.For(request), response, ResponseCacheKey.Vary(response, request), policy.CacheMaxEntryBytes, _timeProvider);
+                response.Content = new CapturingContent(response.Content, capture);
+            }
+        }
+#pragma warning disable CA1031 // A fault in the cache must never fail a request that succeeded.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            Log.FallbackFailed(_circuits.Registry.Logger, ex, "cache", request.RequestUri!.Authority, _circuits.ClientName);
         }
     }
 

@@ -19,4 +19,8 @@ internal static partial class Log
     [LoggerMessage(EventId = 4, EventName = "CircuitsEvicted", Level = LogLevel.Debug,
         Message = "Evicted {Count} circuits of client '{ClientName}' to stay within MaxCircuits.")]
     public static partial void CircuitsEvicted(ILogger logger, int count, string clientName);
+
+    [LoggerMessage(EventId = 5, EventName = "CircuitFallbackFailed", Level = LogLevel.Warning,
+        Message = "The {FallbackKind} fallback failed for {Authority} (client '{ClientName}'); going on without it.")]
+    public static partial void FallbackFailed(ILogger logger, Exception exception, string fallbackKind, string authority, string clientName);
 }

@@ -16,9 +16,6 @@ internal sealed class CircuitBreakerConfiguration : IConfigureNamedOptions<Circu
 
     private const string ClientsKey = "Clients";
 
-    private static readonly HashSet<string> ClientKeys = PropertyNames(typeof(CircuitBreakerOptions));
-    private static readonly HashSet<string> HostKeys = PropertyNames(typeof(CircuitBreakerHostOptions));
-
     private readonly string? _clientName;
 
     /// <param name="clientName">The client to configure, or <see langword="null"/> for every client.</param>
@@ -63,26 +60,7 @@ internal sealed class CircuitBreakerConfiguration : IConfigureNamedOptions<Circu
     private static void Bind(IConfiguration section, CircuitBreakerOptions options, bool allowClients, List<string> errors)
     {
         var before = errors.Count;
-        foreach (var child in section.GetChildren())
-        {
-            if (allowClients && string.Equals(child.Key, ClientsKey, StringComparison.OrdinalIgnoreCase))
-            {
-                continue;
-            }
-
-            if (!ClientKeys.Contains(child.Key))
-            {
-                errors.Add(UnknownKey(child, ClientKeys));
-            }
-            else if (string.Equals(child.Key, nameof(CircuitBreakerOptions.Hosts), StringComparison.OrdinalIgnoreCase))
-            {
-                foreach (var host in child.GetChildren())
-                {
-                    errors.AddRange(host.GetChildren().Where(k => !HostKeys.Contains(k.Key)).Select(k => UnknownKey(k, HostKeys)));
-                }
-            }
-        }
-
+        FindUnknownKeys(section, typeof(CircuitBreakerOptions), allowClients ? ClientsKey : null, errors);
         if (errors.Count > before)
         {
             return;
@@ -90,8 +68,7 @@ internal sealed class CircuitBreakerConfiguration : IConfigureNamedOptions<Circu
 
         try
         {
-            // Clients is skipped above and is not a property, so unknown-key errors from the binder are
-            // impossible here; it still reports values that cannot be converted.
+            // Unknown keys were reported above; the binder still reports values that cannot be converted.
             section.Bind(options);
         }
         catch (InvalidOperationException ex)
@@ -100,14 +77,51 @@ internal sealed class CircuitBreakerConfiguration : IConfigureNamedOptions<Circu
         }
     }
 
-    private static string UnknownKey(IConfigurationSection key, HashSet<string> known) =>
-        $"{key.Path}: unknown configuration key '{key.Key}'. Known keys: {string.Join(", ", known.Order(StringComparer.Ordinal))}.";
+    /// <summary>
+    /// Reports every key of <paramref name="section"/> that <paramref name="type"/> has no bindable property for,
+    /// with its full path, looking into nested options and into dictionaries of options (such as Hosts).
+    /// </summary>
+    private static void FindUnknownKeys(IConfiguration section, Type type, string? extraKey, List<string> errors)
+    {
+        var properties = BindableProperties(type);
+        foreach (var child in section.GetChildren())
+        {
+            if (extraKey is not null && string.Equals(child.Key, extraKey, StringComparison.OrdinalIgnoreCase))
+            {
+                continue;
+            }
+
+            if (!properties.TryGetValue(child.Key, out var property))
+            {
+                errors.Add($"{child.Path}: unknown configuration key '{child.Key}'. Known keys: {string.Join(", ", properties.Keys.Order(StringComparer.Ordinal))}.");
+            }
+            else if (DictionaryValueType(property.PropertyType) is { } valueType)
+            {
+                if (IsOptionsType(valueType))
+                {
+                    foreach (var entry in child.GetChildren())
+                    {
+                        FindUnknownKeys(entry, valueType, extraKey: null, errors);
+                    }
+                }
+            }
+            else if (IsOptionsType(property.PropertyType))
+            {
+                FindUnknownKeys(child, property.PropertyType, extraKey: null, errors);
+            }
+        }
+    }
+
+    private static Dictionary<string, PropertyInfo> BindableProperties(Type type) =>
+        type.GetProperties(BindingFlags.Public | BindingFlags.Instance)
+            .Where(p => !typeof(Delegate).IsAssignableFrom(p.PropertyType)) // code-only, such as Fallback.OnOpen
+            .ToDictionary(p => p.Name, StringComparer.OrdinalIgnoreCase);
+
+    private static bool IsOptionsType(Type type) => type.IsClass && type != typeof(string) && type != typeof(Uri);
+
+    private static Type? DictionaryValueType(Type type) =>
+        type.IsGenericType && type.GetGenericTypeDefinition() == typeof(IDictionary<,>) ? type.GetGenericArguments()[1] : null;
 
     private static string SectionPath(IConfiguration section) =>
         section is IConfigurationSection s ? s.Path : "configuration";
-
-    private static HashSet<string> PropertyNames(Type type) =>
-        type.GetProperties(BindingFlags.Public | BindingFlags.Instance)
-            .Select(p => p.Name)
-            .ToHashSet(StringComparer.OrdinalIgnoreCase);
 }

@@ -52,4 +52,8 @@ public class CircuitBreakerHostOptions
     /// <summary>Gets or sets the override of <see cref="CircuitBreakerOptions.FailureStatusCodes"/>.</summary>
     /// <value>The default value is <see langword="null"/> (the client's value).</value>
     public string? FailureStatusCodes { get; set; }
+
+    /// <summary>Gets the overrides of <see cref="CircuitBreakerOptions.Fallback"/>.</summary>
+    /// <value>The default value is an empty override (the client's fallback).</value>
+    public CircuitBreakerFallbackHostOptions Fallback { get; } = new();
 }

@@ -1,4 +1,5 @@
 using System.ComponentModel.DataAnnotations;
+using Microsoft.Extensions.Options;
 
 namespace CircuitBreaker.Http;
 
@@ -104,6 +105,14 @@ public class CircuitBreakerOptions
     public int MaxCircuits { get; set; } = 1000;
 
     /// <summary>
+    /// Gets what a caller gets instead of <see cref="CircuitOpenException"/> while a circuit is open: a custom
+    /// answer, the last good cached response, an alternate backend, or a degraded response.
+    /// </summary>
+    /// <value>The default value is no fallback: callers get <see cref="CircuitOpenException"/>.</value>
+    [ValidateObjectMembers]
+    public CircuitBreakerFallbackOptions Fallback { get; } = new();
+
+    /// <summary>
     /// Gets the per-host overrides. Keys are host names (<c>users.internal</c>), matched case-insensitively
     /// for every port of that host; each override changes only the values it sets.
     /// </summary>
@@ -132,6 +141,7 @@ public class CircuitBreakerOptions
             FailureStatusCodes = overrides.FailureStatusCodes ?? FailureStatusCodes,
             MaxCircuits = MaxCircuits,
         };
+        merged.Fallback.Merge(Fallback, overrides.Fallback);
         return merged;
     }
 }

@@ -1,3 +1,4 @@
+using System.Net.Http.Headers;
 using Microsoft.Extensions.Options;
 
 namespace CircuitBreaker.Http;
@@ -59,6 +60,39 @@ internal sealed class CircuitBreakerOptionsValidator : IValidateOptions<CircuitB
         if (options.FailureStatusCodes is not null && !StatusCodeSet.TryParse(options.FailureStatusCodes, out _, out var error))
         {
             builder.AddError(error, $"{path}.{nameof(options.FailureStatusCodes)}");
+        }
+
+        ValidateFallback($"{path}.{nameof(options.Fallback)}", options.Fallback, builder);
+    }
+
+    private static void ValidateFallback(string path, CircuitBreakerFallbackOptions fallback, ValidateOptionsResultBuilder builder)
+    {
+        if (fallback.AlternateBaseAddress is { } alternate
+            && (!alternate.IsAbsoluteUri || (alternate.Scheme != Uri.UriSchemeHttp && alternate.Scheme != Uri.UriSchemeHttps)))
+        {
+            builder.AddError("must be an absolute http or https address such as https://users-backup.internal", $"{path}.{nameof(fallback.AlternateBaseAddress)}");
+        }
+
+        var degraded = fallback.Degraded;
+        var degradedPath = $"{path}.{nameof(fallback.Degraded)}";
+        if (degraded.Body is not null && degraded.ContentType is null)
+        {
+            builder.AddError("a body needs a ContentType, such as application/json", $"{degradedPath}.{nameof(degraded.ContentType)}");
+        }
+
+        if (degraded.ContentType is not null && !MediaTypeHeaderValue.TryParse(degraded.ContentType, out _))
+        {
+            builder.AddError($"'{degraded.ContentType}' is not a media type such as application/json", $"{degradedPath}.{nameof(degraded.ContentType)}");
+        }
+
+        foreach (var (name, value) in degraded.Headers)
+        {
+            using var probe = new HttpResponseMessage();
+            using var content = new ByteArrayContent([]);
+            if (!probe.Headers.TryAddWithoutValidation(name, value) && !content.Headers.TryAddWithoutValidation(name, value))
+            {
+                builder.AddError($"'{name}' cannot be set on a response", $"{degradedPath}.{nameof(degraded.Headers)}");
+            }
         }
     }
 }

@@ -49,6 +49,8 @@ internal sealed class CircuitBreakerRegistry : ICircuitBreakerRegistry, IDisposa
 
     public TimeProvider TimeProvider { get; }
 
+    public ILogger Logger => _logger;
+
     /// <summary>
     /// The circuits of one client. Invalid options do not throw here, where <c>IHttpClientFactory</c> builds the
     /// handler (it would remember the failure for the handler's lifetime, past the reload that fixes it): the

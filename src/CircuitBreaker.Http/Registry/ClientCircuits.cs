@@ -24,7 +24,13 @@ internal sealed class ClientCircuits
         _options = options;
         _invalid = invalid;
         _registry = registry;
+        Cache = CacheFor(options, current: null);
     }
+
+    public CircuitBreakerRegistry Registry => _registry;
+
+    /// <summary>The fallback cache shared by the client's circuits, while any of them caches.</summary>
+    public ResponseCache? Cache { get; private set; }
 
     public string ClientName { get; }
 
@@ -45,6 +51,7 @@ internal sealed class ClientCircuits
         {
             _options = options;
             _invalid = null;
+            Cache = CacheFor(options, Cache);
             foreach (var entry in _circuits.Values)
             {
                 entry.Apply(options.ForHost(entry.Host.Host));
@@ -95,10 +102,34 @@ internal sealed class ClientCircuits
                 circuitKey,
                 key,
                 new CircuitStateMachine(BreakerSettings.From(hostOptions), _registry.TimeProvider, t => _registry.OnTransition(circuitKey, t)),
-                HttpFailureClassifier.From(hostOptions));
+                hostOptions);
             _circuits[key] = entry;
             return entry;
         }
+    }
+
+    /// <summary>
+    /// The cache the options call for: none when no circuit caches, the current one when its bounds still
+    /// hold (a reload keeps what was cached), otherwise a new one.
+    /// </summary>
+    private static ResponseCache? CacheFor(CircuitBreakerOptions? options, ResponseCache? current)
+    {
+        var cache = options?.Fallback.Cache;
+        var anyCaches = cache is not null
+            && (cache.Enabled || options!.Hosts.Values.Any(h => h?.Fallback.Cache.Enabled == true));
+        if (!anyCaches)
+        {
+            current?.Dispose();
+            return null;
+        }
+
+        if (current is not null && current.MaxEntries == cache!.MaxEntries && current.MaxTotalBytes == cache.MaxTotalBytes)
+        {
+            return current;
+        }
+
+        current?.Dispose();
+        return new ResponseCache(cache!.MaxEntries, cache.MaxTotalBytes);
     }
 
     private void Evict(int maxCircuits)

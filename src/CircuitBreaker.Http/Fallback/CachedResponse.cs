@@ -1,0 +1,79 @@
+using System.Net;
+
+namespace CircuitBreaker.Http;
+
+/// <summary>
+/// A successful response as the cache keeps it: status, headers and the whole body, plus the request header
+/// values its <c>Vary</c> named. Replayed as a fresh <see cref="HttpResponseMessage"/> each time.
+/// </summary>
+internal sealed class CachedResponse
+{
+    // Headers that describe one transfer or one client, not the resource: never replayed.
+    private static readonly HashSet<string> SkippedHeaders = new(StringComparer.OrdinalIgnoreCase)
+    {
+        "Age", "Connection", "Keep-Alive", "Proxy-Connection", "Retry-After", "Set-Cookie", "Trailer", "Transfer-Encoding", "Upgrade",
+        FallbackPolicy.FallbackHeaderName, "Content-Length",
+    };
+
+    private readonly KeyValuePair<string, string[]>[] _headers;
+    private readonly KeyValuePair<string, string[]>[] _contentHeaders;
+
+    public CachedResponse(HttpResponseMessage response, (string Name, string? Value)[] vary, byte[] body, DateTimeOffset storedAt)
+    {
+        StatusCode = response.StatusCode;
+        ReasonPhrase = response.ReasonPhrase;
+        Version = response.Version;
+        _headers = Copy(response.Headers);
+        _contentHeaders = Copy(response.Content.Headers);
+        Vary = vary;
+        Body = body;
+        StoredAt = storedAt;
+    }
+
+    public HttpStatusCode StatusCode { get; }
+
+    public string? ReasonPhrase { get; }
+
+    public Version Version { get; }
+
+    public (string Name, string? Value)[] Vary { get; }
+
+    public byte[] Body { get; }
+
+    public DateTimeOffset StoredAt { get; }
+
+    /// <summary>Bytes the entry holds, as counted against the cache's size limit.</summary>
+    public long Size => Body.Length + 64L * (_headers.Length + _contentHeaders.Length);
+
+    public bool VaryMatches(HttpRequestMessage request) =>
+        Array.TrueForAll(Vary, v => v.Value == ResponseCacheKey.HeaderValue(request, v.Name));
+
+    public HttpResponseMessage ToResponse(HttpRequestMessage request, TimeSpan age)
+    {
+        var response = new HttpResponseMessage(StatusCode)
+        {
+            ReasonPhrase = ReasonPhrase,
+            Version = Version,
+            RequestMessage = request,
+            Content = new ByteArrayContent(Body),
+        };
+        foreach (var (name, values) in _headers)
+        {
+            response.Headers.TryAddWithoutValidation(name, values);
+        }
+
+        foreach (var (name, values) in _contentHeaders)
+        {
+            response.Content.Headers.TryAddWithoutValidation(name, values);
+        }
+
+        response.Headers.Age = age < TimeSpan.Zero ? TimeSpan.Zero : TimeSpan.FromSeconds(Math.Floor(age.TotalSeconds));
+        return response;
+    }
+
+    private static KeyValuePair<string, string[]>[] Copy(System.Net.Http.Headers.HttpHeaders headers) =>
+        headers.NonValidated
+            .Where(h => !SkippedHeaders.Contains(h.Key))
+            .Select(h => new KeyValuePair<string, string[]>(h.Key, [.. h.Value]))
+            .ToArray();
+}

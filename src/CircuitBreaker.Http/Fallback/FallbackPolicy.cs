@@ -1,0 +1,62 @@
+using System.Net.Http.Headers;
+
+namespace CircuitBreaker.Http;
+
+/// <summary>
+/// The fallback chain in force for one circuit, prepared from its options and replaced on reload: what to try,
+/// in order, when the circuit turns a call away, and how to mark the answer.
+/// </summary>
+internal sealed class FallbackPolicy
+{
+    /// <summary>The header that tells a fallback from a real answer: <c>custom</c>, <c>cache</c>, <c>alternate</c> or <c>degraded</c>.</summary>
+    public const string FallbackHeaderName = "X-Circuit-Fallback";
+
+    private FallbackPolicy(CircuitBreakerFallbackOptions options)
+    {
+        OnOpen = options.OnOpen;
+        CacheEnabled = options.Cache.Enabled;
+        CacheMaxAge = options.Cache.MaxAge;
+        CacheMaxEntryBytes = options.Cache.MaxEntryBytes;
+        CacheExcludesCredentials = options.Cache.ExcludeRequestsWithCredentials;
+        AlternateBaseAddress = options.AlternateBaseAddress;
+        Degraded = DegradedResponse.From(options.Degraded);
+    }
+
+    public Func<CircuitFallbackContext, ValueTask<HttpResponseMessage?>>? OnOpen { get; }
+
+    public bool CacheEnabled { get; }
+
+    public TimeSpan CacheMaxAge { get; }
+
+    public int CacheMaxEntryBytes { get; }
+
+    public bool CacheExcludesCredentials { get; }
+
+    public Uri? AlternateBaseAddress { get; }
+
+    public DegradedResponse? Degraded { get; }
+
+    public static FallbackPolicy From(CircuitBreakerOptions options) => new(options.Fallback);
+
+    /// <summary>The request's URI moved to the alternate backend: its scheme, host and port, the same path and query.</summary>
+    public Uri AlternateFor(Uri original) =>
+        new UriBuilder(original)
+        {
+            Scheme = AlternateBaseAddress!.Scheme,
+            Host = AlternateBaseAddress.Host,
+            Port = AlternateBaseAddress.Port,
+        }.Uri;
+
+    public static HttpResponseMessage Mark(HttpResponseMessage response, string kind, TimeSpan? retryAfter)
+    {
+        response.Headers.Remove(FallbackHeaderName);
+        response.Headers.TryAddWithoutValidation(FallbackHeaderName, kind);
+        if (retryAfter is { } delay)
+        {
+            // Whole seconds, rounded up: a caller that waits that long finds the probe due.
+            response.Headers.RetryAfter = new RetryConditionHeaderValue(TimeSpan.FromSeconds(Math.Ceiling(delay.TotalSeconds)));
+        }
+
+        return response;
+    }
+}

@@ -1,0 +1,49 @@
+using Microsoft.Extensions.Caching.Memory;
+
+namespace CircuitBreaker.Http;
+
+/// <summary>
+/// The last good response per request of one client, bounded in count and bytes by a size-limited
+/// <see cref="MemoryCache"/>. Each entry is charged at least <c>MaxTotalBytes / MaxEntries</c>, so the one size
+/// limit enforces both bounds; under pressure the cache compacts least recently used entries first.
+/// </summary>
+internal sealed class ResponseCache : IDisposable
+{
+    private readonly MemoryCache _cache;
+    private readonly long _minimumCharge;
+
+    public ResponseCache(int maxEntries, long maxTotalBytes)
+    {
+        MaxEntries = maxEntries;
+        MaxTotalBytes = maxTotalBytes;
+        _minimumCharge = Math.Max(1, maxTotalBytes / maxEntries);
+        _cache = new MemoryCache(new MemoryCacheOptions { SizeLimit = maxTotalBytes, CompactionPercentage = 0.1, TrackStatistics = true });
+    }
+
+    public int MaxEntries { get; }
+
+    public long MaxTotalBytes { get; }
+
+    /// <summary>Gets the number of entries, for tests and diagnostics.</summary>
+    public int Count => _cache.Count;
+
+    /// <summary>Gets the sum of what the entries are charged, which never exceeds <see cref="MaxTotalBytes"/>.</summary>
+    public long Charged => _cache.GetCurrentStatistics()?.CurrentEstimatedSize ?? 0;
+
+    public void Store(string key, CachedResponse entry)
+    {
+        using var cacheEntry = _cache.CreateEntry(key);
+        cacheEntry.Value = entry;
+        cacheEntry.Size = Math.Max(entry.Size, _minimumCharge);
+    }
+
+    public CachedResponse? Find(HttpRequestMessage request, TimeSpan maxAge, DateTimeOffset now) =>
+        _cache.TryGetValue(ResponseCacheKey.For(request), out CachedResponse? entry)
+        && entry is not null
+        && now - entry.StoredAt <= maxAge
+        && entry.VaryMatches(request)
+            ? entry
+            : null;
+
+    public void Dispose() => _cache.Dispose();
+}

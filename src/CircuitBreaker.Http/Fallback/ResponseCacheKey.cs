@@ -1,0 +1,46 @@
+using System.Security.Cryptography;
+using System.Text;
+
+namespace CircuitBreaker.Http;
+
+/// <summary>
+/// Decides what the fallback cache may store and builds its keys. The key holds the method, the absolute URI
+/// and a hash of the request's credentials, so a response is only replayed to a caller with the same
+/// credentials (or, like the one it was fetched for, with none); the credentials themselves are never kept.
+/// </summary>
+internal static class ResponseCacheKey
+{
+    public static bool IsCacheableRequest(HttpRequestMessage request, bool excludeCredentials) =>
+        (request.Method == HttpMethod.Get || request.Method == HttpMethod.Head)
+        && request.RequestUri is { IsAbsoluteUri: true }
+        && request.Headers.CacheControl?.NoStore != true
+        && !(excludeCredentials && HasCredentials(request));
+
+    public static bool IsCacheableResponse(HttpResponseMessage response) =>
+        response.IsSuccessStatusCode
+        && response.StatusCode != System.Net.HttpStatusCode.PartialContent
+        && response.Headers.CacheControl?.NoStore != true
+        && !response.Headers.Contains("Set-Cookie")
+        && !response.Headers.Vary.Contains("*");
+
+    public static string For(HttpRequestMessage request)
+    {
+        var key = $"{request.Method.Method} {request.RequestUri!.AbsoluteUri}";
+        if (!HasCredentials(request))
+        {
+            return key;
+        }
+
+        var credentials = $"{HeaderValue(request, "Authorization")}\n{HeaderValue(request, "Cookie")}";
+        return $"{key} {Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(credentials)))}";
+    }
+
+    public static (string Name, string? Value)[] Vary(HttpResponseMessage response, HttpRequestMessage request) =>
+        response.Headers.Vary.Select(name => (name, HeaderValue(request, name))).ToArray();
+
+    public static string? HeaderValue(HttpRequestMessage request, string name) =>
+        request.Headers.NonValidated.TryGetValues(name, out var values) ? string.Join(", ", values) : null;
+
+    private static bool HasCredentials(HttpRequestMessage request) =>
+        request.Headers.NonValidated.Contains("Authorization") || request.Headers.NonValidated.Contains("Cookie");
+}
