@@ -13,7 +13,8 @@ internal sealed class ResponseCapture
     private readonly (string Name, string? Value)[] _vary;
     private readonly int _maxBytes;
     private readonly TimeProvider _timeProvider;
-    private MemoryStream? _body;
+    private byte[]? _body;
+    private int _length;
 
     public ResponseCapture(ResponseCache cache, string key, HttpResponseMessage response, (string Name, string? Value)[] vary, int maxBytes, TimeProvider timeProvider)
     {
@@ -23,8 +24,9 @@ internal sealed class ResponseCapture
         _vary = vary;
         _maxBytes = maxBytes;
         _timeProvider = timeProvider;
+        // A known length is allocated exactly, so the finished body is stored without another copy.
         var length = response.Content.Headers.ContentLength;
-        _body = length > maxBytes ? null : new MemoryStream((int)(length ?? 0));
+        _body = length > maxBytes ? null : new byte[length ?? Math.Min(maxBytes, 4096)];
     }
 
     public void Append(ReadOnlySpan<byte> data)
@@ -34,13 +36,20 @@ internal sealed class ResponseCapture
             return;
         }
 
-        if (_body.Length + data.Length > _maxBytes)
+        var needed = _length + data.Length;
+        if (needed > _maxBytes)
         {
             _body = null; // too large to keep: stop copying, the caller's stream is unaffected
             return;
         }
 
-        _body.Write(data);
+        if (needed > _body.Length)
+        {
+            Array.Resize(ref _body, (int)Math.Min(_maxBytes, Math.Max(needed, 2L * _body.Length)));
+        }
+
+        data.CopyTo(_body.AsSpan(_length));
+        _length = needed;
     }
 
     public void Complete()
@@ -54,7 +63,12 @@ internal sealed class ResponseCapture
 
         try
         {
-            _cache.Store(_key, new CachedResponse(_response, _vary, body.ToArray(), _timeProvider.GetUtcNow()));
+            if (_length != body.Length)
+            {
+                Array.Resize(ref body, _length);
+            }
+
+            _cache.Store(_key, new CachedResponse(_response, _vary, body, _timeProvider.GetUtcNow()));
         }
 #pragma warning disable CA1031 // The cache is a convenience: a fault in it must never fail the caller's read.
         catch (Exception)

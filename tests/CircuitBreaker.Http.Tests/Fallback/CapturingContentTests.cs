@@ -1,0 +1,110 @@
+using System.Net;
+using Microsoft.Extensions.Time.Testing;
+
+namespace CircuitBreaker.Http.Tests.Fallback;
+
+public sealed class CapturingContentTests : IDisposable
+{
+    private const string Key = "GET http://a.test/";
+    private readonly ResponseCache _cache = new(100, 10_000_000);
+    private readonly FakeTimeProvider _time = new();
+
+    public void Dispose() => _cache.Dispose();
+
+    [Fact]
+    public async Task BufferedRead_StoresTheWholeBody()
+    {
+        using var response = Wrap(new ByteArrayContent("hello world"u8.ToArray()), maxBytes: 1000);
+
+        await response.Content.LoadIntoBufferAsync();
+
+        Assert.Equal("hello world", await response.Content.ReadAsStringAsync());
+        Assert.Equal("hello world"u8.ToArray(), Stored()!.Body);
+    }
+
+    [Fact]
+    public async Task StreamedReadToTheEnd_StoresTheBodyOfUnknownLength()
+    {
+        using var response = Wrap(new StreamContent(new NonSeekableStream(new byte[5000])), maxBytes: 10_000);
+        Assert.Null(response.Content.Headers.ContentLength);
+
+        await using (var stream = await response.Content.ReadAsStreamAsync())
+        {
+            await stream.CopyToAsync(Stream.Null);
+        }
+
+        Assert.Equal(5000, Stored()!.Body.Length);
+    }
+
+    [Fact]
+    public async Task PartialRead_StoresNothing()
+    {
+        using var response = Wrap(new StreamContent(new NonSeekableStream(new byte[5000])), maxBytes: 10_000);
+
+        await using (var stream = await response.Content.ReadAsStreamAsync())
+        {
+            var buffer = new byte[100];
+            _ = await stream.ReadAsync(buffer);
+        }
+
+        Assert.Null(Stored());
+    }
+
+    [Fact]
+    public async Task BodyLargerThanMaxEntryBytes_IsStillDeliveredButNotStored()
+    {
+        var body = Enumerable.Range(0, 5000).Select(i => (byte)i).ToArray();
+        using var response = Wrap(new StreamContent(new NonSeekableStream(body)), maxBytes: 4999);
+
+        var read = await response.Content.ReadAsByteArrayAsync();
+
+        Assert.Equal(body, read);
+        Assert.Null(Stored());
+    }
+
+    [Fact]
+    public void SynchronousRead_StoresTheBody()
+    {
+        using var response = Wrap(new ByteArrayContent([1, 2, 3]), maxBytes: 10);
+
+        using (var stream = response.Content.ReadAsStream())
+        {
+            stream.CopyTo(Stream.Null);
+        }
+
+        Assert.Equal([1, 2, 3], Stored()!.Body);
+    }
+
+    [Fact]
+    public void Wrapping_KeepsTheContentHeaders()
+    {
+        var inner = new StringContent("{}", System.Text.Encoding.UTF8, "application/json");
+        inner.Headers.ContentLanguage.Add("en");
+
+        using var response = Wrap(inner, maxBytes: 10);
+
+        Assert.Equal("application/json", response.Content.Headers.ContentType?.MediaType);
+        Assert.Equal(["en"], response.Content.Headers.ContentLanguage);
+        Assert.Equal(2, response.Content.Headers.ContentLength);
+    }
+
+    private HttpResponseMessage Wrap(HttpContent inner, int maxBytes)
+    {
+        var response = new HttpResponseMessage(HttpStatusCode.OK) { Content = inner };
+        var capture = new ResponseCapture(_cache, Key, response, [], maxBytes, _time);
+        response.Content = new CapturingContent(inner, capture);
+        return response;
+    }
+
+    private CachedResponse? Stored()
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, "http://a.test/");
+        return _cache.Find(request, TimeSpan.FromMinutes(1), _time.GetUtcNow());
+    }
+
+    /// <summary>A stream of unknown length, as a chunked response body is.</summary>
+    private sealed class NonSeekableStream(byte[] data) : MemoryStream(data)
+    {
+        public override bool CanSeek => false;
+    }
+}

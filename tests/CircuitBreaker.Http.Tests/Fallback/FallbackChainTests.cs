@@ -1,0 +1,357 @@
+using System.Net;
+using System.Net.Http.Headers;
+using CircuitBreaker.Http.Tests.TestSupport;
+using RichardSzalay.MockHttp;
+
+namespace CircuitBreaker.Http.Tests.Fallback;
+
+public sealed class FallbackChainTests
+{
+    private static readonly Uri Users = new("http://users.test/u/1");
+
+    [Fact]
+    public async Task OpenCircuit_WithoutFallback_ThrowsCircuitOpenException()
+    {
+        var (harness, client) = await OpenAsync(_ => { });
+        using var _ = harness;
+        using var __ = client;
+
+        await Assert.ThrowsAsync<CircuitOpenException>(() => client.GetAsync(Users));
+    }
+
+    [Fact]
+    public async Task Degraded_IsServedWithItsHeadersAndMarks()
+    {
+        var (harness, client) = await OpenAsync(
+            o =>
+            {
+                o.Fallback.Degraded.StatusCode = 200;
+                o.Fallback.Degraded.ContentType = "application/json";
+                o.Fallback.Degraded.Body = """{"user":null,"fallback":true}""";
+                o.Fallback.Degraded.Headers["X-Degraded"] = "1";
+                o.Fallback.Degraded.Headers["Content-Language"] = "en";
+            });
+        using var _ = harness;
+        using var __ = client;
+        harness.Time.Advance(TimeSpan.FromSeconds(10.2));
+
+        using var response = await client.GetAsync(Users);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("""{"user":null,"fallback":true}""", await response.Content.ReadAsStringAsync());
+        Assert.Equal("application/json", response.Content.Headers.ContentType?.MediaType);
+        Assert.Equal(["1"], response.Headers.GetValues("X-Degraded"));
+        Assert.Equal(["en"], response.Content.Headers.ContentLanguage);
+        Assert.Equal(["degraded"], response.Headers.GetValues("X-Circuit-Fallback"));
+        Assert.Equal(TimeSpan.FromSeconds(20), response.Headers.RetryAfter?.Delta); // 19.8 s rounded up
+        Assert.Equal(Users, response.RequestMessage?.RequestUri);
+    }
+
+    [Fact]
+    public async Task Degraded_BodyWithoutStatus_Is503()
+    {
+        var (harness, client) = await OpenAsync(o => (o.Fallback.Degraded.Body, o.Fallback.Degraded.ContentType) = ("down", "text/plain"));
+        using var _ = harness;
+        using var __ = client;
+
+        using var response = await client.GetAsync(Users);
+
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
+        Assert.Equal("down", await response.Content.ReadAsStringAsync());
+    }
+
+    [Fact]
+    public async Task Cache_ReplaysLastGoodResponseWithAgeAndMarks()
+    {
+        using var harness = new BreakerHarness(o =>
+        {
+            o.FailureThreshold = 1;
+            o.Fallback.Cache.Enabled = true;
+        });
+        var status = HttpStatusCode.OK;
+        harness.Mock.When("*").Respond(() => Task.FromResult(Response(status, "alice", ("ETag", "\"v1\""))));
+        using var client = harness.CreateClient();
+        Assert.Equal("alice", await client.GetStringAsync(Users));
+        status = HttpStatusCode.InternalServerError;
+        (await client.GetAsync(Users)).Dispose(); // opens
+        harness.Time.Advance(TimeSpan.FromSeconds(7));
+
+        using var replay = await client.GetAsync(Users);
+
+        Assert.Equal(HttpStatusCode.OK, replay.StatusCode);
+        Assert.Equal("alice", await replay.Content.ReadAsStringAsync());
+        Assert.Equal("\"v1\"", replay.Headers.ETag?.Tag);
+        Assert.Equal("text/plain", replay.Content.Headers.ContentType?.MediaType);
+        Assert.Equal(["cache"], replay.Headers.GetValues("X-Circuit-Fallback"));
+        Assert.Equal(TimeSpan.FromSeconds(7), replay.Headers.Age);
+        Assert.Equal(TimeSpan.FromSeconds(23), replay.Headers.RetryAfter?.Delta);
+    }
+
+    [Fact]
+    public async Task Cache_EntryOlderThanMaxAge_IsNotReplayed()
+    {
+        using var harness = new BreakerHarness(o =>
+        {
+            o.FailureThreshold = 1;
+            o.BreakDuration = TimeSpan.FromMinutes(10);
+            o.Fallback.Cache.Enabled = true;
+            o.Fallback.Cache.MaxAge = TimeSpan.FromMinutes(1);
+        });
+        var status = HttpStatusCode.OK;
+        harness.Mock.When("*").Respond(() => Task.FromResult(Response(status, "alice")));
+        using var client = harness.CreateClient();
+        await client.GetStringAsync(Users);
+        status = HttpStatusCode.InternalServerError;
+        (await client.GetAsync(Users)).Dispose();
+
+        harness.Time.Advance(TimeSpan.FromSeconds(61));
+
+        await Assert.ThrowsAsync<CircuitOpenException>(() => client.GetAsync(Users));
+    }
+
+    [Fact]
+    public async Task Cache_DifferentUrlOrMethod_IsNotReplayed()
+    {
+        using var harness = new BreakerHarness(o =>
+        {
+            o.FailureThreshold = 1;
+            o.Fallback.Cache.Enabled = true;
+        });
+        var status = HttpStatusCode.OK;
+        harness.Mock.When("*").Respond(() => Task.FromResult(Response(status, "alice")));
+        using var client = harness.CreateClient();
+        await client.GetStringAsync(Users);
+        status = HttpStatusCode.InternalServerError;
+        (await client.GetAsync(Users)).Dispose();
+
+        await Assert.ThrowsAsync<CircuitOpenException>(() => client.GetAsync(new Uri("http://users.test/u/2")));
+        await Assert.ThrowsAsync<CircuitOpenException>(() => client.GetAsync(new Uri("http://users.test/u/1?x=1")));
+        using var post = new StringContent("x");
+        await Assert.ThrowsAsync<CircuitOpenException>(() => client.PostAsync(Users, post));
+    }
+
+    [Fact]
+    public async Task Custom_ComesFirstAndIsGivenTheCachedResponse()
+    {
+        CircuitFallbackContext? seen = null;
+        string? cachedBody = null;
+        using var harness = new BreakerHarness(o =>
+        {
+            o.FailureThreshold = 1;
+            o.Fallback.Cache.Enabled = true;
+            o.Fallback.Degraded.StatusCode = 503;
+            o.Fallback.OnOpen = async context =>
+            {
+                seen = context;
+                cachedBody = await context.CachedResponse!.Content.ReadAsStringAsync();
+                return new HttpResponseMessage(HttpStatusCode.Accepted);
+            };
+        });
+        var status = HttpStatusCode.OK;
+        harness.Mock.When("*").Respond(() => Task.FromResult(Response(status, "alice")));
+        using var client = harness.CreateClient();
+        await client.GetStringAsync(Users);
+        status = HttpStatusCode.InternalServerError;
+        (await client.GetAsync(Users)).Dispose();
+
+        using var response = await client.GetAsync(Users);
+
+        Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
+        Assert.Equal(["custom"], response.Headers.GetValues("X-Circuit-Fallback"));
+        Assert.NotNull(response.Headers.RetryAfter);
+        Assert.Equal("alice", cachedBody);
+        Assert.Equal(new CircuitKey(BreakerHarness.ClientName, "http://users.test:80"), seen!.CircuitKey);
+        Assert.Equal(CircuitState.Open, seen.State);
+        Assert.Equal(TimeSpan.FromSeconds(30), seen.RetryAfter);
+        Assert.Equal(Users, seen.Request.RequestUri);
+    }
+
+    [Fact]
+    public async Task Custom_ReturningNull_GoesOnDownTheChain()
+    {
+        var asked = 0;
+        var (harness, client) = await OpenAsync(o =>
+            {
+                o.Fallback.OnOpen = _ =>
+                {
+                    asked++;
+                    return ValueTask.FromResult<HttpResponseMessage?>(null);
+                };
+                o.Fallback.Degraded.StatusCode = 503;
+            });
+        using var _ = harness;
+        using var __ = client;
+
+        using var response = await client.GetAsync(Users);
+
+        Assert.Equal(1, asked);
+        Assert.Equal(["degraded"], response.Headers.GetValues("X-Circuit-Fallback"));
+    }
+
+    [Fact]
+    public async Task Custom_Throwing_IsSkipped()
+    {
+        var (harness, client) = await OpenAsync(o =>
+            {
+                o.Fallback.OnOpen = _ => throw new InvalidOperationException("bug in the fallback");
+                o.Fallback.Degraded.StatusCode = 503;
+            });
+        using var _ = harness;
+        using var __ = client;
+
+        using var response = await client.GetAsync(Users);
+
+        Assert.Equal(["degraded"], response.Headers.GetValues("X-Circuit-Fallback"));
+    }
+
+    [Fact]
+    public async Task Alternate_ResendsSamePathAndQueryUnderItsOwnCircuit()
+    {
+        using var harness = new BreakerHarness(o =>
+        {
+            o.FailureThreshold = 1;
+            o.Fallback.AlternateBaseAddress = new Uri("https://backup.test:8443/ignored/path");
+        });
+        harness.Mock.When("http://users.test/*").Respond(HttpStatusCode.InternalServerError);
+        var backup = harness.Mock.When("https://backup.test:8443/u/1?x=2").Respond("text/plain", "from backup");
+        using var client = harness.CreateClient();
+        (await client.GetAsync(new Uri("http://users.test/u/1?x=2"))).Dispose();
+
+        using var response = await client.GetAsync(new Uri("http://users.test/u/1?x=2"));
+
+        Assert.Equal("from backup", await response.Content.ReadAsStringAsync());
+        Assert.Equal(["alternate"], response.Headers.GetValues("X-Circuit-Fallback"));
+        Assert.Equal(1, harness.Mock.GetMatchCount(backup));
+        Assert.Equal(CircuitState.Closed, harness.Circuit("https://backup.test:8443").State);
+    }
+
+    [Fact]
+    public async Task Alternate_Failing_FallsThroughToDegradedAndCountsAgainstItsCircuit()
+    {
+        using var harness = new BreakerHarness(o =>
+        {
+            o.FailureThreshold = 1;
+            o.Fallback.AlternateBaseAddress = new Uri("http://backup.test");
+            o.Fallback.Degraded.StatusCode = 503;
+        });
+        harness.Mock.When("http://users.test/*").Respond(HttpStatusCode.InternalServerError);
+        harness.Mock.When("http://backup.test/*").Throw(new HttpRequestException("refused"));
+        using var client = harness.CreateClient();
+        (await client.GetAsync(Users)).Dispose();
+
+        using var response = await client.GetAsync(Users);
+
+        Assert.Equal(["degraded"], response.Headers.GetValues("X-Circuit-Fallback"));
+        Assert.Equal(Users, response.RequestMessage!.RequestUri);
+        Assert.Equal(CircuitState.Open, harness.Circuit("http://backup.test:80").State);
+    }
+
+    [Fact]
+    public async Task HalfOpenWithProbeInFlight_TurnedAwayCallsGetTheFallback()
+    {
+        using var harness = new BreakerHarness(o =>
+        {
+            o.FailureThreshold = 1;
+            o.Fallback.Degraded.StatusCode = 503;
+        });
+        var probe = new TaskCompletionSource<HttpResponseMessage>();
+        var calls = 0;
+        harness.Mock.When("*").Respond(() => ++calls == 1 ? Task.FromResult(new HttpResponseMessage(HttpStatusCode.InternalServerError)) : probe.Task);
+        using var client = harness.CreateClient();
+        (await client.GetAsync(Users)).Dispose();
+        harness.Time.Advance(TimeSpan.FromSeconds(30));
+
+        var probing = client.GetAsync(Users);
+        using var turnedAway = await client.GetAsync(Users);
+        probe.SetResult(new HttpResponseMessage(HttpStatusCode.OK));
+        (await probing).Dispose();
+
+        Assert.Equal(["degraded"], turnedAway.Headers.GetValues("X-Circuit-Fallback"));
+        Assert.Null(turnedAway.Headers.RetryAfter); // no time can be promised while a probe is out
+    }
+
+    [Fact]
+    public void SynchronousSend_UsesCacheAndDegraded()
+    {
+        using var harness = new BreakerHarness(o =>
+        {
+            o.FailureThreshold = 1;
+            o.Fallback.Cache.Enabled = true;
+            o.Fallback.Degraded.StatusCode = 503;
+        });
+        var status = HttpStatusCode.OK;
+        harness.Mock.When("*").Respond(() => Task.FromResult(Response(status, "alice")));
+        using var client = harness.CreateClient();
+        using (var first = new HttpRequestMessage(HttpMethod.Get, Users))
+        using (var ok = client.Send(first))
+        {
+            Assert.Equal("alice", new StreamReader(ok.Content.ReadAsStream()).ReadToEnd());
+        }
+
+        status = HttpStatusCode.InternalServerError;
+        using (var failing = new HttpRequestMessage(HttpMethod.Get, Users))
+        {
+            client.Send(failing).Dispose();
+        }
+
+        using var cachedRequest = new HttpRequestMessage(HttpMethod.Get, Users);
+        using var cached = client.Send(cachedRequest);
+        using var otherRequest = new HttpRequestMessage(HttpMethod.Get, "http://users.test/other");
+        using var degraded = client.Send(otherRequest);
+
+        Assert.Equal(["cache"], cached.Headers.GetValues("X-Circuit-Fallback"));
+        Assert.Equal(["degraded"], degraded.Headers.GetValues("X-Circuit-Fallback"));
+    }
+
+    [Fact]
+    public async Task HostOverride_ChangesOnlyThatHostsFallback()
+    {
+        using var harness = new BreakerHarness(o =>
+        {
+            o.FailureThreshold = 1;
+            o.Fallback.Degraded.StatusCode = 503;
+            o.Fallback.Degraded.Headers["X-Degraded"] = "client";
+            o.Hosts["orders.test"] = new CircuitBreakerHostOptions();
+            o.Hosts["orders.test"].Fallback.Degraded.StatusCode = 200;
+            o.Hosts["orders.test"].Fallback.Degraded.Headers["X-Host"] = "orders";
+        });
+        harness.Mock.When("*").Respond(HttpStatusCode.InternalServerError);
+        using var client = harness.CreateClient();
+        (await client.GetAsync(Users)).Dispose();
+        (await client.GetAsync(new Uri("http://orders.test/"))).Dispose();
+
+        using var users = await client.GetAsync(Users);
+        using var orders = await client.GetAsync(new Uri("http://orders.test/"));
+
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, users.StatusCode);
+        Assert.False(users.Headers.Contains("X-Host"));
+        Assert.Equal(HttpStatusCode.OK, orders.StatusCode);
+        Assert.Equal(["client"], orders.Headers.GetValues("X-Degraded"));
+        Assert.Equal(["orders"], orders.Headers.GetValues("X-Host"));
+    }
+
+    private static async Task<(BreakerHarness Harness, HttpClient Client)> OpenAsync(Action<CircuitBreakerOptions> configure)
+    {
+        var harness = new BreakerHarness(o =>
+        {
+            o.FailureThreshold = 1;
+            configure(o);
+        });
+        harness.Mock.When("*").Respond(HttpStatusCode.InternalServerError);
+        var client = harness.CreateClient();
+        (await client.GetAsync(Users)).Dispose();
+        Assert.Equal(CircuitState.Open, harness.Circuit("http://users.test:80").State);
+        return (harness, client);
+    }
+
+    private static HttpResponseMessage Response(HttpStatusCode status, string body, params (string Name, string Value)[] headers)
+    {
+        var response = new HttpResponseMessage(status) { Content = new StringContent(body, new MediaTypeHeaderValue("text/plain")) };
+        foreach (var (name, value) in headers)
+        {
+            response.Headers.TryAddWithoutValidation(name, value);
+        }
+
+        return response;
+    }
+}

@@ -1,0 +1,157 @@
+using System.Net;
+using Microsoft.Extensions.Time.Testing;
+
+namespace CircuitBreaker.Http.Tests.Fallback;
+
+public sealed class ResponseCacheTests
+{
+    private readonly FakeTimeProvider _time = new();
+
+    [Fact]
+    public void Store_ManyEntries_NeverHoldsMoreThanMaxEntries()
+    {
+        using var cache = new ResponseCache(maxEntries: 10, maxTotalBytes: 1_000_000);
+
+        for (var i = 0; i < 200; i++)
+        {
+            Store(cache, $"http://a.test/{i}", new byte[10]);
+        }
+
+        Assert.InRange(cache.Count, 1, 10);
+        Assert.InRange(cache.Charged, 1, 1_000_000);
+    }
+
+    [Fact]
+    public void Store_LargeBodies_NeverChargesMoreThanMaxTotalBytes()
+    {
+        using var cache = new ResponseCache(maxEntries: 1000, maxTotalBytes: 100_000);
+
+        for (var i = 0; i < 200; i++)
+        {
+            Store(cache, $"http://a.test/{i}", new byte[10_000]);
+        }
+
+        Assert.InRange(cache.Count, 1, 10);
+        Assert.InRange(cache.Charged, 1, 100_000);
+    }
+
+    [Fact]
+    public void Find_ReturnsEntryOnlyForSameRequestWithinMaxAge()
+    {
+        using var cache = new ResponseCache(10, 1_000_000);
+        Store(cache, "http://a.test/1", "hello"u8.ToArray());
+
+        _time.Advance(TimeSpan.FromSeconds(30));
+
+        Assert.NotNull(Find(cache, "http://a.test/1", TimeSpan.FromSeconds(30)));
+        Assert.Null(Find(cache, "http://a.test/1", TimeSpan.FromSeconds(29)));
+        Assert.Null(Find(cache, "http://a.test/2", TimeSpan.FromMinutes(1)));
+    }
+
+    [Fact]
+    public void Find_RequestWithOtherCredentials_Misses()
+    {
+        using var cache = new ResponseCache(10, 1_000_000);
+        Store(cache, "http://a.test/1", [1], request => request.Headers.TryAddWithoutValidation("Authorization", "Bearer A"));
+
+        Assert.NotNull(Find(cache, "http://a.test/1", TimeSpan.FromMinutes(1), r => r.Headers.TryAddWithoutValidation("Authorization", "Bearer A")));
+        Assert.Null(Find(cache, "http://a.test/1", TimeSpan.FromMinutes(1), r => r.Headers.TryAddWithoutValidation("Authorization", "Bearer B")));
+        Assert.Null(Find(cache, "http://a.test/1", TimeSpan.FromMinutes(1)));
+        Assert.Null(Find(cache, "http://a.test/1", TimeSpan.FromMinutes(1), r => r.Headers.TryAddWithoutValidation("Cookie", "Bearer A")));
+    }
+
+    [Fact]
+    public void Key_DoesNotContainTheCredentials()
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, "http://a.test/1");
+        request.Headers.TryAddWithoutValidation("Authorization", "Bearer secret-token");
+
+        Assert.DoesNotContain("secret-token", ResponseCacheKey.For(request), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Find_VaryHeaderWithOtherValue_Misses()
+    {
+        using var cache = new ResponseCache(10, 1_000_000);
+        Store(cache, "http://a.test/1", [1], r => r.Headers.TryAddWithoutValidation("X-Tenant", "blue"), response => response.Headers.Vary.Add("X-Tenant"));
+
+        Assert.NotNull(Find(cache, "http://a.test/1", TimeSpan.FromMinutes(1), r => r.Headers.TryAddWithoutValidation("X-Tenant", "blue")));
+        Assert.Null(Find(cache, "http://a.test/1", TimeSpan.FromMinutes(1), r => r.Headers.TryAddWithoutValidation("X-Tenant", "red")));
+        Assert.Null(Find(cache, "http://a.test/1", TimeSpan.FromMinutes(1)));
+    }
+
+    [Theory]
+    [InlineData("Cache-Control", "no-store", false)]
+    [InlineData("Cache-Control", "max-age=60", true)]
+    [InlineData("Set-Cookie", "session=1", false)]
+    [InlineData("Vary", "*", false)]
+    public void IsCacheableResponse_HonoursHeaders(string header, string value, bool cacheable)
+    {
+        using var response = new HttpResponseMessage(HttpStatusCode.OK);
+        response.Headers.TryAddWithoutValidation(header, value);
+
+        Assert.Equal(cacheable, ResponseCacheKey.IsCacheableResponse(response));
+    }
+
+    [Theory]
+    [InlineData(HttpStatusCode.OK, true)]
+    [InlineData(HttpStatusCode.NoContent, true)]
+    [InlineData(HttpStatusCode.PartialContent, false)]
+    [InlineData(HttpStatusCode.NotModified, false)]
+    [InlineData(HttpStatusCode.NotFound, false)]
+    public void IsCacheableResponse_OnlyWholeSuccessfulResponses(HttpStatusCode status, bool cacheable)
+    {
+        using var response = new HttpResponseMessage(status);
+
+        Assert.Equal(cacheable, ResponseCacheKey.IsCacheableResponse(response));
+    }
+
+    [Theory]
+    [InlineData("GET", false, null, true)]
+    [InlineData("HEAD", false, null, true)]
+    [InlineData("POST", false, null, false)]
+    [InlineData("GET", true, "Bearer A", false)]
+    [InlineData("GET", false, "Bearer A", true)]
+    public void IsCacheableRequest_MethodsAndCredentials(string method, bool excludeCredentials, string? authorization, bool cacheable)
+    {
+        using var request = new HttpRequestMessage(new HttpMethod(method), "http://a.test/");
+        if (authorization is not null)
+        {
+            request.Headers.TryAddWithoutValidation("Authorization", authorization);
+        }
+
+        Assert.Equal(cacheable, ResponseCacheKey.IsCacheableRequest(request, excludeCredentials));
+    }
+
+    [Fact]
+    public async Task ToResponse_GivesAFreshCopyEachTime()
+    {
+        using var cache = new ResponseCache(10, 1_000_000);
+        Store(cache, "http://a.test/1", "hello"u8.ToArray());
+        using var request = new HttpRequestMessage(HttpMethod.Get, "http://a.test/1");
+        var entry = cache.Find(request, TimeSpan.FromMinutes(1), _time.GetUtcNow())!;
+
+        var first = entry.ToResponse(request, TimeSpan.Zero);
+        using var second = entry.ToResponse(request, TimeSpan.Zero);
+        first.Dispose();
+
+        Assert.NotSame(first, second);
+        Assert.Equal("hello", await second.Content.ReadAsStringAsync());
+    }
+
+    private void Store(ResponseCache cache, string uri, byte[] body, Action<HttpRequestMessage>? request = null, Action<HttpResponseMessage>? response = null)
+    {
+        using var req = new HttpRequestMessage(HttpMethod.Get, uri);
+        request?.Invoke(req);
+        using var resp = new HttpResponseMessage(HttpStatusCode.OK) { Content = new ByteArrayContent(body) };
+        response?.Invoke(resp);
+        cache.Store(ResponseCacheKey.For(req), new CachedResponse(resp, ResponseCacheKey.Vary(resp, req), body, _time.GetUtcNow()));
+    }
+
+    private CachedResponse? Find(ResponseCache cache, string uri, TimeSpan maxAge, Action<HttpRequestMessage>? request = null)
+    {
+        using var req = new HttpRequestMessage(HttpMethod.Get, uri);
+        request?.Invoke(req);
+        return cache.Find(req, maxAge, _time.GetUtcNow());
+    }
+}
