@@ -12,7 +12,7 @@ internal sealed class CachedResponse
     private static readonly HashSet<string> SkippedHeaders = new(StringComparer.OrdinalIgnoreCase)
     {
         "Age", "Connection", "Keep-Alive", "Proxy-Connection", "Retry-After", "Set-Cookie", "Trailer", "Transfer-Encoding", "Upgrade",
-        FallbackPolicy.FallbackHeaderName, "Content-Length",
+        FallbackPolicy.FallbackHeaderName,
     };
 
     private readonly KeyValuePair<string, string[]>[] _headers;
@@ -20,11 +20,15 @@ internal sealed class CachedResponse
 
     public CachedResponse(HttpResponseMessage response, (string Name, string? Value)[] vary, byte[] body, DateTimeOffset storedAt)
     {
+        var isHead = response.RequestMessage?.Method == HttpMethod.Head;
         StatusCode = response.StatusCode;
         ReasonPhrase = response.ReasonPhrase;
         Version = response.Version;
         _headers = Copy(response.Headers);
-        _contentHeaders = Copy(response.Content.Headers);
+        // A replayed body's length is its own, except for HEAD, whose Content-Length describes the resource.
+        _contentHeaders = Copy(response.Content.Headers)
+            .Where(h => isHead || !string.Equals(h.Key, "Content-Length", StringComparison.OrdinalIgnoreCase))
+            .ToArray();
         Vary = vary;
         Body = body;
         StoredAt = storedAt;

@@ -32,9 +32,19 @@ internal sealed class ResponseCache : IDisposable
 
     public void Store(string key, CachedResponse entry)
     {
+        var charge = Math.Max(entry.Size, _minimumCharge);
+
+        // A full MemoryCache rejects the new entry (and drops an older one under the same key) and only then
+        // compacts in the background, which would lose exactly the newest good response. Make room first.
+        _cache.Remove(key);
+        for (var attempt = 0; attempt < 10 && Charged + charge > MaxTotalBytes && _cache.Count > 0; attempt++)
+        {
+            _cache.Compact(Math.Max(0.1, 1.5 / _cache.Count)); // least recently used first, at least one entry
+        }
+
         using var cacheEntry = _cache.CreateEntry(key);
         cacheEntry.Value = entry;
-        cacheEntry.Size = Math.Max(entry.Size, _minimumCharge);
+        cacheEntry.Size = charge;
     }
 
     public CachedResponse? Find(HttpRequestMessage request, TimeSpan maxAge, DateTimeOffset now) =>

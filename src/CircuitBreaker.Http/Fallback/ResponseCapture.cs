@@ -13,6 +13,7 @@ internal sealed class ResponseCapture
     private readonly (string Name, string? Value)[] _vary;
     private readonly int _maxBytes;
     private readonly TimeProvider _timeProvider;
+    private readonly long? _expectedLength;
     private byte[]? _body;
     private int _length;
 
@@ -25,8 +26,8 @@ internal sealed class ResponseCapture
         _maxBytes = maxBytes;
         _timeProvider = timeProvider;
         // A known length is allocated exactly, so the finished body is stored without another copy.
-        var length = response.Content.Headers.ContentLength;
-        _body = length > maxBytes ? null : new byte[length ?? Math.Min(maxBytes, 4096)];
+        _expectedLength = response.Content.Headers.ContentLength;
+        _body = _expectedLength > maxBytes ? null : new byte[_expectedLength ?? Math.Min(maxBytes, 4096)];
     }
 
     public void Append(ReadOnlySpan<byte> data)
@@ -50,6 +51,10 @@ internal sealed class ResponseCapture
 
         data.CopyTo(_body.AsSpan(_length));
         _length = needed;
+        if (_length == _expectedLength)
+        {
+            Complete(); // the whole announced body arrived, even if the caller never reads on to the end
+        }
     }
 
     public void Complete()

@@ -89,22 +89,24 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
     private async Task<HttpResponseMessage> FallBackAsync(HttpRequestMessage request, CircuitEntry circuit, CircuitPermit permit, CancellationToken cancellationToken)
     {
         var policy = circuit.Fallback;
-        var cached = FromCache(request, policy);
+        var entry = FromCache(request, policy);
         if (policy.OnOpen is { } onOpen)
         {
-            var custom = await AskCustomAsync(onOpen, request, circuit, permit, cached, cancellationToken).ConfigureAwait(false);
+            // The delegate gets a copy of its own: whatever it does with it, the cache step below builds a fresh one.
+            var offered = Replay(entry, request);
+            var custom = await AskCustomAsync(onOpen, request, circuit, permit, offered, cancellationToken).ConfigureAwait(false);
+            if (!ReferenceEquals(custom, offered))
+            {
+                offered?.Dispose();
+            }
+
             if (custom is not null)
             {
-                if (!ReferenceEquals(custom, cached))
-                {
-                    cached?.Dispose();
-                }
-
                 return FallbackPolicy.Mark(custom, "custom", permit.RetryAfter);
             }
         }
 
-        if (cached is not null)
+        if (Replay(entry, request) is { } cached)
         {
             return FallbackPolicy.Mark(cached, "cache", permit.RetryAfter);
         }
@@ -129,7 +131,7 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
     private HttpResponseMessage FallBack(HttpRequestMessage request, CircuitEntry circuit, CircuitPermit permit, CancellationToken cancellationToken)
     {
         var policy = circuit.Fallback;
-        if (FromCache(request, policy) is { } cached)
+        if (Replay(FromCache(request, policy), request) is { } cached)
         {
             return FallbackPolicy.Mark(cached, "cache", permit.RetryAfter);
         }
@@ -149,7 +151,10 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
         return Degraded(request, circuit, permit);
     }
 
-    private HttpResponseMessage? FromCache(HttpRequestMessage request, FallbackPolicy policy)
+    private HttpResponseMessage? Replay(CachedResponse? entry, HttpRequestMessage request) =>
+        entry?.ToResponse(request, _timeProvider.GetUtcNow() - entry.StoredAt);
+
+    private CachedResponse? FromCache(HttpRequestMessage request, FallbackPolicy policy)
     {
         if (!policy.CacheEnabled || _circuits.Cache is not { } cache || !ResponseCacheKey.IsCacheableRequest(request, policy.CacheExcludesCredentials))
         {
@@ -158,8 +163,7 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
 
         try
         {
-            var now = _timeProvider.GetUtcNow();
-            return cache.Find(request, policy.CacheMaxAge, now) is { } entry ? entry.ToResponse(request, now - entry.StoredAt) : null;
+            return cache.Find(request, policy.CacheMaxAge, _timeProvider.GetUtcNow());
         }
 #pragma warning disable CA1031 // A fault in the cache must not turn a possible fallback into a failure.
         catch (Exception ex)
@@ -245,7 +249,14 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
             if (ResponseCacheKey.IsCacheableRequest(request, policy.CacheExcludesCredentials) && ResponseCacheKey.IsCacheableResponse(response))
             {
                 var capture = new ResponseCapture(cache, ResponseCacheKey.For(request), response, ResponseCacheKey.Vary(response, request), policy.CacheMaxEntryBytes, _timeProvider);
-                response.Content = new CapturingContent(response.Content, capture);
+                if (request.Method == HttpMethod.Head)
+                {
+                    capture.Complete(); // no body will ever be read: the headers are the whole response
+                }
+                else
+                {
+                    response.Content = new CapturingContent(response.Content, capture);
+                }
             }
         }
 #pragma warning disable CA1031 // A fault in the cache must never fail a request that succeeded.

@@ -51,6 +51,21 @@ public sealed class CapturingContentTests : IDisposable
     }
 
     [Fact]
+    public async Task ReadOfExactlyTheAnnouncedLength_StoresWithoutReadingOnToTheEnd()
+    {
+        var inner = new StreamContent(new NonSeekableStream(new byte[300]));
+        inner.Headers.ContentLength = 300;
+        using var response = Wrap(inner, maxBytes: 1000);
+
+        await using (var stream = await response.Content.ReadAsStreamAsync())
+        {
+            await stream.ReadExactlyAsync(new byte[300]);
+        }
+
+        Assert.Equal(300, Stored()!.Body.Length);
+    }
+
+    [Fact]
     public async Task BodyLargerThanMaxEntryBytes_IsStillDeliveredButNotStored()
     {
         var body = Enumerable.Range(0, 5000).Select(i => (byte)i).ToArray();

@@ -1,0 +1,245 @@
+using System.Net;
+using CircuitBreaker.Http.Tests.TestSupport;
+using Microsoft.AspNetCore.Http;
+using static CircuitBreaker.Http.Tests.Integration.Fallback.FallbackSupport;
+
+namespace CircuitBreaker.Http.Tests.Integration.Fallback;
+
+/// <summary>The cache replays a response only to a caller allowed to see it, and never stores what it may not replay.</summary>
+public class CacheSafetyTests
+{
+    private const string WithDegraded = """
+        {
+          "CircuitBreaker": {
+            "FailureThreshold": 1,
+            "Fallback": {
+              "Cache": { "Enabled": true },
+              "Degraded": { "StatusCode": 503, "ContentType": "text/plain", "Body": "degraded" }
+            }
+          }
+        }
+        """;
+
+    private const string WithoutDegraded = """
+        {
+          "CircuitBreaker": {
+            "FailureThreshold": 1,
+            "Fallback": { "Cache": { "Enabled": true } }
+          }
+        }
+        """;
+
+    [Fact]
+    public async Task ResponseFetchedWithBearerA_IsReplayedOnlyToBearerA_OthersGetDegraded()
+    {
+        await using var server = await KestrelDownstream.StartAsync();
+        using var side = ClientSide.ForClient(JsonConfiguration.From(WithDegraded), server);
+        using var client = side.CreateClient();
+        server.Behavior = OkFrom(r => $"secret of {r.Headers.Authorization}");
+        Assert.Equal("secret of Bearer A", await FetchAsync(client, "me", ("Authorization", "Bearer A")));
+        await OpenAsync(side, client, server);
+
+        using var sameCaller = await GetAsync(client, "me", ("Authorization", "Bearer A"));
+        using var otherCaller = await GetAsync(client, "me", ("Authorization", "Bearer B"));
+        using var anonymous = await GetAsync(client, "me");
+        using var otherScheme = await GetAsync(client, "me", ("Authorization", "Basic A"));
+
+        Assert.Equal("cache", Header(sameCaller, FallbackHeader));
+        Assert.Equal("secret of Bearer A", await sameCaller.Content.ReadAsStringAsync());
+        foreach (var refused in new[] { otherCaller, anonymous, otherScheme })
+        {
+            Assert.Equal("degraded", Header(refused, FallbackHeader));
+            Assert.Equal("degraded", await refused.Content.ReadAsStringAsync());
+        }
+    }
+
+    [Fact]
+    public async Task ResponseFetchedWithBearerA_WithoutDegraded_OtherCallersGetCircuitOpenException()
+    {
+        await using var server = await KestrelDownstream.StartAsync();
+        using var side = ClientSide.ForClient(JsonConfiguration.From(WithoutDegraded), server);
+        using var client = side.CreateClient();
+        server.Behavior = OkFrom(r => $"secret of {r.Headers.Authorization}");
+        Assert.Equal("secret of Bearer A", await FetchAsync(client, "me", ("Authorization", "Bearer A")));
+        await OpenAsync(side, client, server);
+
+        await Assert.ThrowsAsync<CircuitOpenException>(() => GetAsync(client, "me", ("Authorization", "Bearer B")));
+        await Assert.ThrowsAsync<CircuitOpenException>(() => GetAsync(client, "me"));
+        using var sameCaller = await GetAsync(client, "me", ("Authorization", "Bearer A"));
+        Assert.Equal("secret of Bearer A", await sameCaller.Content.ReadAsStringAsync());
+    }
+
+    [Fact]
+    public async Task ResponseFetchedWithDefaultRequestHeadersBearerA_IsNotReplayedToAClientWithBearerB()
+    {
+        await using var server = await KestrelDownstream.StartAsync();
+        using var side = ClientSide.ForClient(JsonConfiguration.From(WithoutDegraded), server);
+        using var callerA = side.CreateClient();
+        using var callerB = side.CreateClient();
+        callerA.DefaultRequestHeaders.Authorization = new("Bearer", "A");
+        callerB.DefaultRequestHeaders.Authorization = new("Bearer", "B");
+        server.Behavior = OkFrom(r => $"secret of {r.Headers.Authorization}");
+        Assert.Equal("secret of Bearer A", await FetchAsync(callerA, "me"));
+        await OpenAsync(side, callerA, server);
+
+        await Assert.ThrowsAsync<CircuitOpenException>(() => callerB.GetAsync("me"));
+        using var replayed = await callerA.GetAsync("me");
+        Assert.Equal("secret of Bearer A", await replayed.Content.ReadAsStringAsync());
+    }
+
+    [Fact]
+    public async Task AnonymousResponse_IsNotReplayedToACallerWithCredentials()
+    {
+        await using var server = await KestrelDownstream.StartAsync();
+        using var side = ClientSide.ForClient(JsonConfiguration.From(WithoutDegraded), server);
+        using var client = side.CreateClient();
+        Assert.Equal("ok", await FetchAsync(client, "public"));
+        await OpenAsync(side, client, server);
+
+        await Assert.ThrowsAsync<CircuitOpenException>(() => GetAsync(client, "public", ("Authorization", "Bearer A")));
+        await Assert.ThrowsAsync<CircuitOpenException>(() => GetAsync(client, "public", ("Cookie", "session=A")));
+        using var anonymous = await GetAsync(client, "public");
+        Assert.Equal("cache", Header(anonymous, FallbackHeader));
+    }
+
+    [Fact]
+    public async Task ResponseFetchedWithCookieA_IsReplayedOnlyToCookieA_OthersGetDegraded()
+    {
+        await using var server = await KestrelDownstream.StartAsync();
+        using var side = ClientSide.ForClient(JsonConfiguration.From(WithDegraded), server);
+        using var client = side.CreateClient();
+        server.Behavior = OkFrom(r => $"basket of {r.Cookies["session"]}");
+        Assert.Equal("basket of A", await FetchAsync(client, "basket", ("Cookie", "session=A")));
+        await OpenAsync(side, client, server);
+
+        using var sameCaller = await GetAsync(client, "basket", ("Cookie", "session=A"));
+        using var otherCaller = await GetAsync(client, "basket", ("Cookie", "session=B"));
+        using var anonymous = await GetAsync(client, "basket");
+
+        Assert.Equal("cache", Header(sameCaller, FallbackHeader));
+        Assert.Equal("basket of A", await sameCaller.Content.ReadAsStringAsync());
+        Assert.Equal("degraded", Header(otherCaller, FallbackHeader));
+        Assert.Equal("degraded", Header(anonymous, FallbackHeader));
+    }
+
+    [Fact]
+    public async Task ResponseWithVaryXTenant_IsReplayedOnlyToTheSameTenant()
+    {
+        await using var server = await KestrelDownstream.StartAsync();
+        using var side = ClientSide.ForClient(JsonConfiguration.From(WithDegraded), server);
+        using var client = side.CreateClient();
+        server.Behavior = OkFrom(r => $"settings of {r.Headers["X-Tenant"]}", ("Vary", "X-Tenant"));
+        Assert.Equal("settings of t1", await FetchAsync(client, "settings", ("X-Tenant", "t1")));
+        await OpenAsync(side, client, server);
+
+        using var sameTenant = await GetAsync(client, "settings", ("X-Tenant", "t1"));
+        using var otherTenant = await GetAsync(client, "settings", ("X-Tenant", "t2"));
+        using var noTenant = await GetAsync(client, "settings");
+
+        Assert.Equal("cache", Header(sameTenant, FallbackHeader));
+        Assert.Equal("settings of t1", await sameTenant.Content.ReadAsStringAsync());
+        Assert.Equal("degraded", Header(otherTenant, FallbackHeader));
+        Assert.Equal("degraded", Header(noTenant, FallbackHeader));
+    }
+
+    [Fact]
+    public async Task ExcludeRequestsWithCredentials_RequestWithAuthorizationIsNeverCached_WhileAnonymousOnesStillAre()
+    {
+        await using var server = await KestrelDownstream.StartAsync();
+        using var side = ClientSide.ForClient(
+            JsonConfiguration.From("""
+                {
+                  "CircuitBreaker": {
+                    "FailureThreshold": 1,
+                    "Fallback": { "Cache": { "Enabled": true, "ExcludeRequestsWithCredentials": true } }
+                  }
+                }
+                """),
+            server);
+        using var client = side.CreateClient();
+        Assert.Equal("ok", await FetchAsync(client, "me", ("Authorization", "Bearer A")));
+        Assert.Equal("ok", await FetchAsync(client, "me", ("Cookie", "session=A")));
+        Assert.Equal(0, CacheOf(side).Count);
+        Assert.Equal("ok", await FetchAsync(client, "public"));
+        Assert.Equal(1, CacheOf(side).Count);
+        await OpenAsync(side, client, server);
+
+        await Assert.ThrowsAsync<CircuitOpenException>(() => GetAsync(client, "me", ("Authorization", "Bearer A")));
+        await Assert.ThrowsAsync<CircuitOpenException>(() => GetAsync(client, "me", ("Cookie", "session=A")));
+        using var anonymous = await GetAsync(client, "public");
+        Assert.Equal("cache", Header(anonymous, FallbackHeader));
+    }
+
+    [Fact]
+    public async Task ResponseWithCacheControlNoStore_IsNotCached()
+    {
+        await using var server = await KestrelDownstream.StartAsync();
+        using var side = ClientSide.ForClient(JsonConfiguration.From(WithDegraded), server);
+        using var client = side.CreateClient();
+        server.Behavior = context => context.Request.Path == "/secret"
+            ? Ok("secret", ("Cache-Control", "private, no-store"))(context)
+            : Ok("plain")(context);
+        Assert.Equal("secret", await FetchAsync(client, "secret"));
+        Assert.Equal("plain", await FetchAsync(client, "plain"));
+        Assert.Equal(1, CacheOf(side).Count);
+        await OpenAsync(side, client, server);
+
+        using var secret = await client.GetAsync("secret");
+        using var plain = await client.GetAsync("plain");
+
+        Assert.Equal("degraded", Header(secret, FallbackHeader));
+        Assert.Equal("cache", Header(plain, FallbackHeader));
+        Assert.Equal("plain", await plain.Content.ReadAsStringAsync());
+    }
+
+    [Fact]
+    public async Task ResponseThatSetsACookie_IsNotCached()
+    {
+        await using var server = await KestrelDownstream.StartAsync();
+        using var side = ClientSide.ForClient(JsonConfiguration.From(WithDegraded), server);
+        using var client = side.CreateClient();
+        server.Behavior = context => context.Request.Path == "/login"
+            ? Ok("welcome", ("Set-Cookie", "session=abc; Path=/; HttpOnly"))(context)
+            : Ok("plain")(context);
+        Assert.Equal("welcome", await FetchAsync(client, "login"));
+        Assert.Equal("plain", await FetchAsync(client, "plain"));
+        Assert.Equal(1, CacheOf(side).Count);
+        await OpenAsync(side, client, server);
+
+        using var login = await client.GetAsync("login");
+        using var plain = await client.GetAsync("plain");
+
+        Assert.Equal("degraded", Header(login, FallbackHeader));
+        Assert.Equal("cache", Header(plain, FallbackHeader));
+    }
+
+    [Fact]
+    public async Task FailedAndNonGetResponses_AreNotCached()
+    {
+        await using var server = await KestrelDownstream.StartAsync();
+        using var side = ClientSide.ForClient(JsonConfiguration.From(WithDegraded), server);
+        using var client = side.CreateClient();
+        server.Behavior = context =>
+        {
+            context.Response.StatusCode = context.Request.Path == "/missing" ? 404 : 200;
+            return context.Response.WriteAsync("answer", context.RequestAborted);
+        };
+        using (var missing = await client.GetAsync("missing"))
+        {
+            Assert.Equal(HttpStatusCode.NotFound, missing.StatusCode);
+            await missing.Content.ReadAsStringAsync();
+        }
+
+        using (var content = new StringContent("{}"))
+        using (var posted = await client.PostAsync("orders", content))
+        {
+            Assert.Equal("answer", await posted.Content.ReadAsStringAsync());
+        }
+
+        Assert.Equal(0, CacheOf(side).Count);
+        await OpenAsync(side, client, server);
+
+        using var missingAgain = await client.GetAsync("missing");
+        Assert.Equal("degraded", Header(missingAgain, FallbackHeader));
+    }
+}
