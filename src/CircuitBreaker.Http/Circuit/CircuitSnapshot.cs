@@ -6,4 +6,6 @@ internal readonly record struct CircuitSnapshot(
     int ConsecutiveFailures,
     double? FailureRatio,
     DateTimeOffset? OpenedAt,
-    DateTimeOffset? RetryAt);
+    DateTimeOffset? RetryAt,
+    DateTimeOffset? LeftClosedAt,
+    int FailedProbes);

@@ -21,6 +21,9 @@ internal sealed class CircuitStateMachine : IDisposable
     private DateTimeOffset _openedAt;
     private DateTimeOffset _retryAt;
     private DateTimeOffset _closedAt;
+    private DateTimeOffset _leftClosedAt;
+    private int _failedProbes;
+    private string? _lastFailure;
     private TimeSpan _lastBreak;
     private ITimer? _breakTimer;
     private long _lastUsed;
@@ -116,7 +119,9 @@ internal sealed class CircuitStateMachine : IDisposable
         Notify(transition);
     }
 
-    public void OnFailure(in CircuitPermit permit)
+    /// <param name="permit">The permit the call was let in with.</param>
+    /// <param name="failure">What kind of failure it was (for logs and health), such as <c>503</c> or <c>timeout</c>.</param>
+    public void OnFailure(in CircuitPermit permit, string? failure = null)
     {
         CircuitTransition? transition = null;
         lock (_lock)
@@ -126,6 +131,7 @@ internal sealed class CircuitStateMachine : IDisposable
                 return;
             }
 
+            _lastFailure = failure;
             if (permit.Kind == CircuitPermitKind.Closed)
             {
                 _consecutiveFailures++;
@@ -145,6 +151,7 @@ internal sealed class CircuitStateMachine : IDisposable
             }
             else
             {
+                _failedProbes++;
                 transition = OpenLocked(fromHalfOpen: true);
             }
         }
@@ -181,6 +188,11 @@ internal sealed class CircuitStateMachine : IDisposable
                 _epoch++;
                 _state = CircuitState.Isolated;
                 _openedAt = _timeProvider.GetUtcNow();
+                if (previous == CircuitState.Closed)
+                {
+                    _leftClosedAt = _openedAt;
+                }
+
                 _probesInFlight = 0;
                 transition = new CircuitTransition(previous, CircuitState.Isolated, _openedAt, null);
             }
@@ -232,21 +244,16 @@ internal sealed class CircuitStateMachine : IDisposable
     {
         lock (_lock)
         {
-            double? ratio = null;
-            if (_window is not null)
-            {
-                var (total, failures) = _window.Read(_timeProvider.GetTimestamp());
-                ratio = total == 0 ? 0 : (double)failures / total;
-            }
-
             var state = EffectiveStateLocked();
             var open = state != CircuitState.Closed;
             return new CircuitSnapshot(
                 state,
                 _consecutiveFailures,
-                ratio,
+                FailureRatioLocked(),
                 open ? _openedAt : null,
-                state is CircuitState.Open or CircuitState.HalfOpen ? _retryAt : null);
+                state is CircuitState.Open or CircuitState.HalfOpen ? _retryAt : null,
+                open ? _leftClosedAt : null,
+                _failedProbes);
         }
     }
 
@@ -310,6 +317,17 @@ internal sealed class CircuitStateMachine : IDisposable
         permit.Epoch == _epoch
         && _state == (permit.Kind == CircuitPermitKind.Probe ? CircuitState.HalfOpen : CircuitState.Closed);
 
+    private double? FailureRatioLocked()
+    {
+        if (_window is null)
+        {
+            return null;
+        }
+
+        var (total, failures) = _window.Read(_timeProvider.GetTimestamp());
+        return total == 0 ? 0 : (double)failures / total;
+    }
+
     private CircuitState EffectiveStateLocked() =>
         _state == CircuitState.Open && _timeProvider.GetUtcNow() >= _retryAt ? CircuitState.HalfOpen : _state;
 
@@ -331,6 +349,11 @@ internal sealed class CircuitStateMachine : IDisposable
         }
 
         var previous = _state;
+        if (previous == CircuitState.Closed)
+        {
+            _leftClosedAt = now;
+        }
+
         _epoch++;
         _state = CircuitState.Open;
         _lastBreak = breakDuration;
@@ -339,7 +362,7 @@ internal sealed class CircuitStateMachine : IDisposable
         _probesInFlight = 0;
         _probeSuccesses = 0;
         ScheduleBreakTimerLocked(breakDuration);
-        return new CircuitTransition(previous, CircuitState.Open, now, breakDuration);
+        return new CircuitTransition(previous, CircuitState.Open, now, breakDuration, _consecutiveFailures, FailureRatioLocked(), _lastFailure);
     }
 
     private CircuitTransition HalfOpenLocked(DateTimeOffset now)
@@ -360,6 +383,7 @@ internal sealed class CircuitStateMachine : IDisposable
         _state = CircuitState.Closed;
         _closedAt = now;
         _consecutiveFailures = 0;
+        _failedProbes = 0;
         _probesInFlight = 0;
         _probeSuccesses = 0;
         _window?.Clear();

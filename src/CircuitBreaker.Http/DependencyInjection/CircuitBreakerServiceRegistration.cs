@@ -34,6 +34,7 @@ internal static class CircuitBreakerServiceRegistration
     private static void AddCore(IServiceCollection services, string? clientName)
     {
         services.AddHttpClient();
+        services.AddMetrics();
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<CircuitBreakerRegistry>();
         services.TryAddSingleton<ICircuitBreakerRegistry>(sp => sp.GetRequiredService<CircuitBreakerRegistry>());

@@ -1,3 +1,5 @@
+using System.Diagnostics;
+
 namespace CircuitBreaker.Http;
 
 /// <summary>
@@ -23,7 +25,7 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
     {
         var circuit = CircuitOf(request);
         var permit = circuit.Machine.TryAcquire();
-        return permit.IsGranted
+        return permit.IsGranted || Observed(circuit, permit)
             ? SendThroughAsync(request, circuit, permit, cancellationToken)
             : FallBackAsync(request, circuit, permit, cancellationToken);
     }
@@ -33,9 +35,26 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
     {
         var circuit = CircuitOf(request);
         var permit = circuit.Machine.TryAcquire();
-        return permit.IsGranted
+        return permit.IsGranted || Observed(circuit, permit)
             ? SendThrough(request, circuit, permit, cancellationToken)
             : FallBack(request, circuit, permit, cancellationToken);
+    }
+
+    /// <summary>
+    /// In observe-only mode (<see cref="CircuitBreakerOptions.Enforce"/> off) a call the circuit would turn away
+    /// is counted and logged as such, then sent all the same; its outcome does not move the circuit, which goes
+    /// on exactly as an enforcing one would.
+    /// </summary>
+    private bool Observed(CircuitEntry circuit, in CircuitPermit permit)
+    {
+        if (circuit.Enforce)
+        {
+            return false;
+        }
+
+        _circuits.Registry.Metrics.RecordRejected(circuit, "none", enforced: false);
+        Log.CallObserved(_circuits.Registry.Logger, circuit.Key.Authority, circuit.Key.ClientName, permit.RejectedState);
+        return true;
     }
 
     private CircuitEntry CircuitOf(HttpRequestMessage request)
@@ -52,41 +71,73 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
 
     private async Task<HttpResponseMessage> SendThroughAsync(HttpRequestMessage request, CircuitEntry circuit, CircuitPermit permit, CancellationToken cancellationToken)
     {
+        using var probe = permit.Kind == CircuitPermitKind.Probe ? CircuitBreakerTracing.StartProbe(circuit) : null;
         using var attempt = new Attempt(circuit.Classifier.AttemptTimeout, _timeProvider, cancellationToken);
         HttpResponseMessage response;
         try
         {
             response = await base.SendAsync(request, attempt.Token).ConfigureAwait(false);
         }
-        catch (Exception ex) when (OnError(ex, circuit, permit, attempt, cancellationToken) is { } translated)
+        catch (Exception ex) when (OnError(ex, circuit, permit, attempt, probe, cancellationToken) is { } translated)
         {
             // The filter records the outcome before unwinding; a null translation rethrows the original untouched.
             throw translated;
         }
 
-        OnResponse(request, response, circuit, permit, attempt);
+        OnResponse(request, response, circuit, permit, attempt, probe);
         return response;
     }
 
     private HttpResponseMessage SendThrough(HttpRequestMessage request, CircuitEntry circuit, CircuitPermit permit, CancellationToken cancellationToken)
     {
+        using var probe = permit.Kind == CircuitPermitKind.Probe ? CircuitBreakerTracing.StartProbe(circuit) : null;
         using var attempt = new Attempt(circuit.Classifier.AttemptTimeout, _timeProvider, cancellationToken);
         HttpResponseMessage response;
         try
         {
             response = base.Send(request, attempt.Token);
         }
-        catch (Exception ex) when (OnError(ex, circuit, permit, attempt, cancellationToken) is { } translated)
+        catch (Exception ex) when (OnError(ex, circuit, permit, attempt, probe, cancellationToken) is { } translated)
         {
             throw translated;
         }
 
-        OnResponse(request, response, circuit, permit, attempt);
+        OnResponse(request, response, circuit, permit, attempt, probe);
         return response;
     }
 
-    /// <summary>The fallback chain: custom, cache, alternate backend, degraded; otherwise <see cref="CircuitOpenException"/>.</summary>
     private async Task<HttpResponseMessage> FallBackAsync(HttpRequestMessage request, CircuitEntry circuit, CircuitPermit permit, CancellationToken cancellationToken)
+    {
+        using var rejection = CircuitBreakerTracing.StartRejection(circuit, permit.RejectedState);
+        var response = await ChainAsync(request, circuit, permit, cancellationToken).ConfigureAwait(false);
+        return Answered(response, circuit, permit, rejection);
+    }
+
+    private HttpResponseMessage FallBack(HttpRequestMessage request, CircuitEntry circuit, CircuitPermit permit, CancellationToken cancellationToken)
+    {
+        using var rejection = CircuitBreakerTracing.StartRejection(circuit, permit.RejectedState);
+        return Answered(Chain(request, circuit, permit, cancellationToken), circuit, permit, rejection);
+    }
+
+    /// <summary>Accounts for a turned-away call: the fallback that answered it, or none and the exception.</summary>
+    private HttpResponseMessage Answered(HttpResponseMessage? response, CircuitEntry circuit, in CircuitPermit permit, Activity? rejection)
+    {
+        var fallback = response is null ? "none" : response.Headers.GetValues(FallbackPolicy.FallbackHeaderName).First();
+        var registry = _circuits.Registry;
+        registry.Metrics.RecordRejected(circuit, fallback, enforced: true);
+        Log.CallRejected(registry.Logger, circuit.Key.Authority, circuit.Key.ClientName, permit.RejectedState, fallback);
+        rejection?.SetTag("circuit.fallback", fallback);
+        if (response is null)
+        {
+            rejection?.SetStatus(ActivityStatusCode.Error, "circuit open");
+            throw new CircuitOpenException(circuit.Key, permit.RejectedState, permit.RetryAfter);
+        }
+
+        return response;
+    }
+
+    /// <summary>The fallback chain: custom, cache, alternate backend, degraded; <see langword="null"/> when none answers.</summary>
+    private async Task<HttpResponseMessage?> ChainAsync(HttpRequestMessage request, CircuitEntry circuit, CircuitPermit permit, CancellationToken cancellationToken)
     {
         var policy = circuit.Fallback;
         var entry = FromCache(request, policy);
@@ -128,7 +179,7 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
     }
 
     /// <summary>The synchronous chain, for <see cref="HttpClient.Send(HttpRequestMessage)"/>: as the asynchronous one, without the asynchronous custom delegate.</summary>
-    private HttpResponseMessage FallBack(HttpRequestMessage request, CircuitEntry circuit, CircuitPermit permit, CancellationToken cancellationToken)
+    private HttpResponseMessage? Chain(HttpRequestMessage request, CircuitEntry circuit, CircuitPermit permit, CancellationToken cancellationToken)
     {
         var policy = circuit.Fallback;
         if (Replay(FromCache(request, policy), request) is { } cached)
@@ -215,25 +266,29 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
         return true;
     }
 
-    private static HttpResponseMessage Degraded(HttpRequestMessage request, CircuitEntry circuit, CircuitPermit permit) =>
+    private static HttpResponseMessage? Degraded(HttpRequestMessage request, CircuitEntry circuit, CircuitPermit permit) =>
         circuit.Fallback.Degraded is { } degraded
             ? FallbackPolicy.Mark(degraded.Create(request), "degraded", permit.RetryAfter)
-            : throw new CircuitOpenException(circuit.Key, permit.RejectedState, permit.RetryAfter);
+            : null;
 
     private static bool IsDownstreamFailure(Exception exception, CancellationToken callerToken) =>
         exception is HttpRequestException
         || (exception is TaskCanceledException { InnerException: TimeoutException } && !callerToken.IsCancellationRequested);
 
-    private void OnResponse(HttpRequestMessage request, HttpResponseMessage response, CircuitEntry circuit, in CircuitPermit permit, in Attempt attempt)
+    private void OnResponse(HttpRequestMessage request, HttpResponseMessage response, CircuitEntry circuit, in CircuitPermit permit, in Attempt attempt, Activity? probe)
     {
         // The breaker observes and never rewrites: a counted 5xx still goes back to the caller unchanged.
         var classifier = circuit.Classifier;
-        if (classifier.IsFailure(response.StatusCode) || classifier.IsSlow(attempt.Elapsed))
+        var failure = classifier.IsFailure(response.StatusCode) ? HttpFailureClassifier.ErrorType(response.StatusCode)
+            : classifier.IsSlow(attempt.Elapsed) ? HttpFailureClassifier.SlowErrorType
+            : null;
+        if (failure is not null)
         {
-            circuit.Machine.OnFailure(permit);
+            Failed(circuit, permit, failure, probe);
             return;
         }
 
+        CircuitBreakerTracing.ProbeSucceeded(probe);
         circuit.Machine.OnSuccess(permit);
         var fallback = circuit.Fallback;
         if (fallback.CacheEnabled && _circuits.Cache is { } cache)
@@ -267,12 +322,19 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
         }
     }
 
+    private void Failed(CircuitEntry circuit, in CircuitPermit permit, string errorType, Activity? probe)
+    {
+        _circuits.Registry.Metrics.RecordFailure(circuit, errorType);
+        CircuitBreakerTracing.ProbeFailed(probe, errorType);
+        circuit.Machine.OnFailure(permit, errorType);
+    }
+
     /// <summary>Records the outcome of a call that threw, and returns the exception to throw instead, if any.</summary>
-    private static TaskCanceledException? OnError(Exception exception, CircuitEntry circuit, in CircuitPermit permit, in Attempt attempt, CancellationToken callerToken)
+    private TaskCanceledException? OnError(Exception exception, CircuitEntry circuit, in CircuitPermit permit, in Attempt attempt, Activity? probe, CancellationToken callerToken)
     {
         if (exception is OperationCanceledException && attempt.TimedOut && !callerToken.IsCancellationRequested)
         {
-            circuit.Machine.OnFailure(permit);
+            Failed(circuit, permit, HttpFailureClassifier.TimeoutErrorType, probe);
             var message = $"The request to {circuit.Key.Authority} was canceled because the circuit breaker's AttemptTimeout of {attempt.Timeout?.TotalSeconds} seconds elapsed.";
             return new TaskCanceledException(message, new TimeoutException(message, exception));
         }
@@ -280,7 +342,7 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
         if (exception is HttpRequestException and not CircuitOpenException)
         {
             // Connection refused or reset, DNS failure, a broken response: the host failed.
-            circuit.Machine.OnFailure(permit);
+            Failed(circuit, permit, exception.GetType().FullName!, probe);
         }
         else
         {

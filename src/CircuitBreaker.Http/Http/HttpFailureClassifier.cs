@@ -8,6 +8,14 @@ namespace CircuitBreaker.Http;
 /// </summary>
 internal sealed class HttpFailureClassifier
 {
+    /// <summary>The <c>error.type</c> of a call that exceeded <see cref="AttemptTimeout"/>.</summary>
+    public const string TimeoutErrorType = "timeout";
+
+    /// <summary>The <c>error.type</c> of a call that completed but exceeded <see cref="SlowCallDuration"/>.</summary>
+    public const string SlowErrorType = "slow";
+
+    private static readonly string[] StatusCodeNames = Enumerable.Range(0, 600).Select(c => c.ToString(System.Globalization.CultureInfo.InvariantCulture)).ToArray();
+
     private readonly StatusCodeSet _failureStatusCodes;
 
     private HttpFailureClassifier(StatusCodeSet failureStatusCodes, TimeSpan? attemptTimeout, TimeSpan? slowCallDuration)
@@ -31,6 +39,10 @@ internal sealed class HttpFailureClassifier
     public bool IsFailure(HttpStatusCode statusCode) => _failureStatusCodes.Contains((int)statusCode);
 
     public bool IsSlow(TimeSpan elapsed) => elapsed > SlowCallDuration;
+
+    /// <summary>The <c>error.type</c> of a failing status, such as <c>503</c>, without allocating.</summary>
+    public static string ErrorType(HttpStatusCode statusCode) =>
+        (uint)statusCode < (uint)StatusCodeNames.Length ? StatusCodeNames[(int)statusCode] : ((int)statusCode).ToString(System.Globalization.CultureInfo.InvariantCulture);
 
     private static TimeSpan? OffWhenInfinite(TimeSpan? value) => value == Timeout.InfiniteTimeSpan ? null : value;
 }

@@ -2,25 +2,50 @@ using Microsoft.Extensions.Logging;
 
 namespace CircuitBreaker.Http;
 
+/// <summary>Every log event of the library, with stable event ids. Nothing is logged per successful call.</summary>
 internal static partial class Log
 {
-    [LoggerMessage(EventId = 1, EventName = "CircuitStateChanged",
-        Message = "Circuit for {Authority} (client '{ClientName}') changed from {PreviousState} to {State}; break {BreakDuration}.")]
-    public static partial void StateChanged(ILogger logger, LogLevel level, string authority, string clientName, CircuitState previousState, CircuitState state, TimeSpan? breakDuration);
+    [LoggerMessage(EventId = 1, EventName = "CircuitOpened", Level = LogLevel.Warning,
+        Message = "Circuit for {Authority} (client '{ClientName}') opened after {ConsecutiveFailures} consecutive failures (failure ratio {FailureRatio}, last failure {LastFailure}); calls fail fast for {BreakDuration}.")]
+    public static partial void CircuitOpened(ILogger logger, string authority, string clientName, int consecutiveFailures, double? failureRatio, string? lastFailure, TimeSpan? breakDuration);
 
-    [LoggerMessage(EventId = 2, EventName = "CircuitBreakerReloadRejected", Level = LogLevel.Error,
+    [LoggerMessage(EventId = 2, EventName = "CircuitReopened", Level = LogLevel.Warning,
+        Message = "Circuit for {Authority} (client '{ClientName}') re-opened: the half-open probe failed ({LastFailure}); calls fail fast for {BreakDuration}.")]
+    public static partial void CircuitReopened(ILogger logger, string authority, string clientName, string? lastFailure, TimeSpan? breakDuration);
+
+    [LoggerMessage(EventId = 3, EventName = "CircuitHalfOpened", Level = LogLevel.Information,
+        Message = "Circuit for {Authority} (client '{ClientName}') is half-open: the next call is a probe.")]
+    public static partial void CircuitHalfOpened(ILogger logger, string authority, string clientName);
+
+    [LoggerMessage(EventId = 4, EventName = "CircuitClosed", Level = LogLevel.Information,
+        Message = "Circuit for {Authority} (client '{ClientName}') closed (was {PreviousState}): calls flow again.")]
+    public static partial void CircuitClosed(ILogger logger, string authority, string clientName, CircuitState previousState);
+
+    [LoggerMessage(EventId = 5, EventName = "CircuitIsolated", Level = LogLevel.Warning,
+        Message = "Circuit for {Authority} (client '{ClientName}') was isolated by hand (was {PreviousState}): calls fail fast until it is reset.")]
+    public static partial void CircuitIsolated(ILogger logger, string authority, string clientName, CircuitState previousState);
+
+    [LoggerMessage(EventId = 6, EventName = "CircuitCallRejected", Level = LogLevel.Debug,
+        Message = "Call to {Authority} (client '{ClientName}') turned away by its {State} circuit; fallback: {Fallback}.")]
+    public static partial void CallRejected(ILogger logger, string authority, string clientName, CircuitState state, string fallback);
+
+    [LoggerMessage(EventId = 7, EventName = "CircuitCallObserved", Level = LogLevel.Debug,
+        Message = "Call to {Authority} (client '{ClientName}') would have been turned away by its {State} circuit; sent anyway (Enforce is off).")]
+    public static partial void CallObserved(ILogger logger, string authority, string clientName, CircuitState state);
+
+    [LoggerMessage(EventId = 8, EventName = "CircuitBreakerReloadRejected", Level = LogLevel.Error,
         Message = "Reloaded circuit-breaker options of client '{ClientName}' are invalid and were ignored; the last valid options stay in force. {Errors}")]
     public static partial void ReloadRejected(ILogger logger, string clientName, string errors);
 
-    [LoggerMessage(EventId = 3, EventName = "CircuitStateChangedHandlerFailed", Level = LogLevel.Error,
+    [LoggerMessage(EventId = 9, EventName = "CircuitStateChangedHandlerFailed", Level = LogLevel.Error,
         Message = "A StateChanged handler failed for the circuit of {Authority} (client '{ClientName}').")]
     public static partial void StateChangedHandlerFailed(ILogger logger, Exception exception, string authority, string clientName);
 
-    [LoggerMessage(EventId = 4, EventName = "CircuitsEvicted", Level = LogLevel.Debug,
+    [LoggerMessage(EventId = 10, EventName = "CircuitsEvicted", Level = LogLevel.Debug,
         Message = "Evicted {Count} circuits of client '{ClientName}' to stay within MaxCircuits.")]
     public static partial void CircuitsEvicted(ILogger logger, int count, string clientName);
 
-    [LoggerMessage(EventId = 5, EventName = "CircuitFallbackFailed", Level = LogLevel.Warning,
+    [LoggerMessage(EventId = 11, EventName = "CircuitFallbackFailed", Level = LogLevel.Warning,
         Message = "The {FallbackKind} fallback failed for {Authority} (client '{ClientName}'); going on without it.")]
     public static partial void FallbackFailed(ILogger logger, Exception exception, string fallbackKind, string authority, string clientName);
 }

@@ -53,6 +53,10 @@ public class CircuitBreakerHostOptions
     /// <value>The default value is <see langword="null"/> (the client's value).</value>
     public string? FailureStatusCodes { get; set; }
 
+    /// <summary>Gets or sets the override of <see cref="CircuitBreakerOptions.Enforce"/>.</summary>
+    /// <value>The default value is <see langword="null"/> (the client's value).</value>
+    public bool? Enforce { get; set; }
+
     /// <summary>Gets the overrides of <see cref="CircuitBreakerOptions.Fallback"/>.</summary>
     /// <value>The default value is an empty override (the client's fallback).</value>
     public CircuitBreakerFallbackHostOptions Fallback { get; } = new();

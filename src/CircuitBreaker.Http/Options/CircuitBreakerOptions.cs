@@ -105,6 +105,14 @@ public class CircuitBreakerOptions
     public int MaxCircuits { get; set; } = 1000;
 
     /// <summary>
+    /// Gets or sets a value indicating whether open circuits turn calls away. With <see langword="false"/>
+    /// (observe-only) a circuit tracks, reports and logs every transition as it would otherwise, but every call
+    /// is sent: a way to roll a breaker out and tune its thresholds on real traffic first.
+    /// </summary>
+    /// <value>The default value is <see langword="true"/>.</value>
+    public bool Enforce { get; set; } = true;
+
+    /// <summary>
     /// Gets what a caller gets instead of <see cref="CircuitOpenException"/> while a circuit is open: a custom
     /// answer, the last good cached response, an alternate backend, or a degraded response.
     /// </summary>
@@ -140,6 +148,7 @@ public class CircuitBreakerOptions
             SlowCallDuration = overrides.SlowCallDuration ?? SlowCallDuration,
             FailureStatusCodes = overrides.FailureStatusCodes ?? FailureStatusCodes,
             MaxCircuits = MaxCircuits,
+            Enforce = overrides.Enforce ?? Enforce,
         };
         merged.Fallback.Merge(Fallback, overrides.Fallback);
         return merged;

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Diagnostics.Metrics;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -27,11 +28,13 @@ internal sealed class CircuitBreakerRegistry : ICircuitBreakerRegistry, IDisposa
         IOptionsFactory<CircuitBreakerOptions> optionsFactory,
         IEnumerable<IConfigureOptions<CircuitBreakerOptions>> setups,
         TimeProvider timeProvider,
+        IMeterFactory meterFactory,
         ILogger<CircuitBreakerRegistry>? logger = null)
     {
         _optionsFactory = optionsFactory;
         TimeProvider = timeProvider;
         _logger = logger ?? NullLogger<CircuitBreakerRegistry>.Instance;
+        Metrics = new CircuitBreakerMetrics(meterFactory, this);
 
         // Sections of one configuration root share its reload token: one subscription per root, not per call
         // of AddCircuitBreaker, so a reload re-applies each client once.
@@ -51,6 +54,11 @@ internal sealed class CircuitBreakerRegistry : ICircuitBreakerRegistry, IDisposa
 
     public ILogger Logger => _logger;
 
+    public CircuitBreakerMetrics Metrics { get; }
+
+    /// <summary>Every circuit of every client.</summary>
+    internal IEnumerable<CircuitEntry> Entries => _clients.Values.SelectMany(c => c.Entries);
+
     /// <summary>
     /// The circuits of one client. Invalid options do not throw here, where <c>IHttpClientFactory</c> builds the
     /// handler (it would remember the failure for the handler's lifetime, past the reload that fixes it): the
@@ -62,10 +70,7 @@ internal sealed class CircuitBreakerRegistry : ICircuitBreakerRegistry, IDisposa
             : _clients.GetOrAdd(clientName, static (name, self) => self.CreateClient(name), this);
 
     public IReadOnlyList<CircuitInfo> GetCircuits() =>
-        _clients.Values
-            .SelectMany(c => c.Entries)
-            .Select(e => new CircuitInfo(e.Key, e.Machine.GetSnapshot()))
-            .ToList();
+        Entries.Select(e => new CircuitInfo(e.Key, e.Machine.GetSnapshot())).ToList();
 
     public void Isolate(CircuitKey key) => GetClient(key.ClientName ?? string.Empty).GetOrCreate(ParseAuthority(key)).Machine.Isolate();
 
@@ -88,16 +93,17 @@ internal sealed class CircuitBreakerRegistry : ICircuitBreakerRegistry, IDisposa
             subscription.Dispose();
         }
 
-        foreach (var entry in _clients.Values.SelectMany(c => c.Entries))
+        foreach (var entry in Entries)
         {
             entry.Machine.Dispose();
         }
     }
 
-    internal void OnTransition(CircuitKey key, CircuitTransition transition)
+    internal void OnTransition(CircuitEntry circuit, CircuitTransition transition)
     {
-        var level = transition.State is CircuitState.Open or CircuitState.Isolated ? LogLevel.Warning : LogLevel.Information;
-        Log.StateChanged(_logger, level, key.Authority, key.ClientName, transition.PreviousState, transition.State, transition.BreakDuration);
+        var key = circuit.Key;
+        LogTransition(key, transition);
+        Metrics.RecordTransition(circuit, transition);
 
         var handlers = StateChanged;
         if (handlers is null)
@@ -122,6 +128,28 @@ internal sealed class CircuitBreakerRegistry : ICircuitBreakerRegistry, IDisposa
     }
 
     internal void OnEvicted(string clientName, int count) => Log.CircuitsEvicted(_logger, count, clientName);
+
+    private void LogTransition(CircuitKey key, CircuitTransition t)
+    {
+        switch (t.State)
+        {
+            case CircuitState.Open when t.PreviousState == CircuitState.HalfOpen:
+                Log.CircuitReopened(_logger, key.Authority, key.ClientName, t.LastFailure, t.BreakDuration);
+                break;
+            case CircuitState.Open:
+                Log.CircuitOpened(_logger, key.Authority, key.ClientName, t.ConsecutiveFailures, t.FailureRatio, t.LastFailure, t.BreakDuration);
+                break;
+            case CircuitState.HalfOpen:
+                Log.CircuitHalfOpened(_logger, key.Authority, key.ClientName);
+                break;
+            case CircuitState.Closed:
+                Log.CircuitClosed(_logger, key.Authority, key.ClientName, t.PreviousState);
+                break;
+            default:
+                Log.CircuitIsolated(_logger, key.Authority, key.ClientName, t.PreviousState);
+                break;
+        }
+    }
 
     private static HostKey ParseAuthority(CircuitKey key) =>
         Uri.TryCreate(key.Authority, UriKind.Absolute, out var uri) && !string.IsNullOrEmpty(uri.Host)

@@ -1,18 +1,24 @@
+using System.Diagnostics;
+
 namespace CircuitBreaker.Http;
 
 /// <summary>One circuit as the registry holds it: its state machine, and the HTTP and fallback rules in force for its host.</summary>
 internal sealed class CircuitEntry
 {
+    private readonly object _port;
     private volatile HttpFailureClassifier _classifier;
     private volatile FallbackPolicy _fallback;
+    private volatile bool _enforce;
 
-    public CircuitEntry(CircuitKey key, HostKey host, CircuitStateMachine machine, CircuitBreakerOptions hostOptions)
+    public CircuitEntry(CircuitKey key, HostKey host, Func<CircuitEntry, CircuitStateMachine> createMachine, CircuitBreakerOptions hostOptions)
     {
         Key = key;
         Host = host;
-        Machine = machine;
+        _port = host.Port; // boxed once, not on every measurement
         _classifier = HttpFailureClassifier.From(hostOptions);
         _fallback = FallbackPolicy.From(hostOptions);
+        _enforce = hostOptions.Enforce;
+        Machine = createMachine(this);
     }
 
     public CircuitKey Key { get; }
@@ -25,10 +31,22 @@ internal sealed class CircuitEntry
 
     public FallbackPolicy Fallback => _fallback;
 
+    /// <summary>Whether the circuit turns calls away; <see langword="false"/> in observe-only mode.</summary>
+    public bool Enforce => _enforce;
+
+    /// <summary>The tags every instrument carries for this circuit.</summary>
+    public TagList Tags() => new()
+    {
+        { "http.client.name", Key.ClientName },
+        { "server.address", Host.Host },
+        { "server.port", _port },
+    };
+
     public void Apply(CircuitBreakerOptions hostOptions)
     {
         Machine.UpdateSettings(BreakerSettings.From(hostOptions));
         _classifier = HttpFailureClassifier.From(hostOptions);
         _fallback = FallbackPolicy.From(hostOptions);
+        _enforce = hostOptions.Enforce;
     }
 }

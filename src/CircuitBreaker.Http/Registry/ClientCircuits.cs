@@ -101,7 +101,7 @@ internal sealed class ClientCircuits
             var entry = new CircuitEntry(
                 circuitKey,
                 key,
-                new CircuitStateMachine(BreakerSettings.From(hostOptions), _registry.TimeProvider, t => _registry.OnTransition(circuitKey, t)),
+                e => new CircuitStateMachine(BreakerSettings.From(hostOptions), _registry.TimeProvider, t => _registry.OnTransition(e, t)),
                 hostOptions);
             _circuits[key] = entry;
             return entry;

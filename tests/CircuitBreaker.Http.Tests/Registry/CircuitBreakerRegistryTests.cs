@@ -188,10 +188,12 @@ public sealed class CircuitBreakerRegistryTests
 
         (await client.GetAsync(new Uri("http://users.test/"))).Dispose();
 
-        var record = Assert.Single(logs.GetSnapshot(), r => r.Id.Name == "CircuitStateChanged");
+        var record = Assert.Single(logs.GetSnapshot(), r => r.Id.Name == "CircuitOpened");
         Assert.Equal(LogLevel.Warning, record.Level);
+        Assert.Equal(1, record.Id.Id);
         Assert.Contains(Users, record.Message, StringComparison.Ordinal);
-        Assert.Contains("Closed to Open", record.Message, StringComparison.Ordinal);
+        Assert.Contains("after 1 consecutive failures", record.Message, StringComparison.Ordinal);
+        Assert.Contains("last failure 500", record.Message, StringComparison.Ordinal);
     }
 
     [Fact]

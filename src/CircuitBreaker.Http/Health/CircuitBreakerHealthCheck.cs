@@ -1,0 +1,54 @@
+using System.Globalization;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+
+namespace CircuitBreaker.Http;
+
+/// <summary>
+/// Reports the circuits of the registry as the operational playbook reads them: Healthy while every circuit
+/// is closed; Degraded while any is open, half-open or isolated; Unhealthy when one has stayed out of Closed
+/// for longer than twice its break duration while its probes kept failing, or its half-open probes failed
+/// <see cref="FailedProbesLimit"/> times in a row. A circuit whose break elapsed and that nobody has called
+/// since is waiting for a probe, not failing, so time alone never makes it Unhealthy.
+/// </summary>
+internal sealed class CircuitBreakerHealthCheck : IHealthCheck
+{
+    public const int FailedProbesLimit = 3;
+
+    private readonly CircuitBreakerRegistry _registry;
+
+    public CircuitBreakerHealthCheck(CircuitBreakerRegistry registry) => _registry = registry;
+
+    public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
+    {
+        var now = _registry.TimeProvider.GetUtcNow();
+        var data = new Dictionary<string, object>(StringComparer.Ordinal);
+        var total = 0;
+        var unhealthy = 0;
+        foreach (var circuit in _registry.Entries)
+        {
+            total++;
+            var snapshot = circuit.Machine.GetSnapshot();
+            if (snapshot.State == CircuitState.Closed)
+            {
+                continue;
+            }
+
+            var outFor = now - (snapshot.LeftClosedAt ?? now);
+            var failing = IsFailing(snapshot, outFor, circuit.Machine.Settings.BreakDuration);
+            unhealthy += failing ? 1 : 0;
+            data[circuit.Key.ToString()] = string.Create(
+                CultureInfo.InvariantCulture,
+                $"{CircuitBreakerTelemetry.Name(snapshot.State)} for {outFor.TotalSeconds:0} s, {snapshot.FailedProbes} failed probes{(failing ? ", failing" : "")}");
+        }
+
+        var description = $"{data.Count} of {total} circuits are not closed; {unhealthy} failing.";
+        var result = unhealthy > 0 ? new HealthCheckResult(context.Registration.FailureStatus, description, data: data)
+            : data.Count > 0 ? HealthCheckResult.Degraded(description, data: data)
+            : HealthCheckResult.Healthy($"All {total} circuits are closed.");
+        return Task.FromResult(result);
+    }
+
+    private static bool IsFailing(CircuitSnapshot snapshot, TimeSpan outFor, TimeSpan breakDuration) =>
+        snapshot.FailedProbes >= FailedProbesLimit
+        || (snapshot.State == CircuitState.Open && snapshot.FailedProbes > 0 && outFor > 2 * breakDuration);
+}

@@ -1,0 +1,93 @@
+using System.Diagnostics.Metrics;
+
+namespace CircuitBreaker.Http;
+
+/// <summary>
+/// The instruments of the <see cref="CircuitBreakerTelemetry.MeterName"/> meter. Tags are built only when an
+/// instrument is enabled, so an app that nobody listens to pays a field read per event and nothing more.
+/// </summary>
+internal sealed class CircuitBreakerMetrics
+{
+    private readonly Counter<long> _opened;
+    private readonly Counter<long> _halfOpened;
+    private readonly Counter<long> _closed;
+    private readonly Counter<long> _failures;
+    private readonly Counter<long> _rejected;
+
+    public CircuitBreakerMetrics(IMeterFactory meterFactory, CircuitBreakerRegistry registry)
+    {
+        var meter = meterFactory.Create(CircuitBreakerTelemetry.MeterName);
+        _opened = meter.CreateCounter<long>("circuit.open", "{transition}", "Transitions of a circuit to Open, from closed or from half-open (a failed probe).");
+        _halfOpened = meter.CreateCounter<long>("circuit.half_open", "{transition}", "Transitions of a circuit to HalfOpen.");
+        _closed = meter.CreateCounter<long>("circuit.close", "{transition}", "Transitions of a circuit to Closed.");
+        _failures = meter.CreateCounter<long>("circuit.failures", "{call}", "Calls counted as failures of the downstream host, by error.type.");
+        _rejected = meter.CreateCounter<long>("circuit.rejected", "{call}", "Calls not sent because the circuit was open, by the fallback that answered them.");
+        meter.CreateObservableGauge("circuit.state", () => Observe<int>(registry, static (_, _, s) => (int)s.State), "{state}", "State of each circuit: 0 closed, 1 open, 2 half-open, 3 isolated.");
+        meter.CreateObservableGauge(
+            "circuit.open.duration",
+            () => Observe<double>(registry, static (_, now, s) => s.LeftClosedAt is { } left ? (now - left).TotalSeconds : null),
+            "s",
+            "How long each circuit that is not closed has been out of Closed.");
+    }
+
+    public void RecordTransition(CircuitEntry circuit, CircuitTransition transition)
+    {
+        var counter = transition.State switch
+        {
+            CircuitState.Open => _opened,
+            CircuitState.HalfOpen => _halfOpened,
+            CircuitState.Closed => _closed,
+            _ => null,
+        };
+        if (counter is not { Enabled: true })
+        {
+            return;
+        }
+
+        var tags = circuit.Tags();
+        if (transition.State == CircuitState.Open)
+        {
+            tags.Add("circuit.previous_state", CircuitBreakerTelemetry.Name(transition.PreviousState));
+        }
+
+        counter.Add(1, tags);
+    }
+
+    public void RecordFailure(CircuitEntry circuit, string errorType)
+    {
+        if (_failures.Enabled)
+        {
+            var tags = circuit.Tags();
+            tags.Add("error.type", errorType);
+            _failures.Add(1, tags);
+        }
+    }
+
+    public void RecordRejected(CircuitEntry circuit, string fallback, bool enforced)
+    {
+        if (_rejected.Enabled)
+        {
+            var tags = circuit.Tags();
+            tags.Add("fallback", fallback);
+            if (!enforced)
+            {
+                tags.Add("circuit.enforced", false); // observe-only: the call was sent all the same
+            }
+
+            _rejected.Add(1, tags);
+        }
+    }
+
+    private static IEnumerable<Measurement<T>> Observe<T>(CircuitBreakerRegistry registry, Func<CircuitEntry, DateTimeOffset, CircuitSnapshot, T?> value)
+        where T : struct
+    {
+        var now = registry.TimeProvider.GetUtcNow();
+        foreach (var circuit in registry.Entries)
+        {
+            if (value(circuit, now, circuit.Machine.GetSnapshot()) is { } measured)
+            {
+                yield return new Measurement<T>(measured, circuit.Tags());
+            }
+        }
+    }
+}
