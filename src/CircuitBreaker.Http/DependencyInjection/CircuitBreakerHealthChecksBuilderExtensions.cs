@@ -27,7 +27,7 @@ public static class CircuitBreakerHealthChecksBuilderExtensions
         ArgumentException.ThrowIfNullOrEmpty(name);
         return builder.Add(new HealthCheckRegistration(
             name,
-            sp => new CircuitBreakerHealthCheck(sp.GetRequiredService<CircuitBreakerRegistry>()),
+            sp => new CircuitBreakerHealthCheck(sp.GetService<CircuitBreakerRegistry>()),
             failureStatus ?? HealthStatus.Unhealthy,
             tags));
     }

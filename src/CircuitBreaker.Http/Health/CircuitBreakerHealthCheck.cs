@@ -14,12 +14,18 @@ internal sealed class CircuitBreakerHealthCheck : IHealthCheck
 {
     public const int FailedProbesLimit = 3;
 
-    private readonly CircuitBreakerRegistry _registry;
+    private readonly CircuitBreakerRegistry? _registry;
 
-    public CircuitBreakerHealthCheck(CircuitBreakerRegistry registry) => _registry = registry;
+    /// <param name="registry">The registry; <see langword="null"/> when no breaker was added, which is healthy.</param>
+    public CircuitBreakerHealthCheck(CircuitBreakerRegistry? registry) => _registry = registry;
 
     public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
     {
+        if (_registry is null)
+        {
+            return Task.FromResult(HealthCheckResult.Healthy("No circuit breaker is registered (AddCircuitBreaker was not called)."));
+        }
+
         var now = _registry.TimeProvider.GetUtcNow();
         var data = new Dictionary<string, object>(StringComparer.Ordinal);
         var total = 0;
@@ -48,7 +54,9 @@ internal sealed class CircuitBreakerHealthCheck : IHealthCheck
         return Task.FromResult(result);
     }
 
+    // An isolated circuit sends no probes: it is an operator's decision, reported as Degraded, never as failing.
     private static bool IsFailing(CircuitSnapshot snapshot, TimeSpan outFor, TimeSpan breakDuration) =>
-        snapshot.FailedProbes >= FailedProbesLimit
-        || (snapshot.State == CircuitState.Open && snapshot.FailedProbes > 0 && outFor > 2 * breakDuration);
+        snapshot.State != CircuitState.Isolated
+        && (snapshot.FailedProbes >= FailedProbesLimit
+            || (snapshot.State == CircuitState.Open && snapshot.FailedProbes > 0 && outFor > 2 * breakDuration));
 }

@@ -43,11 +43,12 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
     /// <summary>
     /// In observe-only mode (<see cref="CircuitBreakerOptions.Enforce"/> off) a call the circuit would turn away
     /// is counted and logged as such, then sent all the same; its outcome does not move the circuit, which goes
-    /// on exactly as an enforcing one would.
+    /// on exactly as an enforcing one would. An isolated circuit still turns calls away.
     /// </summary>
     private bool Observed(CircuitEntry circuit, in CircuitPermit permit)
     {
-        if (circuit.Enforce)
+        // Isolating a circuit is an operator's explicit order to stop its traffic, which observe-only does not override.
+        if (circuit.Enforce || permit.RejectedState == CircuitState.Isolated)
         {
             return false;
         }
