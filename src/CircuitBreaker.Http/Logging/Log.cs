@@ -7,7 +7,7 @@ internal static partial class Log
 {
     [LoggerMessage(EventId = 1, EventName = "CircuitOpened", Level = LogLevel.Warning,
         Message = "Circuit for {Authority} (client '{ClientName}') opened after {ConsecutiveFailures} consecutive failures (failure ratio {FailureRatio}, last failure {LastFailure}); calls fail fast for {BreakDuration}.")]
-    public static partial void CircuitOpened(ILogger logger, string authority, string clientName, int consecutiveFailures, double? failureRatio, string? lastFailure, TimeSpan? breakDuration);
+    public static partial void CircuitOpened(ILogger logger, string authority, string clientName, int consecutiveFailures, string failureRatio, string? lastFailure, TimeSpan? breakDuration);
 
     [LoggerMessage(EventId = 2, EventName = "CircuitReopened", Level = LogLevel.Warning,
         Message = "Circuit for {Authority} (client '{ClientName}') re-opened: the half-open probe failed ({LastFailure}); calls fail fast for {BreakDuration}.")]

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics.Metrics;
+using System.Globalization;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -137,7 +138,8 @@ internal sealed class CircuitBreakerRegistry : ICircuitBreakerRegistry, IDisposa
                 Log.CircuitReopened(_logger, key.Authority, key.ClientName, t.LastFailure, t.BreakDuration);
                 break;
             case CircuitState.Open:
-                Log.CircuitOpened(_logger, key.Authority, key.ClientName, t.ConsecutiveFailures, t.FailureRatio, t.LastFailure, t.BreakDuration);
+                var ratio = t.FailureRatio is { } r ? r.ToString("0.###", CultureInfo.InvariantCulture) : "not sampled";
+                Log.CircuitOpened(_logger, key.Authority, key.ClientName, t.ConsecutiveFailures, ratio, t.LastFailure, t.BreakDuration);
                 break;
             case CircuitState.HalfOpen:
                 Log.CircuitHalfOpened(_logger, key.Authority, key.ClientName);
