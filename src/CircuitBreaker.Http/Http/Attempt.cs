@@ -10,17 +10,19 @@ internal readonly struct Attempt : IDisposable
 {
     private readonly CancellationTokenSource? _timeoutSource;
     private readonly CancellationTokenRegistration _callerRegistration;
+    private readonly AttemptTimeouts _timeouts;
     private readonly TimeProvider _timeProvider;
     private readonly long _started;
 
-    public Attempt(TimeSpan? timeout, TimeProvider timeProvider, CancellationToken callerToken)
+    public Attempt(TimeSpan? timeout, AttemptTimeouts timeouts, TimeProvider timeProvider, CancellationToken callerToken)
     {
+        _timeouts = timeouts;
         _timeProvider = timeProvider;
         _started = timeProvider.GetTimestamp();
         Timeout = timeout;
         if (timeout is { } t)
         {
-            _timeoutSource = new CancellationTokenSource(t, timeProvider);
+            _timeoutSource = timeouts.Rent(t);
             _callerRegistration = callerToken.UnsafeRegister(static s => ((CancellationTokenSource)s!).Cancel(), _timeoutSource);
             Token = _timeoutSource.Token;
         }
@@ -40,8 +42,11 @@ internal readonly struct Attempt : IDisposable
 
     public void Dispose()
     {
-        // The registration goes first: disposing it waits for a running callback, which then cannot touch a disposed source.
+        // The registration goes first: disposing it waits for a running callback, which then cannot touch a reused source.
         _callerRegistration.Dispose();
-        _timeoutSource?.Dispose();
+        if (_timeoutSource is not null)
+        {
+            _timeouts.Return(_timeoutSource);
+        }
     }
 }

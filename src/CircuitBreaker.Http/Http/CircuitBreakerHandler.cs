@@ -70,29 +70,73 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
         return _circuits.GetOrCreate(uri);
     }
 
-    private async Task<HttpResponseMessage> SendThroughAsync(HttpRequestMessage request, CircuitEntry circuit, CircuitPermit permit, CancellationToken cancellationToken)
+    private Task<HttpResponseMessage> SendThroughAsync(HttpRequestMessage request, CircuitEntry circuit, CircuitPermit permit, CancellationToken cancellationToken)
     {
-        using var probe = permit.Kind == CircuitPermitKind.Probe ? CircuitBreakerTracing.StartProbe(circuit) : null;
-        using var attempt = new Attempt(circuit.Classifier.AttemptTimeout, _timeProvider, cancellationToken);
-        HttpResponseMessage response;
+        var probe = permit.Kind == CircuitPermitKind.Probe ? CircuitBreakerTracing.StartProbe(circuit) : null;
+        var attempt = StartAttempt(circuit, cancellationToken);
+        Task<HttpResponseMessage> sending;
         try
         {
-            response = await base.SendAsync(request, attempt.Token).ConfigureAwait(false);
+            sending = base.SendAsync(request, attempt.Token);
         }
-        catch (Exception ex) when (OnError(ex, circuit, permit, attempt, probe, cancellationToken) is { } translated)
+        catch (Exception ex)
         {
-            // The filter records the outcome before unwinding; a null translation rethrows the original untouched.
-            throw translated;
+            sending = Task.FromException<HttpResponseMessage>(ex);
         }
 
-        OnResponse(request, response, circuit, permit, attempt, probe);
-        return response;
+        if (!sending.IsCompletedSuccessfully)
+        {
+            return CompleteAsync(sending, request, circuit, permit, attempt, probe, cancellationToken);
+        }
+
+        // Answered synchronously (a cache or stub below): hand back the same task, with no state machine.
+        using (probe)
+        using (attempt)
+        {
+            OnResponse(request, sending.Result, circuit, permit, attempt, probe);
+        }
+
+        return sending;
+    }
+
+    private async Task<HttpResponseMessage> CompleteAsync(
+        Task<HttpResponseMessage> sending,
+        HttpRequestMessage request,
+        CircuitEntry circuit,
+        CircuitPermit permit,
+        Attempt attempt,
+        Activity? probe,
+        CancellationToken cancellationToken)
+    {
+        using (probe)
+        using (attempt)
+        {
+            HttpResponseMessage response;
+            try
+            {
+                response = await sending.ConfigureAwait(false);
+            }
+            catch (Exception ex) when (OnError(ex, circuit, permit, attempt, probe, cancellationToken) is { } translated)
+            {
+                // The filter records the outcome before unwinding; a null translation rethrows the original untouched.
+                throw translated;
+            }
+
+            OnResponse(request, response, circuit, permit, attempt, probe);
+            return response;
+        }
+    }
+
+    private Attempt StartAttempt(CircuitEntry circuit, CancellationToken cancellationToken)
+    {
+        var registry = _circuits.Registry;
+        return new Attempt(circuit.Classifier.AttemptTimeout, registry.AttemptTimeouts, _timeProvider, cancellationToken);
     }
 
     private HttpResponseMessage SendThrough(HttpRequestMessage request, CircuitEntry circuit, CircuitPermit permit, CancellationToken cancellationToken)
     {
         using var probe = permit.Kind == CircuitPermitKind.Probe ? CircuitBreakerTracing.StartProbe(circuit) : null;
-        using var attempt = new Attempt(circuit.Classifier.AttemptTimeout, _timeProvider, cancellationToken);
+        using var attempt = StartAttempt(circuit, cancellationToken);
         HttpResponseMessage response;
         try
         {
@@ -100,6 +144,7 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
         }
         catch (Exception ex) when (OnError(ex, circuit, permit, attempt, probe, cancellationToken) is { } translated)
         {
+            // The filter records the outcome before unwinding; a null translation rethrows the original untouched.
             throw translated;
         }
 

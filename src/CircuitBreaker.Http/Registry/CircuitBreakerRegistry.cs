@@ -36,6 +36,7 @@ internal sealed class CircuitBreakerRegistry : ICircuitBreakerRegistry, IDisposa
         TimeProvider = timeProvider;
         _logger = logger ?? NullLogger<CircuitBreakerRegistry>.Instance;
         Metrics = new CircuitBreakerMetrics(meterFactory, this);
+        AttemptTimeouts = new AttemptTimeouts(timeProvider);
 
         // Sections of one configuration root share its reload token: one subscription per root, not per call
         // of AddCircuitBreaker, so a reload re-applies each client once.
@@ -56,6 +57,8 @@ internal sealed class CircuitBreakerRegistry : ICircuitBreakerRegistry, IDisposa
     public ILogger Logger => _logger;
 
     public CircuitBreakerMetrics Metrics { get; }
+
+    public AttemptTimeouts AttemptTimeouts { get; }
 
     /// <summary>Every circuit of every client.</summary>
     internal IEnumerable<CircuitEntry> Entries => _clients.Values.SelectMany(c => c.Entries);
