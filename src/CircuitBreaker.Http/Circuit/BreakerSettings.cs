@@ -12,7 +12,8 @@ internal sealed record BreakerSettings(
     TimeSpan BreakDuration,
     double BreakDurationMultiplier,
     TimeSpan MaxBreakDuration,
-    int HalfOpenProbes)
+    int HalfOpenProbes,
+    double BreakDurationJitter = 0)
 {
     public static BreakerSettings From(CircuitBreakerOptions options) => new(
         options.FailureThreshold,
@@ -22,9 +23,19 @@ internal sealed record BreakerSettings(
         options.BreakDuration,
         options.BreakDurationMultiplier,
         options.MaxBreakDuration,
-        options.HalfOpenProbes);
+        options.HalfOpenProbes,
+        options.BreakDurationJitter);
 
     public bool SamplesRatio => FailureRatio > 0;
+
+    /// <summary>
+    /// <paramref name="duration"/> spread by up to ±<see cref="BreakDurationJitter"/> of itself, so that many
+    /// instances whose circuits opened together do not all probe a recovering service at the same moment.
+    /// </summary>
+    public TimeSpan Jittered(TimeSpan duration) =>
+        BreakDurationJitter <= 0
+            ? duration
+            : TimeSpan.FromTicks(Math.Max(1, (long)(duration.Ticks * (1 + (BreakDurationJitter * ((2 * Random.Shared.NextDouble()) - 1))))));
 
     /// <summary>
     /// The break that follows <paramref name="previous"/>: it grows by the multiplier, and the cap limits

@@ -121,7 +121,11 @@ internal sealed class CircuitStateMachine : IDisposable
 
     /// <param name="permit">The permit the call was let in with.</param>
     /// <param name="failure">What kind of failure it was (for logs and health), such as <c>503</c> or <c>timeout</c>.</param>
-    public void OnFailure(in CircuitPermit permit, string? failure = null)
+    /// <param name="requestedBreak">
+    /// How long the downstream asked to be left alone, if it did (a server's <c>Retry-After</c>): should this
+    /// failure open the circuit, it opens for that long, bounded by <c>MaxBreakDuration</c>.
+    /// </param>
+    public void OnFailure(in CircuitPermit permit, string? failure = null, TimeSpan? requestedBreak = null)
     {
         CircuitTransition? transition = null;
         lock (_lock)
@@ -146,13 +150,13 @@ internal sealed class CircuitStateMachine : IDisposable
 
                 if (tripped)
                 {
-                    transition = OpenLocked(fromHalfOpen: false);
+                    transition = OpenLocked(fromHalfOpen: false, requestedBreak);
                 }
             }
             else
             {
                 _failedProbes++;
-                transition = OpenLocked(fromHalfOpen: true);
+                transition = OpenLocked(fromHalfOpen: true, requestedBreak);
             }
         }
 
@@ -331,21 +335,27 @@ internal sealed class CircuitStateMachine : IDisposable
     private CircuitState EffectiveStateLocked() =>
         _state == CircuitState.Open && _timeProvider.GetUtcNow() >= _retryAt ? CircuitState.HalfOpen : _state;
 
-    private CircuitTransition OpenLocked(bool fromHalfOpen)
+    private CircuitTransition OpenLocked(bool fromHalfOpen, TimeSpan? requestedBreak)
     {
         var now = _timeProvider.GetUtcNow();
         var settings = _settings;
 
         // The growth resets only after the circuit stayed closed for one full break, so a circuit that
-        // closes and fails again at once keeps backing off instead of flapping.
+        // closes and fails again at once keeps backing off instead of flapping. A break the server asked for
+        // is used as it is (bounded), unjittered: the server said when.
         TimeSpan breakDuration;
-        if (_lastBreak == TimeSpan.Zero || (!fromHalfOpen && now - _closedAt >= _lastBreak))
+        TimeSpan effectiveBreak;
+        if (requestedBreak is { } requested && requested > TimeSpan.Zero)
         {
-            breakDuration = settings.BreakDuration;
+            breakDuration = requested < settings.MaxBreakDuration ? requested : settings.MaxBreakDuration;
+            effectiveBreak = breakDuration;
         }
         else
         {
-            breakDuration = settings.NextBreak(_lastBreak);
+            breakDuration = _lastBreak == TimeSpan.Zero || (!fromHalfOpen && now - _closedAt >= _lastBreak)
+                ? settings.BreakDuration
+                : settings.NextBreak(_lastBreak);
+            effectiveBreak = settings.Jittered(breakDuration);
         }
 
         var previous = _state;
@@ -358,11 +368,11 @@ internal sealed class CircuitStateMachine : IDisposable
         _state = CircuitState.Open;
         _lastBreak = breakDuration;
         _openedAt = now;
-        _retryAt = now + breakDuration;
+        _retryAt = now + effectiveBreak;
         _probesInFlight = 0;
         _probeSuccesses = 0;
-        ScheduleBreakTimerLocked(breakDuration);
-        return new CircuitTransition(previous, CircuitState.Open, now, breakDuration, _consecutiveFailures, FailureRatioLocked(), _lastFailure);
+        ScheduleBreakTimerLocked(effectiveBreak);
+        return new CircuitTransition(previous, CircuitState.Open, now, effectiveBreak, _consecutiveFailures, FailureRatioLocked(), _lastFailure);
     }
 
     private CircuitTransition HalfOpenLocked(DateTimeOffset now)

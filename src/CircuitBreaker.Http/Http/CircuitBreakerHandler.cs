@@ -330,7 +330,7 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
             : null;
         if (failure is not null)
         {
-            Failed(circuit, permit, failure, probe);
+            Failed(circuit, permit, failure, probe, classifier.RequestedBreak(response, _timeProvider.GetUtcNow()));
             return;
         }
 
@@ -368,11 +368,11 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
         }
     }
 
-    private void Failed(CircuitEntry circuit, in CircuitPermit permit, string errorType, Activity? probe)
+    private void Failed(CircuitEntry circuit, in CircuitPermit permit, string errorType, Activity? probe, TimeSpan? requestedBreak = null)
     {
         _circuits.Registry.Metrics.RecordFailure(circuit, errorType);
         CircuitBreakerTracing.ProbeFailed(probe, errorType);
-        circuit.Machine.OnFailure(permit, errorType);
+        circuit.Machine.OnFailure(permit, errorType, requestedBreak);
     }
 
     /// <summary>Records the outcome of a call that threw, and returns the exception to throw instead, if any.</summary>

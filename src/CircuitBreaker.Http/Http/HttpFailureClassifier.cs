@@ -18,12 +18,16 @@ internal sealed class HttpFailureClassifier
 
     private readonly StatusCodeSet _failureStatusCodes;
 
-    private HttpFailureClassifier(StatusCodeSet failureStatusCodes, TimeSpan? attemptTimeout, TimeSpan? slowCallDuration)
+    private HttpFailureClassifier(StatusCodeSet failureStatusCodes, TimeSpan? attemptTimeout, TimeSpan? slowCallDuration, bool honorRetryAfter)
     {
         _failureStatusCodes = failureStatusCodes;
         AttemptTimeout = attemptTimeout;
         SlowCallDuration = slowCallDuration;
+        HonorRetryAfter = honorRetryAfter;
     }
+
+    /// <summary>Whether a 503 or 429 with <c>Retry-After</c> sets the break.</summary>
+    public bool HonorRetryAfter { get; }
 
     /// <summary>The time allowed until response headers arrive, or <see langword="null"/> when off.</summary>
     public TimeSpan? AttemptTimeout { get; }
@@ -34,11 +38,29 @@ internal sealed class HttpFailureClassifier
     public static HttpFailureClassifier From(CircuitBreakerOptions options) => new(
         StatusCodeSet.Parse(options.FailureStatusCodes),
         OffWhenInfinite(options.AttemptTimeout),
-        OffWhenInfinite(options.SlowCallDuration));
+        OffWhenInfinite(options.SlowCallDuration),
+        options.HonorRetryAfter);
 
     public bool IsFailure(HttpStatusCode statusCode) => _failureStatusCodes.Contains((int)statusCode);
 
     public bool IsSlow(TimeSpan elapsed) => elapsed > SlowCallDuration;
+
+    /// <summary>
+    /// The break a failing response asks for: the <c>Retry-After</c> of a 503 or 429, as a delay or a date
+    /// (measured against <paramref name="now"/>), when <see cref="HonorRetryAfter"/> is on.
+    /// </summary>
+    public TimeSpan? RequestedBreak(HttpResponseMessage response, DateTimeOffset now)
+    {
+        if (!HonorRetryAfter
+            || response.StatusCode is not (HttpStatusCode.ServiceUnavailable or HttpStatusCode.TooManyRequests)
+            || response.Headers.RetryAfter is not { } retryAfter)
+        {
+            return null;
+        }
+
+        var delay = retryAfter.Delta ?? (retryAfter.Date - now);
+        return delay > TimeSpan.Zero ? delay : null;
+    }
 
     /// <summary>The <c>error.type</c> of a failing status, such as <c>503</c>, without allocating.</summary>
     public static string ErrorType(HttpStatusCode statusCode) =>

@@ -34,6 +34,14 @@ public class CircuitBreakerHostOptions
     /// <value>The default value is <see langword="null"/> (the client's value).</value>
     public TimeSpan? MaxBreakDuration { get; set; }
 
+    /// <summary>Gets or sets the override of <see cref="CircuitBreakerOptions.BreakDurationJitter"/>.</summary>
+    /// <value>The default value is <see langword="null"/> (the client's value).</value>
+    public double? BreakDurationJitter { get; set; }
+
+    /// <summary>Gets or sets the override of <see cref="CircuitBreakerOptions.HonorRetryAfter"/>.</summary>
+    /// <value>The default value is <see langword="null"/> (the client's value).</value>
+    public bool? HonorRetryAfter { get; set; }
+
     /// <summary>Gets or sets the override of <see cref="CircuitBreakerOptions.HalfOpenProbes"/>.</summary>
     /// <value>The default value is <see langword="null"/> (the client's value).</value>
     public int? HalfOpenProbes { get; set; }

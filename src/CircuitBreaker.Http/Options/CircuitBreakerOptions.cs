@@ -65,6 +65,23 @@ public class CircuitBreakerOptions
     public TimeSpan MaxBreakDuration { get; set; } = TimeSpan.FromMinutes(5);
 
     /// <summary>
+    /// Gets or sets how much each break is spread at random, as a share of it: with 0.1 a 30 s break lasts
+    /// between 27 and 33 s. Spreading keeps the instances of a fleet whose circuits opened together from all
+    /// probing a recovering service at the same moment.
+    /// </summary>
+    /// <value>The default value is 0 (no jitter). At most 0.99.</value>
+    [Range(0.0, 0.99)]
+    public double BreakDurationJitter { get; set; }
+
+    /// <summary>
+    /// Gets or sets a value indicating whether a 503 or 429 response with <c>Retry-After</c> that opens the
+    /// circuit opens it for as long as the server asked (bounded by <see cref="MaxBreakDuration"/>), which
+    /// <see cref="CircuitOpenException.RetryAfter"/> then reports.
+    /// </summary>
+    /// <value>The default value is <see langword="true"/>.</value>
+    public bool HonorRetryAfter { get; set; } = true;
+
+    /// <summary>
     /// Gets or sets how many probe calls may be in flight at once in half-open, which is also the number of
     /// successful probes in a row needed to close the circuit.
     /// </summary>
@@ -144,6 +161,8 @@ public class CircuitBreakerOptions
             BreakDurationMultiplier = overrides.BreakDurationMultiplier ?? BreakDurationMultiplier,
             MaxBreakDuration = overrides.MaxBreakDuration ?? MaxBreakDuration,
             HalfOpenProbes = overrides.HalfOpenProbes ?? HalfOpenProbes,
+            BreakDurationJitter = overrides.BreakDurationJitter ?? BreakDurationJitter,
+            HonorRetryAfter = overrides.HonorRetryAfter ?? HonorRetryAfter,
             AttemptTimeout = overrides.AttemptTimeout ?? AttemptTimeout,
             SlowCallDuration = overrides.SlowCallDuration ?? SlowCallDuration,
             FailureStatusCodes = overrides.FailureStatusCodes ?? FailureStatusCodes,
