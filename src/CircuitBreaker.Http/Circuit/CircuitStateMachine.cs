@@ -22,6 +22,7 @@ internal sealed class CircuitStateMachine : IDisposable
     private DateTimeOffset _retryAt;
     private DateTimeOffset _closedAt;
     private DateTimeOffset _leftClosedAt;
+    private DateTimeOffset? _recoveredAt;
     private int _failedProbes;
     private string? _lastFailure;
     private TimeSpan _lastBreak;
@@ -72,6 +73,18 @@ internal sealed class CircuitStateMachine : IDisposable
     public long LastUsed => Volatile.Read(ref _lastUsed);
 
     public BreakerSettings Settings => Volatile.Read(ref _settings);
+
+    /// <summary>When the circuit last closed after a successful probe, for the slow start; <see langword="null"/> otherwise.</summary>
+    public DateTimeOffset? RecoveredAt
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _state == CircuitState.Closed ? _recoveredAt : null;
+            }
+        }
+    }
 
     public CircuitPermit TryAcquire()
     {
@@ -388,6 +401,7 @@ internal sealed class CircuitStateMachine : IDisposable
     {
         var now = _timeProvider.GetUtcNow();
         var previous = _state;
+        _recoveredAt = previous == CircuitState.HalfOpen ? now : null;
         _breakTimer?.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
         _epoch++;
         _state = CircuitState.Closed;

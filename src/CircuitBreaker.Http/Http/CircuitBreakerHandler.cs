@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Threading.RateLimiting;
 
 namespace CircuitBreaker.Http;
 
@@ -25,9 +26,14 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
     {
         var circuit = CircuitOf(request);
         var permit = circuit.Machine.TryAcquire();
-        return permit.IsGranted || Observed(circuit, permit)
-            ? SendThroughAsync(request, circuit, permit, cancellationToken)
-            : FallBackAsync(request, circuit, permit, cancellationToken);
+        if (!permit.IsGranted && !Observed(circuit, Rejection.ByCircuit(permit)))
+        {
+            return FallBackAsync(request, circuit, Rejection.ByCircuit(permit), cancellationToken);
+        }
+
+        return circuit.Limits is { } limits
+            ? SendWithinLimitsAsync(request, circuit, permit, limits, cancellationToken)
+            : SendThroughAsync(request, circuit, permit, cancellationToken);
     }
 
     /// <inheritdoc />
@@ -35,9 +41,96 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
     {
         var circuit = CircuitOf(request);
         var permit = circuit.Machine.TryAcquire();
-        return permit.IsGranted || Observed(circuit, permit)
-            ? SendThrough(request, circuit, permit, cancellationToken)
-            : FallBack(request, circuit, permit, cancellationToken);
+        if (!permit.IsGranted && !Observed(circuit, Rejection.ByCircuit(permit)))
+        {
+            return FallBack(request, circuit, Rejection.ByCircuit(permit), cancellationToken);
+        }
+
+        if (circuit.Limits is not { } limits)
+        {
+            return SendThrough(request, circuit, permit, cancellationToken);
+        }
+
+        // The synchronous path cannot wait in the bulkhead's queue: beyond the limit, calls are shed at once.
+        if (Shed(circuit, permit, limits, out var shed))
+        {
+            return FallBack(request, circuit, shed, cancellationToken);
+        }
+
+        using var lease = limits.HasConcurrencyLimit ? limits.Enter() : null;
+        if (lease is { IsAcquired: false } && !Observed(circuit, Rejection.ByLimit(LoadSheddingReason.Concurrency)))
+        {
+            circuit.Machine.Release(permit);
+            return FallBack(request, circuit, Rejection.ByLimit(LoadSheddingReason.Concurrency), cancellationToken);
+        }
+
+        return SendThrough(request, circuit, permit, cancellationToken);
+    }
+
+    /// <summary>
+    /// Sends a call the circuit let through within the host's limits: the slow start after recovery, the
+    /// throttle, then the bulkhead (waiting in its queue when it has room). A shed call gives its permit back
+    /// uncounted, as the host did nothing wrong, and takes the fallback chain.
+    /// </summary>
+    private async Task<HttpResponseMessage> SendWithinLimitsAsync(HttpRequestMessage request, CircuitEntry circuit, CircuitPermit permit, CircuitLimits limits, CancellationToken cancellationToken)
+    {
+        if (Shed(circuit, permit, limits, out var shed))
+        {
+            return await FallBackAsync(request, circuit, shed, cancellationToken).ConfigureAwait(false);
+        }
+
+        if (!limits.HasConcurrencyLimit)
+        {
+            return await SendThroughAsync(request, circuit, permit, cancellationToken).ConfigureAwait(false);
+        }
+
+        RateLimitLease lease;
+        try
+        {
+            lease = await limits.EnterAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            circuit.Machine.Release(permit); // the caller gave up while queued
+            throw;
+        }
+
+        using (lease)
+        {
+            if (!lease.IsAcquired && !Observed(circuit, Rejection.ByLimit(LoadSheddingReason.Concurrency)))
+            {
+                circuit.Machine.Release(permit);
+                return await FallBackAsync(request, circuit, Rejection.ByLimit(LoadSheddingReason.Concurrency), cancellationToken).ConfigureAwait(false);
+            }
+
+            return await SendThroughAsync(request, circuit, permit, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>The slow start and the throttle, which need no waiting; true when one of them sheds the call.</summary>
+    private bool Shed(CircuitEntry circuit, in CircuitPermit permit, CircuitLimits limits, out Rejection shed)
+    {
+        shed = default;
+        if (permit.Kind == CircuitPermitKind.Closed && !limits.AdmitDuringRampUp(circuit.Machine.RecoveredAt))
+        {
+            shed = Rejection.ByLimit(LoadSheddingReason.RampUp);
+        }
+        else if (!limits.TryThrottle(out var retryAfter))
+        {
+            shed = Rejection.ByLimit(LoadSheddingReason.Throttle, retryAfter);
+        }
+        else
+        {
+            return false;
+        }
+
+        if (Observed(circuit, shed))
+        {
+            return false;
+        }
+
+        circuit.Machine.Release(permit);
+        return true;
     }
 
     /// <summary>
@@ -45,16 +138,16 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
     /// is counted and logged as such, then sent all the same; its outcome does not move the circuit, which goes
     /// on exactly as an enforcing one would. An isolated circuit still turns calls away.
     /// </summary>
-    private bool Observed(CircuitEntry circuit, in CircuitPermit permit)
+    private bool Observed(CircuitEntry circuit, in Rejection rejection)
     {
         // Isolating a circuit is an operator's explicit order to stop its traffic, which observe-only does not override.
-        if (circuit.Enforce || permit.RejectedState == CircuitState.Isolated)
+        if (circuit.Enforce || rejection.State == CircuitState.Isolated)
         {
             return false;
         }
 
-        _circuits.Registry.Metrics.RecordRejected(circuit, "none", enforced: false);
-        Log.CallObserved(_circuits.Registry.Logger, circuit.Key.Authority, circuit.Key.ClientName, permit.RejectedState);
+        _circuits.Registry.Metrics.RecordRejected(circuit, "none", rejection.Reason, enforced: false);
+        Log.CallObserved(_circuits.Registry.Logger, circuit.Key.Authority, circuit.Key.ClientName, rejection.State);
         return true;
     }
 
@@ -152,38 +245,38 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
         return response;
     }
 
-    private async Task<HttpResponseMessage> FallBackAsync(HttpRequestMessage request, CircuitEntry circuit, CircuitPermit permit, CancellationToken cancellationToken)
+    private async Task<HttpResponseMessage> FallBackAsync(HttpRequestMessage request, CircuitEntry circuit, Rejection rejection, CancellationToken cancellationToken)
     {
-        using var rejection = CircuitBreakerTracing.StartRejection(circuit, permit.RejectedState);
-        var response = await ChainAsync(request, circuit, permit, cancellationToken).ConfigureAwait(false);
-        return Answered(response, circuit, permit, rejection);
+        using var span = CircuitBreakerTracing.StartRejection(circuit, rejection);
+        var response = await ChainAsync(request, circuit, rejection, cancellationToken).ConfigureAwait(false);
+        return Answered(response, circuit, rejection, span);
     }
 
-    private HttpResponseMessage FallBack(HttpRequestMessage request, CircuitEntry circuit, CircuitPermit permit, CancellationToken cancellationToken)
+    private HttpResponseMessage FallBack(HttpRequestMessage request, CircuitEntry circuit, Rejection rejection, CancellationToken cancellationToken)
     {
-        using var rejection = CircuitBreakerTracing.StartRejection(circuit, permit.RejectedState);
-        return Answered(Chain(request, circuit, permit, cancellationToken), circuit, permit, rejection);
+        using var span = CircuitBreakerTracing.StartRejection(circuit, rejection);
+        return Answered(Chain(request, circuit, rejection, cancellationToken), circuit, rejection, span);
     }
 
-    /// <summary>Accounts for a turned-away call: the fallback that answered it, or none and the exception.</summary>
-    private HttpResponseMessage Answered(HttpResponseMessage? response, CircuitEntry circuit, in CircuitPermit permit, Activity? rejection)
+    /// <summary>Accounts for a call that was not sent: the fallback that answered it, or none and the exception.</summary>
+    private HttpResponseMessage Answered(HttpResponseMessage? response, CircuitEntry circuit, in Rejection rejection, Activity? span)
     {
         var fallback = response is null ? "none" : response.Headers.GetValues(FallbackPolicy.FallbackHeaderName).First();
         var registry = _circuits.Registry;
-        registry.Metrics.RecordRejected(circuit, fallback, enforced: true);
-        Log.CallRejected(registry.Logger, circuit.Key.Authority, circuit.Key.ClientName, permit.RejectedState, fallback);
-        rejection?.SetTag("circuit.fallback", fallback);
+        registry.Metrics.RecordRejected(circuit, fallback, rejection.Reason, enforced: true);
+        Log.CallRejected(registry.Logger, circuit.Key.Authority, circuit.Key.ClientName, rejection.State, rejection.Reason, fallback);
+        span?.SetTag("circuit.fallback", fallback);
         if (response is null)
         {
-            rejection?.SetStatus(ActivityStatusCode.Error, "circuit open");
-            throw new CircuitOpenException(circuit.Key, permit.RejectedState, permit.RetryAfter);
+            span?.SetStatus(ActivityStatusCode.Error, rejection.Shed is null ? "circuit open" : "load shed");
+            throw rejection.ToException(circuit.Key);
         }
 
         return response;
     }
 
     /// <summary>The fallback chain: custom, cache, alternate backend, degraded; <see langword="null"/> when none answers.</summary>
-    private async Task<HttpResponseMessage?> ChainAsync(HttpRequestMessage request, CircuitEntry circuit, CircuitPermit permit, CancellationToken cancellationToken)
+    private async Task<HttpResponseMessage?> ChainAsync(HttpRequestMessage request, CircuitEntry circuit, Rejection rejection, CancellationToken cancellationToken)
     {
         var policy = circuit.Fallback;
         var entry = FromCache(request, policy);
@@ -191,7 +284,7 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
         {
             // The delegate gets a copy of its own: whatever it does with it, the cache step below builds a fresh one.
             var offered = Replay(entry, request);
-            var custom = await AskCustomAsync(onOpen, request, circuit, permit, offered, cancellationToken).ConfigureAwait(false);
+            var custom = await AskCustomAsync(onOpen, request, circuit, rejection, offered, cancellationToken).ConfigureAwait(false);
             if (!ReferenceEquals(custom, offered))
             {
                 offered?.Dispose();
@@ -199,13 +292,13 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
 
             if (custom is not null)
             {
-                return FallbackPolicy.Mark(custom, "custom", permit.RetryAfter);
+                return FallbackPolicy.Mark(custom, "custom", rejection.RetryAfter);
             }
         }
 
         if (Replay(entry, request) is { } cached)
         {
-            return FallbackPolicy.Mark(cached, "cache", permit.RetryAfter);
+            return FallbackPolicy.Mark(cached, "cache", rejection.RetryAfter);
         }
 
         if (TryMoveToAlternate(request, policy, out var alternate, out var alternatePermit, out var original))
@@ -213,7 +306,7 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
             try
             {
                 var response = await SendThroughAsync(request, alternate, alternatePermit, cancellationToken).ConfigureAwait(false);
-                return FallbackPolicy.Mark(response, "alternate", permit.RetryAfter);
+                return FallbackPolicy.Mark(response, "alternate", rejection.RetryAfter);
             }
             catch (Exception ex) when (IsDownstreamFailure(ex, cancellationToken))
             {
@@ -221,23 +314,23 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
             }
         }
 
-        return Degraded(request, circuit, permit);
+        return Degraded(request, circuit, rejection);
     }
 
     /// <summary>The synchronous chain, for <see cref="HttpClient.Send(HttpRequestMessage)"/>: as the asynchronous one, without the asynchronous custom delegate.</summary>
-    private HttpResponseMessage? Chain(HttpRequestMessage request, CircuitEntry circuit, CircuitPermit permit, CancellationToken cancellationToken)
+    private HttpResponseMessage? Chain(HttpRequestMessage request, CircuitEntry circuit, Rejection rejection, CancellationToken cancellationToken)
     {
         var policy = circuit.Fallback;
         if (Replay(FromCache(request, policy), request) is { } cached)
         {
-            return FallbackPolicy.Mark(cached, "cache", permit.RetryAfter);
+            return FallbackPolicy.Mark(cached, "cache", rejection.RetryAfter);
         }
 
         if (TryMoveToAlternate(request, policy, out var alternate, out var alternatePermit, out var original))
         {
             try
             {
-                return FallbackPolicy.Mark(SendThrough(request, alternate, alternatePermit, cancellationToken), "alternate", permit.RetryAfter);
+                return FallbackPolicy.Mark(SendThrough(request, alternate, alternatePermit, cancellationToken), "alternate", rejection.RetryAfter);
             }
             catch (Exception ex) when (IsDownstreamFailure(ex, cancellationToken))
             {
@@ -245,7 +338,7 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
             }
         }
 
-        return Degraded(request, circuit, permit);
+        return Degraded(request, circuit, rejection);
     }
 
     private HttpResponseMessage? Replay(CachedResponse? entry, HttpRequestMessage request) =>
@@ -275,13 +368,13 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
         Func<CircuitFallbackContext, ValueTask<HttpResponseMessage?>> onOpen,
         HttpRequestMessage request,
         CircuitEntry circuit,
-        CircuitPermit permit,
+        Rejection rejection,
         HttpResponseMessage? cached,
         CancellationToken cancellationToken)
     {
         try
         {
-            return await onOpen(new CircuitFallbackContext(request, circuit.Key, permit.RejectedState, permit.RetryAfter, cached, cancellationToken)).ConfigureAwait(false);
+            return await onOpen(new CircuitFallbackContext(request, circuit.Key, rejection.State, rejection.RetryAfter, cached, cancellationToken)).ConfigureAwait(false);
         }
         catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
         {
@@ -312,9 +405,9 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
         return true;
     }
 
-    private static HttpResponseMessage? Degraded(HttpRequestMessage request, CircuitEntry circuit, CircuitPermit permit) =>
+    private static HttpResponseMessage? Degraded(HttpRequestMessage request, CircuitEntry circuit, in Rejection rejection) =>
         circuit.Fallback.Degraded is { } degraded
-            ? FallbackPolicy.Mark(degraded.Create(request), "degraded", permit.RetryAfter)
+            ? FallbackPolicy.Mark(degraded.Create(request), "degraded", rejection.RetryAfter)
             : null;
 
     private static bool IsDownstreamFailure(Exception exception, CancellationToken callerToken) =>

@@ -26,8 +26,8 @@ internal static partial class Log
     public static partial void CircuitIsolated(ILogger logger, string authority, string clientName, CircuitState previousState);
 
     [LoggerMessage(EventId = 6, EventName = "CircuitCallRejected", Level = LogLevel.Debug,
-        Message = "Call to {Authority} (client '{ClientName}') turned away by its {State} circuit; fallback: {Fallback}.")]
-    public static partial void CallRejected(ILogger logger, string authority, string clientName, CircuitState state, string fallback);
+        Message = "Call to {Authority} (client '{ClientName}') not sent ({Reason}, circuit {State}); fallback: {Fallback}.")]
+    public static partial void CallRejected(ILogger logger, string authority, string clientName, CircuitState state, string reason, string fallback);
 
     [LoggerMessage(EventId = 7, EventName = "CircuitCallObserved", Level = LogLevel.Debug,
         Message = "Call to {Authority} (client '{ClientName}') would have been turned away by its {State} circuit; sent anyway (Enforce is off).")]

@@ -61,6 +61,22 @@ public class CircuitBreakerHostOptions
     /// <value>The default value is <see langword="null"/> (the client's value).</value>
     public string? FailureStatusCodes { get; set; }
 
+    /// <summary>Gets or sets the override of <see cref="CircuitBreakerOptions.MaxConcurrentRequests"/>.</summary>
+    /// <value>The default value is <see langword="null"/> (the client's value).</value>
+    public int? MaxConcurrentRequests { get; set; }
+
+    /// <summary>Gets or sets the override of <see cref="CircuitBreakerOptions.MaxQueuedRequests"/>.</summary>
+    /// <value>The default value is <see langword="null"/> (the client's value).</value>
+    public int? MaxQueuedRequests { get; set; }
+
+    /// <summary>Gets the overrides of <see cref="CircuitBreakerOptions.Throttle"/>: each value set replaces the client's.</summary>
+    /// <value>The default value is an empty override.</value>
+    public ThrottleOptions Throttle { get; } = new();
+
+    /// <summary>Gets or sets the override of <see cref="CircuitBreakerOptions.RampUpDuration"/>.</summary>
+    /// <value>The default value is <see langword="null"/> (the client's value).</value>
+    public TimeSpan? RampUpDuration { get; set; }
+
     /// <summary>Gets or sets the override of <see cref="CircuitBreakerOptions.Enforce"/>.</summary>
     /// <value>The default value is <see langword="null"/> (the client's value).</value>
     public bool? Enforce { get; set; }

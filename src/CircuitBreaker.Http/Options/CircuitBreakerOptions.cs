@@ -122,6 +122,32 @@ public class CircuitBreakerOptions
     public int MaxCircuits { get; set; } = 1000;
 
     /// <summary>
+    /// Gets or sets the most calls to one host in flight at once (a bulkhead): further calls wait in a queue of
+    /// <see cref="MaxQueuedRequests"/>, or are shed at once. A permit is held until the response headers arrive.
+    /// </summary>
+    /// <value>The default value is <see langword="null"/> (no limit).</value>
+    [Range(1, int.MaxValue)]
+    public int? MaxConcurrentRequests { get; set; }
+
+    /// <summary>Gets or sets how many calls may wait for a permit of <see cref="MaxConcurrentRequests"/>, oldest first.</summary>
+    /// <value>The default value is 0: calls beyond the limit are shed at once.</value>
+    [Range(0, int.MaxValue)]
+    public int MaxQueuedRequests { get; set; }
+
+    /// <summary>Gets the token bucket that throttles the calls to each host.</summary>
+    /// <value>The default value is no throttling.</value>
+    [ValidateObjectMembers]
+    public ThrottleOptions Throttle { get; } = new();
+
+    /// <summary>
+    /// Gets or sets the slow start after recovery: once a circuit closes after a successful probe, the share of
+    /// calls let through grows from a tenth to all over this duration; the rest take the fallback chain, so a
+    /// service that just recovered is not flattened again by the whole backlog.
+    /// </summary>
+    /// <value>The default value is <see langword="null"/> (off).</value>
+    public TimeSpan? RampUpDuration { get; set; }
+
+    /// <summary>
     /// Gets or sets a value indicating whether open circuits turn calls away. With <see langword="false"/>
     /// (observe-only) a circuit tracks, reports and logs every transition as it would otherwise, but every call
     /// is sent: a way to roll a breaker out and tune its thresholds on real traffic first.
@@ -168,7 +194,12 @@ public class CircuitBreakerOptions
             FailureStatusCodes = overrides.FailureStatusCodes ?? FailureStatusCodes,
             MaxCircuits = MaxCircuits,
             Enforce = overrides.Enforce ?? Enforce,
+            MaxConcurrentRequests = overrides.MaxConcurrentRequests ?? MaxConcurrentRequests,
+            MaxQueuedRequests = overrides.MaxQueuedRequests ?? MaxQueuedRequests,
+            RampUpDuration = overrides.RampUpDuration ?? RampUpDuration,
         };
+        merged.Throttle.PermitsPerSecond = overrides.Throttle.PermitsPerSecond ?? Throttle.PermitsPerSecond;
+        merged.Throttle.Burst = overrides.Throttle.Burst ?? Throttle.Burst;
         merged.Fallback.Merge(Fallback, overrides.Fallback);
         return merged;
     }

@@ -62,6 +62,21 @@ internal sealed class CircuitBreakerOptionsValidator : IValidateOptions<CircuitB
             builder.AddError(error, $"{path}.{nameof(options.FailureStatusCodes)}");
         }
 
+        if (options.RampUpDuration is { } ramp && ramp <= TimeSpan.Zero)
+        {
+            builder.AddError("must be a positive duration, or null to turn the slow start off", $"{path}.{nameof(options.RampUpDuration)}");
+        }
+
+        if (options.MaxQueuedRequests > 0 && options.MaxConcurrentRequests is null)
+        {
+            builder.AddError("needs MaxConcurrentRequests: calls queue for its permits", $"{path}.{nameof(options.MaxQueuedRequests)}");
+        }
+
+        if (options.Throttle.Burst is not null && options.Throttle.PermitsPerSecond is null)
+        {
+            builder.AddError("needs Throttle:PermitsPerSecond: the bucket refills at that rate", $"{path}.{nameof(options.Throttle)}.{nameof(options.Throttle.Burst)}");
+        }
+
         ValidateFallback($"{path}.{nameof(options.Fallback)}", options.Fallback, builder);
     }
 

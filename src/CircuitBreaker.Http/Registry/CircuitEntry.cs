@@ -9,9 +9,11 @@ internal sealed class CircuitEntry
     private volatile HttpFailureClassifier _classifier;
     private volatile FallbackPolicy _fallback;
     private volatile bool _enforce;
+    private volatile CircuitLimits? _limits;
 
-    public CircuitEntry(CircuitKey key, HostKey host, Func<CircuitEntry, CircuitStateMachine> createMachine, CircuitBreakerOptions hostOptions)
+    public CircuitEntry(CircuitKey key, HostKey host, Func<CircuitEntry, CircuitStateMachine> createMachine, CircuitBreakerOptions hostOptions, TimeProvider timeProvider)
     {
+        _limits = CircuitLimits.From(hostOptions, timeProvider);
         Key = key;
         Host = host;
         _port = host.Port; // boxed once, not on every measurement
@@ -31,6 +33,9 @@ internal sealed class CircuitEntry
 
     public FallbackPolicy Fallback => _fallback;
 
+    /// <summary>The load-shedding limits of the host, or <see langword="null"/> when it has none.</summary>
+    public CircuitLimits? Limits => _limits;
+
     /// <summary>Whether the circuit turns calls away; <see langword="false"/> in observe-only mode.</summary>
     public bool Enforce => _enforce;
 
@@ -42,8 +47,10 @@ internal sealed class CircuitEntry
         { "server.port", _port },
     };
 
-    public void Apply(CircuitBreakerOptions hostOptions)
+    public void Apply(CircuitBreakerOptions hostOptions, TimeProvider timeProvider)
     {
+        // New limits start empty-handed: permits held under the old ones are released into those, unharmed.
+        Interlocked.Exchange(ref _limits, CircuitLimits.From(hostOptions, timeProvider))?.Dispose();
         Machine.UpdateSettings(BreakerSettings.From(hostOptions));
         _classifier = HttpFailureClassifier.From(hostOptions);
         _fallback = FallbackPolicy.From(hostOptions);

@@ -54,7 +54,7 @@ internal sealed class ClientCircuits
             Cache = CacheFor(options, Cache);
             foreach (var entry in _circuits.Values)
             {
-                entry.Apply(options.ForHost(entry.Host.Host));
+                entry.Apply(options.ForHost(entry.Host.Host), _registry.TimeProvider);
             }
         }
     }
@@ -102,7 +102,8 @@ internal sealed class ClientCircuits
                 circuitKey,
                 key,
                 e => new CircuitStateMachine(BreakerSettings.From(hostOptions), _registry.TimeProvider, t => _registry.OnTransition(e, t)),
-                hostOptions);
+                hostOptions,
+                _registry.TimeProvider);
             _circuits[key] = entry;
             return entry;
         }

@@ -21,7 +21,7 @@ internal sealed class CircuitBreakerMetrics
         _halfOpened = meter.CreateCounter<long>("circuit.half_open", "{transition}", "Transitions of a circuit to HalfOpen.");
         _closed = meter.CreateCounter<long>("circuit.close", "{transition}", "Transitions of a circuit to Closed.");
         _failures = meter.CreateCounter<long>("circuit.failures", "{call}", "Calls counted as failures of the downstream host, by error.type.");
-        _rejected = meter.CreateCounter<long>("circuit.rejected", "{call}", "Calls not sent because the circuit was open, by the fallback that answered them.");
+        _rejected = meter.CreateCounter<long>("circuit.rejected", "{call}", "Calls not sent because the circuit was open or a limit shed them, by reason and by the fallback that answered them.");
         meter.CreateObservableGauge("circuit.state", () => Observe<int>(registry, static (_, _, s) => (int)s.State), "{state}", "State of each circuit: 0 closed, 1 open, 2 half-open, 3 isolated.");
         meter.CreateObservableGauge(
             "circuit.open.duration",
@@ -63,12 +63,13 @@ internal sealed class CircuitBreakerMetrics
         }
     }
 
-    public void RecordRejected(CircuitEntry circuit, string fallback, bool enforced)
+    public void RecordRejected(CircuitEntry circuit, string fallback, string reason, bool enforced)
     {
         if (_rejected.Enabled)
         {
             var tags = circuit.Tags();
             tags.Add("fallback", fallback);
+            tags.Add("reason", reason);
             if (!enforced)
             {
                 tags.Add("circuit.enforced", false); // observe-only: the call was sent all the same

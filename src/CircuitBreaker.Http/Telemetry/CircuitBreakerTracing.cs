@@ -10,7 +10,12 @@ namespace CircuitBreaker.Http;
 /// </summary>
 internal static class CircuitBreakerTracing
 {
-    public static Activity? StartRejection(CircuitEntry circuit, CircuitState state) => Start("circuit_breaker.rejected", circuit, state);
+    public static Activity? StartRejection(CircuitEntry circuit, in Rejection rejection)
+    {
+        var activity = Start("circuit_breaker.rejected", circuit, rejection.State);
+        activity?.SetTag("circuit.rejected.reason", rejection.Reason);
+        return activity;
+    }
 
     public static Activity? StartProbe(CircuitEntry circuit) => Start("circuit_breaker.probe", circuit, CircuitState.HalfOpen);
 

@@ -96,7 +96,7 @@ public sealed class MetricsTests
 
         var rejected = Assert.Single(meters.Rejected.GetMeasurementSnapshot());
         Assert.Equal(1, rejected.Value);
-        rejected.HasExactTags(CircuitTags("users.test", 80, ("fallback", "none")));
+        rejected.HasExactTags(CircuitTags("users.test", 80, ("fallback", "none"), ("reason", "circuit_open")));
     }
 
     [Fact]
@@ -284,7 +284,7 @@ public sealed class MetricsTests
 
         var rejected = Assert.Single(meters.Rejected.GetMeasurementSnapshot());
         Assert.Equal(1, rejected.Value);
-        rejected.HasExactTags(CircuitTags("users.test", 80, ("fallback", fallback)));
+        rejected.HasExactTags(CircuitTags("users.test", 80, ("fallback", fallback), ("reason", "circuit_open")));
     }
 
     [Fact]
@@ -421,7 +421,7 @@ public sealed class MetricsTests
 
         Assert.Single(meters.Failures.GetMeasurementSnapshot()).HasExactTags(CircuitTags("users.test", 80, ("error.type", "500")));
         Assert.Single(meters.Open.GetMeasurementSnapshot()).HasExactTags(CircuitTags("users.test", 80, ("circuit.previous_state", "closed")));
-        Assert.Single(meters.Rejected.GetMeasurementSnapshot()).HasExactTags(CircuitTags("users.test", 80, ("fallback", "degraded")));
+        Assert.Single(meters.Rejected.GetMeasurementSnapshot()).HasExactTags(CircuitTags("users.test", 80, ("fallback", "degraded"), ("reason", "circuit_open")));
     }
 
     [Fact]
@@ -438,7 +438,7 @@ public sealed class MetricsTests
         Assert.Empty(meters.Open.GetMeasurementSnapshot());
         Assert.Empty(meters.HalfOpen.GetMeasurementSnapshot());
         var rejected = Assert.Single(meters.Rejected.GetMeasurementSnapshot());
-        rejected.HasExactTags(CircuitTags("users.test", 80, ("fallback", "none")));
+        rejected.HasExactTags(CircuitTags("users.test", 80, ("fallback", "none"), ("reason", "circuit_open")));
 
         Assert.True(harness.Registry.Reset(key));
 

@@ -50,7 +50,7 @@ public sealed class ObserveOnlyTests
         opened.HasExactTags(CircuitTags("users.test", 80, ("circuit.previous_state", "closed")));
         var rejected = meters.Rejected.GetMeasurementSnapshot();
         Assert.Equal(3, rejected.Count);
-        Assert.All(rejected, m => m.HasExactTags(CircuitTags("users.test", 80, ("fallback", "none"), ("circuit.enforced", false))));
+        Assert.All(rejected, m => m.HasExactTags(CircuitTags("users.test", 80, ("fallback", "none"), ("reason", "circuit_open"), ("circuit.enforced", false))));
         Assert.Equal(new Dictionary<string, int> { ["users.test"] = 1 }, Observe(meters.State));
 
         var logs = BreakerLogs.Of(harness.Services);
@@ -138,7 +138,7 @@ public sealed class ObserveOnlyTests
         Assert.Equal(CircuitState.Closed, harness.Circuit(Authority).State);
         Assert.Equal(3, calls);
         var rejected = Assert.Single(meters.Rejected.GetMeasurementSnapshot());
-        rejected.HasExactTags(CircuitTags("users.test", 80, ("fallback", "none"), ("circuit.enforced", false)));
+        rejected.HasExactTags(CircuitTags("users.test", 80, ("fallback", "none"), ("reason", "circuit_open"), ("circuit.enforced", false)));
     }
 
     [Fact]
@@ -167,8 +167,8 @@ public sealed class ObserveOnlyTests
         Assert.Equal(1, harness.Mock.GetMatchCount(strict));
         var rejected = meters.Rejected.GetMeasurementSnapshot();
         Assert.Equal(2, rejected.Count);
-        Assert.Single(rejected, m => m.MatchesTags(CircuitTags("shadow.test", 80, ("fallback", "none"), ("circuit.enforced", false)).ToArray()));
-        Assert.Single(rejected, m => m.MatchesTags(CircuitTags("strict.test", 80, ("fallback", "none")).ToArray()));
+        Assert.Single(rejected, m => m.MatchesTags(CircuitTags("shadow.test", 80, ("fallback", "none"), ("reason", "circuit_open"), ("circuit.enforced", false)).ToArray()));
+        Assert.Single(rejected, m => m.MatchesTags(CircuitTags("strict.test", 80, ("fallback", "none"), ("reason", "circuit_open")).ToArray()));
     }
 
     [Fact]

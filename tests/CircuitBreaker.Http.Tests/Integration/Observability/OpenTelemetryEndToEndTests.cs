@@ -83,7 +83,7 @@ public sealed class OpenTelemetryEndToEndTests
         Assert.Equal(2L, Sum(afterRecovery, "circuit.half_open", server));
         Assert.Equal(1L, Sum(afterRecovery, "circuit.close", server));
         Assert.Equal(4L, Sum(afterRecovery, "circuit.failures", server, ("error.type", "500")));
-        Assert.Equal(1L, Sum(afterRecovery, "circuit.rejected", server, ("fallback", "none")));
+        Assert.Equal(1L, Sum(afterRecovery, "circuit.rejected", server, ("fallback", "none"), ("reason", "circuit_open")));
         Assert.Equal(0L, GaugeLong(afterRecovery, "circuit.state", server));
 
         // A closed circuit reports no open duration, and the SDK exports no stale point for it (an alert on

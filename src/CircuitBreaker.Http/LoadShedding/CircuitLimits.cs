@@ -1,0 +1,128 @@
+using System.Threading.RateLimiting;
+
+namespace CircuitBreaker.Http;
+
+/// <summary>
+/// The load-shedding limits of one circuit, from <c>System.Threading.RateLimiting</c>: a bulkhead
+/// (<see cref="ConcurrencyLimiter"/>), a throttle (<see cref="TokenBucketRateLimiter"/>) and the slow start
+/// after recovery. Created only for circuits that set one; replaced on reload.
+/// </summary>
+internal sealed class CircuitLimits : IDisposable
+{
+    /// <summary>The share of calls let through at the start of a ramp-up.</summary>
+    public const double RampUpStartShare = 0.1;
+
+    private readonly TimeProvider _timeProvider;
+    private readonly ConcurrencyLimiter? _concurrency;
+    private readonly TokenBucketRateLimiter? _throttle;
+    private readonly TimeSpan? _rampUp;
+    private readonly Lock _rampLock = new();
+    private double _rampCredit;
+
+    private CircuitLimits(CircuitBreakerOptions options, TimeProvider timeProvider)
+    {
+        _timeProvider = timeProvider;
+        if (options.MaxConcurrentRequests is { } permits)
+        {
+            _concurrency = new ConcurrencyLimiter(new ConcurrencyLimiterOptions
+            {
+                PermitLimit = permits,
+                QueueLimit = options.MaxQueuedRequests,
+                QueueProcessingOrder = QueueProcessingOrder.OldestFirst,
+            });
+        }
+
+        if (options.Throttle.PermitsPerSecond is { } rate)
+        {
+            // Replenished on demand rather than by a timer per circuit: TryReplenish adds what the time elapsed
+            // since the last call allows. The limiter reads the system clock, not the injected TimeProvider, which
+            // System.Threading.RateLimiting does not support (dotnet/runtime#106447).
+            _throttle = new TokenBucketRateLimiter(new TokenBucketRateLimiterOptions
+            {
+                TokenLimit = options.Throttle.Burst ?? (int)Math.Ceiling(rate),
+                TokensPerPeriod = 1,
+                ReplenishmentPeriod = TimeSpan.FromSeconds(1 / rate),
+                AutoReplenishment = false,
+                QueueLimit = 0,
+            });
+        }
+
+        _rampUp = options.RampUpDuration is { } ramp && ramp > TimeSpan.Zero ? ramp : null;
+    }
+
+    public bool HasConcurrencyLimit => _concurrency is not null;
+
+    public static CircuitLimits? From(CircuitBreakerOptions options, TimeProvider timeProvider) =>
+        options.MaxConcurrentRequests is null && options.Throttle.PermitsPerSecond is null && options.RampUpDuration is null
+            ? null
+            : new CircuitLimits(options, timeProvider);
+
+    /// <summary>
+    /// Whether a call may go during the slow start after <paramref name="recoveredAt"/>: the share let through
+    /// grows linearly from <see cref="RampUpStartShare"/> to all over the ramp, spread evenly (every call adds
+    /// the current share to a credit; a call goes when the credit reaches one), so the curve holds exactly.
+    /// </summary>
+    public bool AdmitDuringRampUp(DateTimeOffset? recoveredAt)
+    {
+        if (_rampUp is not { } ramp || recoveredAt is not { } at)
+        {
+            return true;
+        }
+
+        var since = _timeProvider.GetUtcNow() - at;
+        if (since >= ramp)
+        {
+            return true;
+        }
+
+        var share = RampUpStartShare + ((1 - RampUpStartShare) * Math.Max(0, since / ramp));
+        lock (_rampLock)
+        {
+            _rampCredit += share;
+            if (_rampCredit < 1 - 1e-9) // tolerate rounding: ten tenths make a call
+            {
+                return false;
+            }
+
+            _rampCredit -= 1;
+            return true;
+        }
+    }
+
+    /// <summary>Takes a token of the throttle, if it has one; otherwise says when the next one comes.</summary>
+    public bool TryThrottle(out TimeSpan? retryAfter)
+    {
+        retryAfter = null;
+        if (_throttle is null)
+        {
+            return true;
+        }
+
+        _throttle.TryReplenish();
+        using var lease = _throttle.AttemptAcquire();
+        if (lease.IsAcquired)
+        {
+            return true;
+        }
+
+        if (lease.TryGetMetadata(MetadataName.RetryAfter, out var wait))
+        {
+            retryAfter = wait;
+        }
+
+        return false;
+    }
+
+    /// <summary>Takes a concurrency permit, waiting in the queue when it has room.</summary>
+    public ValueTask<RateLimitLease> EnterAsync(CancellationToken cancellationToken) =>
+        _concurrency!.AcquireAsync(1, cancellationToken);
+
+    /// <summary>Takes a concurrency permit without waiting (the synchronous path cannot queue).</summary>
+    public RateLimitLease Enter() => _concurrency!.AttemptAcquire();
+
+    public void Dispose()
+    {
+        _concurrency?.Dispose();
+        _throttle?.Dispose();
+    }
+}

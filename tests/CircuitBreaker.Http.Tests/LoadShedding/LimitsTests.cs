@@ -1,0 +1,177 @@
+using System.Net;
+using CircuitBreaker.Http.Tests.TestSupport;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Diagnostics.Metrics.Testing;
+using RichardSzalay.MockHttp;
+
+namespace CircuitBreaker.Http.Tests.LoadShedding;
+
+public sealed class LimitsTests
+{
+    private static readonly Uri Users = new("http://users.test/");
+
+    /// <remarks>
+    /// The token bucket is System.Threading.RateLimiting's, which reads the system clock and cannot be driven by a
+    /// FakeTimeProvider (dotnet/runtime#106447), so this test waits real time: one rate of 1 call/s, with margins
+    /// of most of a second on each side.
+    /// </remarks>
+    [Fact]
+    public async Task Throttle_LetsTheBurstThrough_ThenShedsUntilATokenComes()
+    {
+        using var harness = new BreakerHarness(o =>
+        {
+            o.Throttle.PermitsPerSecond = 1;
+            o.Throttle.Burst = 2;
+        });
+        var calls = harness.Mock.When("*").Respond(HttpStatusCode.OK);
+        using var client = harness.CreateClient();
+
+        (await client.GetAsync(Users)).Dispose();
+        (await client.GetAsync(Users)).Dispose();
+        var shed = await Assert.ThrowsAsync<LoadSheddingException>(() => client.GetAsync(Users));
+
+        Assert.Equal(LoadSheddingReason.Throttle, shed.Reason);
+        Assert.InRange(shed.RetryAfter!.Value, TimeSpan.FromMilliseconds(1), TimeSpan.FromSeconds(1));
+        Assert.IsAssignableFrom<HttpRequestException>(shed);
+
+        await Task.Delay(TimeSpan.FromSeconds(1.1));
+        (await client.GetAsync(Users)).Dispose();
+
+        Assert.Equal(3, harness.Mock.GetMatchCount(calls));
+        Assert.Equal(CircuitState.Closed, harness.Circuit("http://users.test:80").State);
+        Assert.Equal(0, harness.Circuit("http://users.test:80").ConsecutiveFailures); // shedding is not the host's failure
+    }
+
+    [Fact]
+    public async Task ShedCall_TakesTheFallbackChain_AndIsCountedWithItsReason()
+    {
+        using var harness = new BreakerHarness(o =>
+        {
+            o.Throttle.PermitsPerSecond = 0.1;
+            o.Fallback.Degraded.StatusCode = 503;
+        });
+        using var collector = new MetricCollector<long>(harness.Services.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>(), CircuitBreakerTelemetry.MeterName, "circuit.rejected");
+        harness.Mock.When("*").Respond(HttpStatusCode.OK);
+        using var client = harness.CreateClient();
+        (await client.GetAsync(Users)).Dispose();
+
+        using var response = await client.GetAsync(Users);
+
+        Assert.Equal(["degraded"], response.Headers.GetValues("X-Circuit-Fallback"));
+        var rejected = Assert.Single(collector.GetMeasurementSnapshot());
+        Assert.Equal("throttle", rejected.Tags["reason"]);
+        Assert.Equal("degraded", rejected.Tags["fallback"]);
+    }
+
+    [Fact]
+    public async Task RampUp_AfterRecovery_LetsAGrowingShareThrough()
+    {
+        using var harness = new BreakerHarness(o =>
+        {
+            o.FailureThreshold = 1;
+            o.RampUpDuration = TimeSpan.FromSeconds(10);
+        });
+        var status = HttpStatusCode.InternalServerError;
+        harness.Mock.When("*").Respond(() => Task.FromResult(new HttpResponseMessage(status)));
+        using var client = harness.CreateClient();
+        (await client.GetAsync(Users)).Dispose(); // opens
+        harness.Time.Advance(TimeSpan.FromSeconds(30));
+        status = HttpStatusCode.OK;
+        (await client.GetAsync(Users)).Dispose(); // the probe succeeds: recovered
+
+        var atStart = await AdmittedOf(client, 100);
+        harness.Time.Advance(TimeSpan.FromSeconds(5));
+        var halfway = await AdmittedOf(client, 100);
+        harness.Time.Advance(TimeSpan.FromSeconds(5));
+        var after = await AdmittedOf(client, 100);
+
+        Assert.Equal(10, atStart);              // a tenth at first
+        Assert.InRange(halfway, 54, 56);        // 0.1 + 0.9 x 0.5 = 55 %
+        Assert.Equal(100, after);               // everything once the ramp is over
+        Assert.Equal(CircuitState.Closed, harness.Circuit("http://users.test:80").State);
+    }
+
+    [Fact]
+    public async Task RampUp_NotAfterAFirstStartOrAReset()
+    {
+        using var harness = new BreakerHarness(o =>
+        {
+            o.FailureThreshold = 1;
+            o.RampUpDuration = TimeSpan.FromSeconds(10);
+        });
+        var status = HttpStatusCode.OK;
+        harness.Mock.When("*").Respond(() => Task.FromResult(new HttpResponseMessage(status)));
+        using var client = harness.CreateClient();
+
+        Assert.Equal(20, await AdmittedOf(client, 20));
+        status = HttpStatusCode.InternalServerError;
+        (await client.GetAsync(Users)).Dispose();
+        harness.Registry.Reset(new CircuitKey(BreakerHarness.ClientName, "http://users.test:80"));
+        status = HttpStatusCode.OK;
+
+        Assert.Equal(20, await AdmittedOf(client, 20));
+    }
+
+    [Fact]
+    public async Task ObserveOnly_LimitsCountButDoNotShed()
+    {
+        using var harness = new BreakerHarness(o =>
+        {
+            o.Enforce = false;
+            o.Throttle.PermitsPerSecond = 0.1;
+        });
+        using var collector = new MetricCollector<long>(harness.Services.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>(), CircuitBreakerTelemetry.MeterName, "circuit.rejected");
+        var calls = harness.Mock.When("*").Respond(HttpStatusCode.OK);
+        using var client = harness.CreateClient();
+
+        for (var i = 0; i < 5; i++)
+        {
+            (await client.GetAsync(Users)).Dispose();
+        }
+
+        Assert.Equal(5, harness.Mock.GetMatchCount(calls));
+        Assert.Equal(4, collector.GetMeasurementSnapshot().Count(m => (string?)m.Tags["reason"] == "throttle" && (bool?)m.Tags["circuit.enforced"] == false));
+    }
+
+    [Theory]
+    [InlineData("MaxQueuedRequests")]
+    [InlineData("Throttle.Burst")]
+    [InlineData("RampUpDuration")]
+    [InlineData("MaxConcurrentRequests")]
+    [InlineData("Throttle.PermitsPerSecond")]
+    public void Validate_InvalidLimit_FailsNamingTheKey(string key)
+    {
+        var options = new CircuitBreakerOptions();
+        switch (key)
+        {
+            case "MaxQueuedRequests": options.MaxQueuedRequests = 5; break; // without MaxConcurrentRequests
+            case "Throttle.Burst": options.Throttle.Burst = 5; break; // without a rate
+            case "RampUpDuration": options.RampUpDuration = TimeSpan.Zero; break;
+            case "MaxConcurrentRequests": options.MaxConcurrentRequests = 0; break;
+            default: options.Throttle.PermitsPerSecond = 0; break;
+        }
+
+        var result = new CircuitBreakerOptionsValidator().Validate("users", options);
+
+        Assert.True(result.Failed);
+        Assert.Contains(key, result.FailureMessage, StringComparison.Ordinal);
+    }
+
+    private static async Task<int> AdmittedOf(HttpClient client, int calls)
+    {
+        var admitted = 0;
+        for (var i = 0; i < calls; i++)
+        {
+            try
+            {
+                (await client.GetAsync(Users)).Dispose();
+                admitted++;
+            }
+            catch (LoadSheddingException ex) when (ex.Reason == LoadSheddingReason.RampUp)
+            {
+            }
+        }
+
+        return admitted;
+    }
+}
