@@ -42,6 +42,12 @@ internal sealed class StatusCodeSet
             Array.Fill(codes, true, low, high - low + 1);
         }
 
+        if (!codes.Contains(true))
+        {
+            error = "must list at least one status code, range or class, for example \"5xx,408\"";
+            return false;
+        }
+
         set = new StatusCodeSet(codes);
         error = null;
         return true;

@@ -88,6 +88,14 @@ internal sealed class CircuitBreakerConfiguration : IConfigureNamedOptions<Circu
         {
             if (extraKey is not null && string.Equals(child.Key, extraKey, StringComparison.OrdinalIgnoreCase))
             {
+                if (IsObject(child, errors))
+                {
+                    foreach (var client in child.GetChildren())
+                    {
+                        IsObject(client, errors); // its keys are checked when that client is configured
+                    }
+                }
+
                 continue;
             }
 
@@ -97,18 +105,93 @@ internal sealed class CircuitBreakerConfiguration : IConfigureNamedOptions<Circu
             }
             else if (DictionaryValueType(property.PropertyType) is { } valueType)
             {
-                if (IsOptionsType(valueType))
+                if (!IsObject(child, errors))
                 {
-                    foreach (var entry in child.GetChildren())
+                    continue;
+                }
+
+                foreach (var entry in child.GetChildren())
+                {
+                    if (IsOptionsType(valueType))
                     {
-                        FindUnknownKeys(entry, valueType, extraKey: null, errors);
+                        if (IsObject(entry, errors))
+                        {
+                            FindUnknownKeys(entry, valueType, extraKey: null, errors);
+                        }
+                    }
+                    else
+                    {
+                        CheckValue(entry, valueType, errors);
                     }
                 }
             }
             else if (IsOptionsType(property.PropertyType))
             {
-                FindUnknownKeys(child, property.PropertyType, extraKey: null, errors);
+                if (IsObject(child, errors))
+                {
+                    FindUnknownKeys(child, property.PropertyType, extraKey: null, errors);
+                }
             }
+            else
+            {
+                CheckValue(child, property.PropertyType, errors);
+            }
+        }
+    }
+
+    /// <summary>An object key must not hold a single value (such as <c>"Fallback": "cache"</c>), which the binder would ignore.</summary>
+    private static bool IsObject(IConfigurationSection section, List<string> errors)
+    {
+        if (section.Value is not null && !section.GetChildren().Any())
+        {
+            errors.Add($"{section.Path}: expects an object of keys, not the value '{section.Value}'.");
+            return false;
+        }
+
+        return true;
+    }
+
+    /// <summary>
+    /// A single value must be one value that converts to the property's type: the binder would silently keep
+    /// the default for an array or object, read null as the type's default, read a bare number as days for a
+    /// duration, and drop a whole dictionary entry (a host override) when one of its values does not convert.
+    /// </summary>
+    private static void CheckValue(IConfigurationSection section, Type type, List<string> errors)
+    {
+        var target = Nullable.GetUnderlyingType(type) ?? type;
+        if (section.GetChildren().Any())
+        {
+            errors.Add($"{section.Path}: expects a single value, not an array or object.");
+        }
+        else if (string.IsNullOrEmpty(section.Value))
+        {
+            if (Nullable.GetUnderlyingType(type) is null && type.IsValueType)
+            {
+                errors.Add($"{section.Path}: expects a value, not null or empty; remove the key to keep the default.");
+            }
+        }
+        else if (target == typeof(TimeSpan) && !section.Value.Contains(':', StringComparison.Ordinal))
+        {
+            errors.Add($"{section.Path}: '{section.Value}' cannot be converted to type 'System.TimeSpan': write a duration as hh:mm:ss, for example 00:00:05 (a bare number would mean days).");
+        }
+        else if (!Converts(section.Value, target))
+        {
+            errors.Add($"{section.Path}: '{section.Value}' cannot be converted to type '{target.FullName}'.");
+        }
+    }
+
+    private static bool Converts(string value, Type type)
+    {
+        try
+        {
+            _ = System.ComponentModel.TypeDescriptor.GetConverter(type).ConvertFromInvariantString(value);
+            return true;
+        }
+#pragma warning disable CA1031 // Converters throw whatever they like for bad input; any throw means "does not convert".
+        catch (Exception)
+#pragma warning restore CA1031
+        {
+            return false;
         }
     }
 

@@ -173,7 +173,38 @@ public class CircuitBreakerOptions
 
     /// <summary>The options in force for <paramref name="host"/>: these options with its override, if any, laid over them.</summary>
     internal CircuitBreakerOptions ForHost(string host) =>
-        Hosts.TryGetValue(host, out var overrides) && overrides is not null ? WithOverrides(overrides) : this;
+        FindHost(host) is { } overrides ? WithOverrides(overrides) : this;
+
+    /// <summary>The override for <paramref name="host"/> (as <see cref="Uri.IdnHost"/> gives it), whether its key is written in Unicode or punycode.</summary>
+    private CircuitBreakerHostOptions? FindHost(string host)
+    {
+        if (Hosts.TryGetValue(host, out var overrides))
+        {
+            return overrides;
+        }
+
+        foreach (var (key, value) in Hosts)
+        {
+            if (string.Equals(AsciiHost(key), host, StringComparison.OrdinalIgnoreCase))
+            {
+                return value;
+            }
+        }
+
+        return null;
+    }
+
+    private static string AsciiHost(string host)
+    {
+        try
+        {
+            return new System.Globalization.IdnMapping().GetAscii(host);
+        }
+        catch (ArgumentException)
+        {
+            return host; // not a valid IDN name: validation reports it
+        }
+    }
 
     internal CircuitBreakerOptions WithOverrides(CircuitBreakerHostOptions overrides)
     {

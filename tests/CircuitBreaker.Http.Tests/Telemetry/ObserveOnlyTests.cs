@@ -114,18 +114,27 @@ public sealed class ObserveOnlyTests
         });
         using var meters = new BreakerInstruments(harness.Services);
         var probe = new TaskCompletionSource<HttpResponseMessage>();
+        var probeArrived = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var calls = 0;
-        harness.Mock.When("*").Respond(() => ++calls switch
+        harness.Mock.When("*").Respond(() =>
         {
-            1 => Task.FromResult(new HttpResponseMessage(HttpStatusCode.InternalServerError)),
-            2 => probe.Task,
-            _ => Task.FromResult(new HttpResponseMessage(HttpStatusCode.OK)),
+            switch (Interlocked.Increment(ref calls))
+            {
+                case 1:
+                    return Task.FromResult(new HttpResponseMessage(HttpStatusCode.InternalServerError));
+                case 2:
+                    probeArrived.SetResult();
+                    return probe.Task;
+                default:
+                    return Task.FromResult(new HttpResponseMessage(HttpStatusCode.OK));
+            }
         });
         using var client = harness.CreateClient();
         await SendAsync(client);
         harness.Time.Advance(TimeSpan.FromSeconds(30));
 
         var probing = client.GetAsync(Users);
+        await probeArrived.Task.WaitAsync(TimeSpan.FromSeconds(10)); // the probe holds the slot before the next call starts
         using (var alongside = await client.GetAsync(Users))
         {
             Assert.Equal(HttpStatusCode.OK, alongside.StatusCode);
