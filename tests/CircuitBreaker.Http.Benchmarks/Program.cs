@@ -1,0 +1,14 @@
+using BenchmarkDotNet.Running;
+using CircuitBreaker.Http.Benchmarks;
+
+// dotnet run -c Release --project tests/CircuitBreaker.Http.Benchmarks -- --filter '*' --job short   (BenchmarkDotNet)
+// dotnet run -c Release --project tests/CircuitBreaker.Http.Benchmarks -- --filter '*' --job dry     (starts each once)
+// dotnet run -c Release --project tests/CircuitBreaker.Http.Benchmarks -- throughput [--seconds 10] [--concurrency 32]
+if (args.Length > 0 && args[0] == "throughput")
+{
+    return await ThroughputCheck.RunAsync(args[1..]);
+}
+
+var summaries = BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args).ToList();
+TargetReport.Print(summaries);
+return summaries.Any(s => s.HasCriticalValidationErrors || s.Reports.Any(r => !r.Success)) ? 1 : 0;

@@ -1,0 +1,117 @@
+using System.Globalization;
+using BenchmarkDotNet.Engines;
+using BenchmarkDotNet.Reports;
+
+namespace CircuitBreaker.Http.Benchmarks;
+
+/// <summary>
+/// After a run, prints issue 6's targets as ratios computed from this run's means and allocations, each marked
+/// met or missed. A target whose benchmarks were filtered out is left out.
+/// </summary>
+internal static class TargetReport
+{
+    public static void Print(IEnumerable<Summary> summaries)
+    {
+        var reports = summaries.SelectMany(s => s.Reports)
+            .Where(r => r.Success && r.ResultStatistics is not null)
+            .ToList();
+
+        Result? Find(string type, string method, int? callers = null)
+        {
+            var report = reports.FirstOrDefault(r =>
+                r.BenchmarkCase.Descriptor.Type.Name == type
+                && r.BenchmarkCase.Descriptor.WorkloadMethod.Name == method
+                && (callers is null || Equals(r.BenchmarkCase.Parameters["Callers"], callers)));
+            return report is null ? null : new(report.ResultStatistics!.Mean, report.GcStats.GetBytesAllocatedPerOperation(report.BenchmarkCase) ?? 0);
+        }
+
+        var rows = new List<string>();
+        void Row(string target, string measured, double value, double limit, bool reference = false)
+        {
+            var verdict = reference ? "(reference)" : value <= limit ? "**met**" : "**missed**";
+            rows.Add($"| {target} | {measured} | {F(value)} | ≤ {F(limit)} | {verdict} |");
+        }
+
+        if (Find("ClosedPathBenchmarks", "Bare") is { } bare
+            && Find("ClosedPathBenchmarks", "CircuitBreakerClosed") is { } closed
+            && Find("ClosedPathBenchmarks", "PollyClosed") is { } pollyClosed)
+        {
+            Row(
+                "Closed: overhead over bare ≤ 1/10 of Polly's",
+                $"({Ns(closed.Mean)} − {Ns(bare.Mean)}) / ({Ns(pollyClosed.Mean)} − {Ns(bare.Mean)})",
+                (closed.Mean - bare.Mean) / (pollyClosed.Mean - bare.Mean),
+                0.10);
+            var extra = closed.Bytes - bare.Bytes;
+            rows.Add(
+                $"| Closed: allocates nothing beyond the bare client | {closed.Bytes} B − {bare.Bytes} B (Polly: +{pollyClosed.Bytes - bare.Bytes} B) | " +
+                $"{extra:+0;-0;0} B | 0 B | {(extra <= 0 ? "**met**" : "**missed**")} |");
+        }
+
+        if (Find("OpenPathBenchmarks", "PollyOpenThrow") is { } pollyOpen)
+        {
+            if (Find("OpenPathBenchmarks", "CircuitBreakerOpenDegraded") is { } degraded)
+            {
+                Row("Open + degraded ≤ 1/20 of Polly's rejection", $"{Ns(degraded.Mean)} / {Ns(pollyOpen.Mean)}", degraded.Mean / pollyOpen.Mean, 0.05);
+            }
+
+            if (Find("OpenPathBenchmarks", "CircuitBreakerOpenCache") is { } cache)
+            {
+                Row("Open + cache ≤ 1/20 of Polly's rejection", $"{Ns(cache.Mean)} / {Ns(pollyOpen.Mean)}", cache.Mean / pollyOpen.Mean, 0.05);
+            }
+
+            if (Find("OpenPathBenchmarks", "CircuitBreakerOpenThrow") is { } open)
+            {
+                Row("Open + throw no slower than Polly's rejection", $"{Ns(open.Mean)} / {Ns(pollyOpen.Mean)}", open.Mean / pollyOpen.Mean, 1.0);
+            }
+        }
+
+        if (Find("ManyHostsBenchmarks", "CircuitBreakerSingleHost") is { } single
+            && Find("ManyHostsBenchmarks", "CircuitBreakerManyHosts") is { } many)
+        {
+            var bareRatio = Find("ManyHostsBenchmarks", "BareSingleHost") is { } bareSingle && Find("ManyHostsBenchmarks", "BareManyHosts") is { } bareMany
+                ? $" (bare client: {F(bareMany.Mean / bareSingle.Mean)})"
+                : string.Empty;
+            Row($"{ManyHostsBenchmarks.Hosts:N0} hosts ≤ 1.5 × one host", $"{Ns(many.Mean)} / {Ns(single.Mean)}{bareRatio}", many.Mean / single.Mean, 1.5);
+        }
+
+        var cores = Environment.ProcessorCount;
+        if (cores > 1)
+        {
+            foreach (var method in new[] { "CircuitBreaker", "Bare", "Polly" })
+            {
+                if (Find("ContentionBenchmarks", method, 1) is { } one && Find("ContentionBenchmarks", method, cores) is { } n)
+                {
+                    var label = method == "CircuitBreaker" ? "Contention" : $"{method}, for reference";
+                    Row(
+                        $"{label}: time per request per core, {cores} callers vs 1",
+                        $"{cores} × {Ns(n.Mean)} / {Ns(one.Mean)}",
+                        cores * n.Mean / one.Mean,
+                        1.5,
+                        reference: method != "CircuitBreaker");
+                }
+            }
+        }
+
+        if (rows.Count == 0)
+        {
+            return;
+        }
+
+        Console.WriteLine();
+        Console.WriteLine("// * Issue 6 targets (ratios from this run) *");
+        if (reports.Any(r => r.BenchmarkCase.Job.Run.RunStrategy == RunStrategy.ColdStart))
+        {
+            Console.WriteLine("// A cold-start run (such as --job dry) times single first calls: these ratios mean nothing.");
+        }
+
+        Console.WriteLine("| target | computed as | ratio | target | |");
+        Console.WriteLine("|---|---|---:|---:|---|");
+        rows.ForEach(Console.WriteLine);
+    }
+
+    private static string F(double value) => value.ToString("0.000", CultureInfo.InvariantCulture);
+
+    private static string Ns(double nanoseconds) => nanoseconds.ToString("#,0.0", CultureInfo.InvariantCulture) + " ns";
+
+    private sealed record Result(double Mean, long Bytes);
+}
