@@ -30,6 +30,11 @@ internal sealed class CircuitStateMachine : IDisposable
     private long _lastUsed;
     private bool _disposed;
 
+    // Set while a fleet-wide open is in force here: at half-open this instance sends no probe of its own unless
+    // the fleet grants it one, until the hold runs out (so a fleet prober that crashed cannot block recovery).
+    private bool _fleetHeld;
+    private DateTimeOffset _fleetHeldUntil;
+
     public CircuitStateMachine(BreakerSettings settings, TimeProvider timeProvider, Action<CircuitTransition> onTransition)
     {
         _settings = settings;
@@ -211,7 +216,8 @@ internal sealed class CircuitStateMachine : IDisposable
                 }
 
                 _probesInFlight = 0;
-                transition = new CircuitTransition(previous, CircuitState.Isolated, _openedAt, null);
+                _fleetHeld = false;
+                transition = new CircuitTransition(previous, CircuitState.Isolated, _openedAt, null, Source: CircuitChangeSource.Operator);
             }
         }
 
@@ -228,7 +234,7 @@ internal sealed class CircuitStateMachine : IDisposable
             if (_state != CircuitState.Closed)
             {
                 var previous = EffectiveStateLocked();
-                transition = CloseLocked() with { PreviousState = previous };
+                transition = CloseLocked() with { PreviousState = previous, Source = CircuitChangeSource.Operator };
             }
             else
             {
@@ -238,6 +244,103 @@ internal sealed class CircuitStateMachine : IDisposable
         }
 
         Notify(transition);
+    }
+
+    /// <summary>
+    /// Opens the circuit because the fleet decided so (or keeps it open, taking the later retry time), and holds
+    /// its half-open probe for the fleet's prober: after the break this instance turns calls away until the fleet
+    /// grants it the probe (<see cref="GrantFleetProbe"/>), closes it (<see cref="CloseForFleet"/>), or
+    /// <paramref name="probeWait"/> has passed, when it probes by itself.
+    /// </summary>
+    public void OpenForFleet(TimeSpan breakDuration, TimeSpan probeWait)
+    {
+        CircuitTransition? transition = null;
+        lock (_lock)
+        {
+            if (_state == CircuitState.Isolated || _disposed)
+            {
+                return; // an operator's order outranks the fleet's
+            }
+
+            var now = _timeProvider.GetUtcNow();
+            var retryAt = now + breakDuration;
+            if (_state == CircuitState.Open)
+            {
+                // Often opened by the very failures that made the quorum: no new transition, just the fleet's timing.
+                if (retryAt > _retryAt)
+                {
+                    _retryAt = retryAt;
+                    ScheduleBreakTimerLocked(breakDuration);
+                }
+            }
+            else
+            {
+                var previous = _state;
+                if (previous == CircuitState.Closed)
+                {
+                    _leftClosedAt = now;
+                }
+
+                _epoch++;
+                _state = CircuitState.Open;
+                _lastBreak = breakDuration;
+                _openedAt = now;
+                _retryAt = retryAt;
+                _probesInFlight = 0;
+                _probeSuccesses = 0;
+                ScheduleBreakTimerLocked(breakDuration);
+                transition = new CircuitTransition(
+                    previous, CircuitState.Open, now, breakDuration, _consecutiveFailures, FailureRatioLocked(), _lastFailure, CircuitChangeSource.Fleet);
+            }
+
+            _fleetHeld = true;
+            _fleetHeldUntil = _retryAt + probeWait;
+        }
+
+        Notify(transition);
+    }
+
+    /// <summary>Lets this instance send the fleet's probe of a circuit held by <see cref="OpenForFleet"/>.</summary>
+    /// <returns><see langword="true"/> if the circuit was held.</returns>
+    public bool GrantFleetProbe()
+    {
+        lock (_lock)
+        {
+            var held = _fleetHeld;
+            _fleetHeld = false;
+            return held;
+        }
+    }
+
+    /// <summary>Closes a circuit held by <see cref="OpenForFleet"/> because the fleet's probe succeeded elsewhere.</summary>
+    /// <returns><see langword="true"/> if the circuit was held and is now closed.</returns>
+    public bool CloseForFleet()
+    {
+        CircuitTransition? transition = null;
+        lock (_lock)
+        {
+            // A circuit this instance opened on its own, outside a fleet decision, keeps probing for itself: its
+            // own path to the downstream may be the broken one.
+            if (!_fleetHeld || _state is CircuitState.Closed or CircuitState.Isolated)
+            {
+                return false;
+            }
+
+            var previous = EffectiveStateLocked();
+            transition = CloseLocked() with { PreviousState = previous, Source = CircuitChangeSource.Fleet };
+        }
+
+        Notify(transition);
+        return true;
+    }
+
+    /// <summary>Forgets a fleet hold: the circuit probes by itself again after its break.</summary>
+    public void ReleaseFleetHold()
+    {
+        lock (_lock)
+        {
+            _fleetHeld = false;
+        }
     }
 
     /// <summary>Applies reloaded options without touching the state or the counters.</summary>
@@ -312,6 +415,10 @@ internal sealed class CircuitStateMachine : IDisposable
                 case CircuitState.Closed:
                     permit = CircuitPermit.Closed(_epoch);
                     break;
+                case CircuitState.HalfOpen when _fleetHeld && now < _fleetHeldUntil:
+                    // Another instance probes for the fleet; its verdict (or the end of the hold) decides.
+                    permit = CircuitPermit.Rejected(CircuitState.HalfOpen, _fleetHeldUntil - now);
+                    break;
                 case CircuitState.HalfOpen when _probesInFlight < _settings.HalfOpenProbes:
                     _probesInFlight++;
                     permit = CircuitPermit.Probe(_epoch);
@@ -379,6 +486,7 @@ internal sealed class CircuitStateMachine : IDisposable
 
         _epoch++;
         _state = CircuitState.Open;
+        _fleetHeld = false;
         _lastBreak = breakDuration;
         _openedAt = now;
         _retryAt = now + effectiveBreak;
@@ -405,6 +513,7 @@ internal sealed class CircuitStateMachine : IDisposable
         _breakTimer?.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
         _epoch++;
         _state = CircuitState.Closed;
+        _fleetHeld = false;
         _closedAt = now;
         _consecutiveFailures = 0;
         _failedProbes = 0;

@@ -14,14 +14,15 @@ internal static class CircuitBreakerServiceRegistration
         AddCore(services, clientName);
         services.AddSingleton<IConfigureOptions<CircuitBreakerOptions>>(sp => new CircuitBreakerConfiguration(
             clientName,
-            sp.GetService<IConfiguration>()?.GetSection(CircuitBreakerConfiguration.DefaultSectionName)));
+            sp.GetService<IConfiguration>()?.GetSection(CircuitBreakerConfiguration.DefaultSectionName),
+            FleetClaimed(sp)));
     }
 
     public static void AddFromSection(IServiceCollection services, string? clientName, IConfiguration section)
     {
         ArgumentNullException.ThrowIfNull(section);
         AddCore(services, clientName);
-        services.AddSingleton<IConfigureOptions<CircuitBreakerOptions>>(new CircuitBreakerConfiguration(clientName, section));
+        services.AddSingleton<IConfigureOptions<CircuitBreakerOptions>>(sp => new CircuitBreakerConfiguration(clientName, section, FleetClaimed(sp)));
     }
 
     public static void AddFromDelegate(IServiceCollection services, string? clientName, Action<CircuitBreakerOptions> configure)
@@ -30,6 +31,16 @@ internal static class CircuitBreakerServiceRegistration
         AddCore(services, clientName);
         services.Configure(clientName, configure);
     }
+
+    /// <summary>Registers <see cref="ICircuitFleetControl"/>, which also tells the binder that a package reads the <c>Fleet</c> section.</summary>
+    public static void AddFleetControl(IServiceCollection services)
+    {
+        services.TryAddSingleton<ICircuitFleetControl>(sp => sp.GetRequiredService<CircuitBreakerRegistry>());
+    }
+
+    // Asked of the container rather than resolved: resolving the registry here would need these very options.
+    private static bool FleetClaimed(IServiceProvider sp) =>
+        sp.GetService<IServiceProviderIsService>()?.IsService(typeof(ICircuitFleetControl)) == true;
 
     private static void AddCore(IServiceCollection services, string? clientName)
     {

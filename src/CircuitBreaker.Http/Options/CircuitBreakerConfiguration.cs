@@ -14,16 +14,25 @@ internal sealed class CircuitBreakerConfiguration : IConfigureNamedOptions<Circu
     /// <summary>The section read by <c>AddCircuitBreaker()</c> without arguments.</summary>
     public const string DefaultSectionName = "CircuitBreaker";
 
+    /// <summary>The child section read by a fleet coordination package (such as CircuitBreaker.Http.Redis), not by these options.</summary>
+    public const string FleetKey = "Fleet";
+
     private const string ClientsKey = "Clients";
 
     private readonly string? _clientName;
+    private readonly bool _fleetClaimed;
 
     /// <param name="clientName">The client to configure, or <see langword="null"/> for every client.</param>
     /// <param name="section">The section to bind; <see langword="null"/> when the app has no configuration.</param>
-    public CircuitBreakerConfiguration(string? clientName, IConfiguration? section)
+    /// <param name="fleetClaimed">
+    /// Whether a fleet coordination package is registered to read the <c>Fleet</c> child; without one that key is
+    /// unknown like any other, so that a fleet configured without its package does not pass silently.
+    /// </param>
+    public CircuitBreakerConfiguration(string? clientName, IConfiguration? section, bool fleetClaimed = false)
     {
         _clientName = clientName;
         Section = section;
+        _fleetClaimed = fleetClaimed;
     }
 
     /// <summary>The bound section, watched by the registry for reloads.</summary>
@@ -41,13 +50,13 @@ internal sealed class CircuitBreakerConfiguration : IConfigureNamedOptions<Circu
         }
 
         var errors = new List<string>();
-        Bind(Section, options, allowClients: true, errors);
+        Bind(Section, options, allowClients: true, _fleetClaimed, errors);
         if (!string.IsNullOrEmpty(name))
         {
             var clientSection = Section.GetSection(ClientsKey).GetSection(name);
             if (clientSection.Exists())
             {
-                Bind(clientSection, options, allowClients: false, errors);
+                Bind(clientSection, options, allowClients: false, fleetClaimed: false, errors);
             }
         }
 
@@ -57,10 +66,10 @@ internal sealed class CircuitBreakerConfiguration : IConfigureNamedOptions<Circu
         }
     }
 
-    private static void Bind(IConfiguration section, CircuitBreakerOptions options, bool allowClients, List<string> errors)
+    private static void Bind(IConfiguration section, CircuitBreakerOptions options, bool allowClients, bool fleetClaimed, List<string> errors)
     {
         var before = errors.Count;
-        FindUnknownKeys(section, typeof(CircuitBreakerOptions), allowClients ? ClientsKey : null, errors);
+        FindUnknownKeys(section, typeof(CircuitBreakerOptions), allowClients ? ClientsKey : null, errors, fleetClaimed ? FleetKey : null);
         if (errors.Count > before)
         {
             return;
@@ -81,11 +90,16 @@ internal sealed class CircuitBreakerConfiguration : IConfigureNamedOptions<Circu
     /// Reports every key of <paramref name="section"/> that <paramref name="type"/> has no bindable property for,
     /// with its full path, looking into nested options and into dictionaries of options (such as Hosts).
     /// </summary>
-    private static void FindUnknownKeys(IConfiguration section, Type type, string? extraKey, List<string> errors)
+    private static void FindUnknownKeys(IConfiguration section, Type type, string? extraKey, List<string> errors, string? claimedKey = null)
     {
         var properties = BindableProperties(type);
         foreach (var child in section.GetChildren())
         {
+            if (claimedKey is not null && string.Equals(child.Key, claimedKey, StringComparison.OrdinalIgnoreCase))
+            {
+                continue; // read and checked by the package that claimed it
+            }
+
             if (extraKey is not null && string.Equals(child.Key, extraKey, StringComparison.OrdinalIgnoreCase))
             {
                 if (IsObject(child, errors))

@@ -18,7 +18,7 @@ namespace CircuitBreaker.Http;
 /// re-validates inside the reload callback and throws into whatever triggered the reload, whereas an invalid
 /// reload must be logged and ignored, leaving the last valid options in force.
 /// </remarks>
-internal sealed class CircuitBreakerRegistry : ICircuitBreakerRegistry, IDisposable
+internal sealed class CircuitBreakerRegistry : ICircuitBreakerRegistry, ICircuitFleetControl, IDisposable
 {
     private readonly ConcurrentDictionary<string, ClientCircuits> _clients = new(StringComparer.Ordinal);
     private readonly IOptionsFactory<CircuitBreakerOptions> _optionsFactory;
@@ -80,14 +80,28 @@ internal sealed class CircuitBreakerRegistry : ICircuitBreakerRegistry, IDisposa
 
     public bool Reset(CircuitKey key)
     {
-        if (_clients.TryGetValue(key.ClientName ?? string.Empty, out var client)
-            && client.TryGet(ParseAuthority(key), out var entry))
+        if (TryGet(key, out var entry))
         {
-            entry!.Machine.Reset();
+            entry.Machine.Reset();
             return true;
         }
 
         return false;
+    }
+
+    void ICircuitFleetControl.Open(CircuitKey key, TimeSpan breakDuration, TimeSpan probeWait) =>
+        GetClient(key.ClientName ?? string.Empty).GetOrCreate(ParseAuthority(key)).Machine.OpenForFleet(breakDuration, probeWait);
+
+    bool ICircuitFleetControl.GrantProbe(CircuitKey key) => TryGet(key, out var entry) && entry.Machine.GrantFleetProbe();
+
+    bool ICircuitFleetControl.Close(CircuitKey key) => TryGet(key, out var entry) && entry.Machine.CloseForFleet();
+
+    void ICircuitFleetControl.ReleaseAll()
+    {
+        foreach (var entry in Entries)
+        {
+            entry.Machine.ReleaseFleetHold();
+        }
     }
 
     public void Dispose()
@@ -154,6 +168,12 @@ internal sealed class CircuitBreakerRegistry : ICircuitBreakerRegistry, IDisposa
                 Log.CircuitIsolated(_logger, key.Authority, key.ClientName, t.PreviousState);
                 break;
         }
+    }
+
+    private bool TryGet(CircuitKey key, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out CircuitEntry? entry)
+    {
+        entry = null;
+        return _clients.TryGetValue(key.ClientName ?? string.Empty, out var client) && client.TryGet(ParseAuthority(key), out entry);
     }
 
     private static HostKey ParseAuthority(CircuitKey key) =>

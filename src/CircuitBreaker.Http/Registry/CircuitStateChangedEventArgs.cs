@@ -10,6 +10,7 @@ public sealed class CircuitStateChangedEventArgs : EventArgs
         State = transition.State;
         Timestamp = transition.Timestamp;
         BreakDuration = transition.BreakDuration;
+        Source = transition.Source;
     }
 
     /// <summary>Gets the circuit that changed.</summary>
@@ -26,4 +27,10 @@ public sealed class CircuitStateChangedEventArgs : EventArgs
 
     /// <summary>Gets how long the circuit stays open, when it opened; otherwise <see langword="null"/>.</summary>
     public TimeSpan? BreakDuration { get; }
+
+    /// <summary>
+    /// Gets who decided the change: this instance's own calls, an operator, or the fleet. A fleet coordinator
+    /// shares only <see cref="CircuitChangeSource.Local"/> changes, so that a decision it applied is not echoed back.
+    /// </summary>
+    public CircuitChangeSource Source { get; }
 }

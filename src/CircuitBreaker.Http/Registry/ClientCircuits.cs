@@ -40,7 +40,7 @@ internal sealed class ClientCircuits
 
     public CircuitEntry GetOrCreate(Uri uri) => GetOrCreate(new HostKey(uri));
 
-    public bool TryGet(HostKey key, out CircuitEntry? entry) => _circuits.TryGetValue(key, out entry);
+    public bool TryGet(HostKey key, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out CircuitEntry? entry) => _circuits.TryGetValue(key, out entry);
 
     public CircuitEntry GetOrCreate(HostKey key) => _circuits.TryGetValue(key, out var entry) ? entry : Create(key);
 

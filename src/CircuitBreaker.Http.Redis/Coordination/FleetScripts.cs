@@ -1,0 +1,92 @@
+namespace CircuitBreaker.Http.Redis;
+
+/// <summary>
+/// The Lua scripts of fleet mode. Each runs atomically in Redis and reads Redis's own clock (<c>TIME</c>), so that
+/// instances with skewed clocks still agree on windows, expiries and breaks.
+/// </summary>
+internal static class FleetScripts
+{
+    /// <summary>
+    /// Records this instance's vote that a circuit is open, and opens it for the fleet when the votes within the window
+    /// reach the quorum among the live instances, starting the episode with no probe lease. KEYS: votes, instances, open,
+    /// lease. ARGV: instance, window ms, expiry ms,
+    /// quorum count (0 for a percentage), quorum percent, minimum for a percentage, circuit field, break ms.
+    /// Returns { decision (0 below quorum, 1 opened now, 2 already open), votes, live, required }.
+    /// </summary>
+    public const string Vote = """
+        local t = redis.call('TIME')
+        local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+        redis.call('ZADD', KEYS[1], now, ARGV[1])
+        redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))
+        redis.call('PEXPIRE', KEYS[1], ARGV[2])
+        redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[3]))
+        local live = redis.call('ZCARD', KEYS[2])
+        local votes = redis.call('ZCARD', KEYS[1])
+        local required = tonumber(ARGV[4])
+        if required == 0 then
+          required = math.max(tonumber(ARGV[6]), math.ceil(live * tonumber(ARGV[5]) / 100))
+        end
+        if votes < required then
+          return { 0, votes, live, required }
+        end
+        local until_ = tonumber(redis.call('HGET', KEYS[3], ARGV[7]) or '0')
+        if until_ > now then
+          return { 2, votes, live, required }
+        end
+        redis.call('HSET', KEYS[3], ARGV[7], now + tonumber(ARGV[8]))
+        redis.call('DEL', KEYS[4])
+        return { 1, votes, live, required }
+        """;
+
+    /// <summary>
+    /// Re-opens a circuit for the fleet after its probe failed. KEYS: open, lease. ARGV: circuit field, break ms.
+    /// </summary>
+    public const string Reopen = """
+        local t = redis.call('TIME')
+        local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+        redis.call('HSET', KEYS[1], ARGV[1], now + tonumber(ARGV[2]))
+        redis.call('DEL', KEYS[2])
+        return now
+        """;
+
+    /// <summary>
+    /// Forgets a circuit the fleet's probe closed. The lease is left to expire: an instance that reaches half-open late
+    /// must not win it and probe a second time before the verdict reaches it. KEYS: open, votes. ARGV: circuit field.
+    /// </summary>
+    public const string Close = """
+        redis.call('HDEL', KEYS[1], ARGV[1])
+        redis.call('DEL', KEYS[2])
+        return 1
+        """;
+
+    /// <summary>Tells the fleet this instance is alive. KEYS: instances. ARGV: instance, expiry ms.</summary>
+    public const string Heartbeat = """
+        local t = redis.call('TIME')
+        local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+        redis.call('ZADD', KEYS[1], now, ARGV[1])
+        redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))
+        return redis.call('ZCARD', KEYS[1])
+        """;
+
+    /// <summary>
+    /// Lists the circuits open for the fleet with the milliseconds left of their break, for an instance that joins or
+    /// reconnects, and forgets those whose break and probe wait have both passed (their prober is gone).
+    /// KEYS: open. ARGV: probe wait ms. Returns { field1, ms1, field2, ms2, ... }.
+    /// </summary>
+    public const string Snapshot = """
+        local t = redis.call('TIME')
+        local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+        local all = redis.call('HGETALL', KEYS[1])
+        local result = {}
+        for i = 1, #all, 2 do
+          local until_ = tonumber(all[i + 1])
+          if until_ + tonumber(ARGV[1]) < now then
+            redis.call('HDEL', KEYS[1], all[i])
+          elseif until_ > now then
+            table.insert(result, all[i])
+            table.insert(result, until_ - now)
+          end
+        end
+        return result
+        """;
+}

@@ -1,0 +1,485 @@
+using System.Collections.Concurrent;
+using System.Diagnostics.Metrics;
+using System.Globalization;
+using System.Text.Json;
+using System.Threading.Channels;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using StackExchange.Redis;
+
+namespace CircuitBreaker.Http.Redis;
+
+/// <summary>
+/// Shares this instance's circuit decisions with the fleet through Redis, and applies the fleet's decisions here.
+/// </summary>
+/// <remarks>
+/// <para>
+/// Nothing here is on the request path. A circuit's own transitions arrive through the registry's
+/// <see cref="ICircuitBreakerRegistry.StateChanged"/> event, which only queues them; one background loop talks to
+/// Redis. Decisions of other instances arrive on a pub/sub channel and are applied through
+/// <see cref="ICircuitFleetControl"/>.
+/// </para>
+/// <para>
+/// The protocol: an instance whose circuit opens on its own votes for it (a sorted set per circuit, scored with Redis's
+/// clock); when the votes within the window reach the quorum, that instance marks the circuit open for the fleet and
+/// publishes it, and every instance opens it and holds its probe. After the break, every instance races for a lease;
+/// the winner probes and publishes the verdict: closed (everyone closes) or open again (everyone waits once more).
+/// The lease expires after <see cref="RedisCoordinationOptions.ProbeWait"/>, and so does every other instance's hold,
+/// so a prober that crashed cannot keep the fleet open.
+/// </para>
+/// <para>
+/// While Redis cannot be reached, holds are released and circuits decide locally; Redis's outage is logged once, shown by
+/// the <c>circuit.fleet.connected</c> gauge and the fleet health check, and the connection is retried by
+/// StackExchange.Redis. When it is back, this instance re-reads the fleet's open circuits and re-votes its own.
+/// </para>
+/// </remarks>
+internal sealed class RedisFleetCoordinator : IHostedService, IAsyncDisposable
+{
+    private readonly RedisCoordinationOptions _options;
+    private readonly QuorumRule _quorum;
+    private readonly ICircuitBreakerRegistry _registry;
+    private readonly ICircuitFleetControl _control;
+    private readonly CoordinatedClients _clients;
+    private readonly TimeProvider _timeProvider;
+    private readonly ILogger _logger;
+    private readonly FleetMetrics _metrics;
+    private readonly Channel<Work> _work = Channel.CreateBounded<Work>(new BoundedChannelOptions(4096)
+    {
+        FullMode = BoundedChannelFullMode.DropOldest,
+        SingleReader = true,
+    });
+
+    // Circuits this instance holds for the fleet, and those it won the probe lease for; keyed by Field().
+    private readonly ConcurrentDictionary<string, CircuitKey> _held = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, CircuitKey> _probing = new(StringComparer.Ordinal);
+
+    private readonly RedisKey _instancesKey;
+    private readonly RedisKey _openKey;
+    private readonly string _keyPrefix;
+    private readonly RedisChannel _channel;
+    private readonly CancellationTokenSource _stopping = new();
+
+    private ConnectionMultiplexer? _redis;
+    private Task? _running;
+    private int _available; // 1 while Redis answers; written by the loop and by the connection's events
+    private int _outageLogged; // 1 once the current outage was logged: an outage is logged once, not per failed call
+    private bool _subscribed;
+    private int _disposed;
+
+    public RedisFleetCoordinator(
+        IOptions<RedisCoordinationOptions> options,
+        ICircuitBreakerRegistry registry,
+        ICircuitFleetControl control,
+        CoordinatedClients clients,
+        TimeProvider timeProvider,
+        IMeterFactory meterFactory,
+        ILogger<RedisFleetCoordinator> logger)
+    {
+        _options = options.Value;
+        _ = QuorumRule.TryParse(_options.Quorum, out _quorum); // validated at start-up
+        _registry = registry;
+        _control = control;
+        _clients = clients;
+        _timeProvider = timeProvider;
+        _logger = logger;
+        _metrics = new FleetMetrics(meterFactory, () => IsAvailable);
+        InstanceName = _options.InstanceName
+            ?? string.Create(CultureInfo.InvariantCulture, $"{Environment.MachineName}:{Environment.ProcessId}:{Guid.NewGuid().ToString("N")[..8]}");
+        _keyPrefix = "{" + _options.KeyPrefix + "}:";
+        _instancesKey = _keyPrefix + "instances";
+        _openKey = _keyPrefix + "open";
+        _channel = RedisChannel.Literal(_options.KeyPrefix + ":events");
+    }
+
+    /// <summary>The name this instance reports to the fleet.</summary>
+    public string InstanceName { get; }
+
+    /// <summary>Whether Redis answered the last time it was asked; while it does not, circuits decide locally.</summary>
+    public bool IsAvailable => Volatile.Read(ref _available) == 1;
+
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        _registry.StateChanged += OnStateChanged;
+
+        // Connecting happens in the background: an app must start, and serve, while Redis is down.
+        _running = Task.Run(() => RunAsync(_stopping.Token), CancellationToken.None);
+        return Task.CompletedTask;
+    }
+
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        _registry.StateChanged -= OnStateChanged;
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        if (_running is not null)
+        {
+            await _running.WaitAsync(cancellationToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        }
+
+        if (_redis is { IsConnected: true } redis)
+        {
+            try
+            {
+                // Leaving politely lets a percentage quorum count the fleet without this instance at once.
+                await redis.GetDatabase().SortedSetRemoveAsync(_instancesKey, InstanceName).WaitAsync(cancellationToken).ConfigureAwait(false);
+            }
+#pragma warning disable CA1031 // Stopping must not fail because Redis did; the entry expires anyway.
+            catch (Exception ex)
+#pragma warning restore CA1031
+            {
+                Log.OperationFailed(_logger, ex, "leave the fleet");
+            }
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        // Registered both as itself and as a hosted service, so the container disposes it twice.
+        if (Interlocked.Exchange(ref _disposed, 1) == 1)
+        {
+            return;
+        }
+
+        _registry.StateChanged -= OnStateChanged;
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        if (_running is not null)
+        {
+            await _running.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        }
+
+        if (_redis is not null)
+        {
+            await _redis.DisposeAsync().ConfigureAwait(false);
+        }
+
+        _stopping.Dispose();
+    }
+
+    /// <summary>Runs on the thread of the call whose outcome moved the circuit: it only queues.</summary>
+    private void OnStateChanged(object? sender, CircuitStateChangedEventArgs e)
+    {
+        // Only this instance's own decisions are shared: a fleet decision applied here must not be echoed back,
+        // nor count as a vote.
+        if (e.Source == CircuitChangeSource.Local && _clients.Includes(e.Key.ClientName))
+        {
+            _work.Writer.TryWrite(new Work(WorkKind.Transition, e.Key, e.PreviousState, e.State, e.BreakDuration));
+        }
+    }
+
+    private async Task RunAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            var configuration = ConfigurationOptions.Parse(_options.ConnectionString!);
+            configuration.AbortOnConnectFail = false;
+            configuration.ClientName ??= "circuitbreaker-fleet";
+            _redis = await ConnectionMultiplexer.ConnectAsync(configuration).ConfigureAwait(false);
+            _redis.ConnectionFailed += (_, e) => MarkUnavailable(e.Exception, e.FailureType.ToString());
+            _redis.ConnectionRestored += (_, _) => _work.Writer.TryWrite(new Work(WorkKind.Heartbeat, default, default, default, null));
+
+            using var heartbeat = new PeriodicTimer(_options.HeartbeatInterval, _timeProvider);
+            var heartbeats = HeartbeatLoopAsync(heartbeat, cancellationToken);
+            _work.Writer.TryWrite(new Work(WorkKind.Heartbeat, default, default, default, null));
+            await foreach (var work in _work.Reader.ReadAllAsync(cancellationToken).ConfigureAwait(false))
+            {
+                await HandleAsync(work).ConfigureAwait(false);
+            }
+
+            await heartbeats.ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+        }
+#pragma warning disable CA1031 // The fleet is an addition: whatever goes wrong here, the circuits go on locally.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            Log.OperationFailed(_logger, ex, "coordinate");
+            MarkUnavailable(ex, "stopped");
+        }
+    }
+
+    private async Task HeartbeatLoopAsync(PeriodicTimer timer, CancellationToken cancellationToken)
+    {
+        try
+        {
+            while (await timer.WaitForNextTickAsync(cancellationToken).ConfigureAwait(false))
+            {
+                _work.Writer.TryWrite(new Work(WorkKind.Heartbeat, default, default, default, null));
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    private async Task HandleAsync(Work work)
+    {
+        var redis = _redis!;
+        if (work.Kind == WorkKind.Heartbeat)
+        {
+            await HeartbeatAsync(redis).ConfigureAwait(false);
+            return;
+        }
+
+        if (!IsAvailable)
+        {
+            return; // the circuit decided locally; a vote from before the outage would be stale when Redis returns
+        }
+
+        try
+        {
+            await ShareAsync(redis.GetDatabase(), work).ConfigureAwait(false);
+        }
+#pragma warning disable CA1031 // A failed share leaves the circuit deciding locally; it never reaches a request.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            Log.OperationFailed(_logger, ex, $"share the {work.State} circuit of {work.Key.Authority}");
+        }
+    }
+
+    private async Task HeartbeatAsync(ConnectionMultiplexer redis)
+    {
+        try
+        {
+            var db = redis.GetDatabase();
+            await db.ScriptEvaluateAsync(
+                FleetScripts.Heartbeat,
+                [_instancesKey],
+                [InstanceName, (long)_options.InstanceExpiry.TotalMilliseconds]).ConfigureAwait(false);
+            if (!_subscribed)
+            {
+                await redis.GetSubscriber().SubscribeAsync(_channel, OnMessage).ConfigureAwait(false);
+                _subscribed = true;
+            }
+
+            if (Interlocked.Exchange(ref _available, 1) == 0)
+            {
+                await RejoinAsync(db).ConfigureAwait(false);
+            }
+        }
+#pragma warning disable CA1031 // Redis being away is an expected state, not an error to throw.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            MarkUnavailable(ex, ex.Message);
+        }
+    }
+
+    /// <summary>
+    /// After start-up or an outage: takes on the fleet's open circuits, and votes again for the circuits this instance
+    /// opened while it could not tell anyone.
+    /// </summary>
+    private async Task RejoinAsync(IDatabase db)
+    {
+        if (Interlocked.Exchange(ref _outageLogged, 0) == 1)
+        {
+            Log.Restored(_logger);
+        }
+        else if (_logger.IsEnabled(LogLevel.Information))
+        {
+            var endpoints = string.Join(", ", _redis!.GetEndPoints().Select(e => e.ToString()));
+            Log.Connected(_logger, InstanceName, endpoints);
+        }
+
+        var snapshot = (RedisResult[]?)await db.ScriptEvaluateAsync(
+            FleetScripts.Snapshot,
+            [_openKey],
+            [(long)_options.ProbeWait.TotalMilliseconds]).ConfigureAwait(false) ?? [];
+        for (var i = 0; i + 1 < snapshot.Length; i += 2)
+        {
+            if (TryParseField((string)snapshot[i]!, out var key) && _clients.Includes(key.ClientName))
+            {
+                Hold(key, TimeSpan.FromMilliseconds((long)snapshot[i + 1]));
+            }
+        }
+
+        foreach (var circuit in _registry.GetCircuits())
+        {
+            if (circuit.State == CircuitState.Open && _clients.Includes(circuit.ClientName) && !_held.ContainsKey(Field(circuit.Key)))
+            {
+                var remaining = circuit.RetryAt is { } retryAt ? retryAt - _timeProvider.GetUtcNow() : TimeSpan.Zero;
+                if (remaining > TimeSpan.Zero)
+                {
+                    await VoteAsync(db, circuit.Key, remaining).ConfigureAwait(false);
+                }
+            }
+        }
+    }
+
+    private async Task ShareAsync(IDatabase db, Work work)
+    {
+        var field = Field(work.Key);
+        switch (work.State)
+        {
+            case CircuitState.Open when work.PreviousState == CircuitState.HalfOpen && _probing.TryRemove(field, out _):
+                // The fleet's probe failed here: the whole fleet backs off again, and probes once more after the break.
+                var again = work.BreakDuration ?? TimeSpan.Zero;
+                await db.ScriptEvaluateAsync(FleetScripts.Reopen, [_openKey, LeaseKey(field)], [field, (long)again.TotalMilliseconds]).ConfigureAwait(false);
+                await PublishAsync(FleetMessage.OpenType, work.Key, again).ConfigureAwait(false);
+                Hold(work.Key, again);
+                break;
+
+            case CircuitState.Open:
+                await VoteAsync(db, work.Key, work.BreakDuration ?? TimeSpan.Zero).ConfigureAwait(false);
+                break;
+
+            case CircuitState.HalfOpen when _held.ContainsKey(field):
+                if (await db.StringSetAsync(LeaseKey(field), InstanceName, _options.ProbeWait, When.NotExists).ConfigureAwait(false)
+                    && _control.GrantProbe(work.Key))
+                {
+                    _probing[field] = work.Key;
+                    _metrics.Record("probe", work.Key.ClientName);
+                    Log.ProbeLeaseWon(_logger, work.Key.Authority, work.Key.ClientName);
+                }
+                else
+                {
+                    Log.ProbeLeaseLost(_logger, work.Key.Authority, work.Key.ClientName);
+                }
+
+                break;
+
+            case CircuitState.Closed:
+                _held.TryRemove(field, out _);
+                if (_probing.TryRemove(field, out _))
+                {
+                    await db.ScriptEvaluateAsync(FleetScripts.Close, [_openKey, VotesKey(field)], [field]).ConfigureAwait(false);
+                    await PublishAsync(FleetMessage.CloseType, work.Key, TimeSpan.Zero).ConfigureAwait(false);
+                    _metrics.Record("close", work.Key.ClientName);
+                    Log.FleetClosed(_logger, work.Key.Authority, work.Key.ClientName, InstanceName);
+                }
+                else
+                {
+                    // Recovered here on its own: this instance no longer counts towards opening it for everyone.
+                    await db.SortedSetRemoveAsync(VotesKey(field), InstanceName).ConfigureAwait(false);
+                }
+
+                break;
+        }
+    }
+
+    private async Task VoteAsync(IDatabase db, CircuitKey key, TimeSpan breakDuration)
+    {
+        var field = Field(key);
+        var result = (RedisResult[]?)await db.ScriptEvaluateAsync(
+            FleetScripts.Vote,
+            [VotesKey(field), _instancesKey, _openKey, LeaseKey(field)],
+            [
+                InstanceName,
+                (long)_options.QuorumWindow.TotalMilliseconds,
+                (long)_options.InstanceExpiry.TotalMilliseconds,
+                _quorum.Count,
+                _quorum.Percent,
+                QuorumRule.MinimumForPercent,
+                field,
+                (long)breakDuration.TotalMilliseconds,
+            ]).ConfigureAwait(false);
+        if (result is not { Length: 4 })
+        {
+            return;
+        }
+
+        var decision = (long)result[0];
+        Log.Voted(_logger, key.Authority, key.ClientName, (long)result[1], (long)result[3], (long)result[2]);
+        if (decision == 1)
+        {
+            await PublishAsync(FleetMessage.OpenType, key, breakDuration).ConfigureAwait(false);
+            Log.FleetOpened(_logger, key.Authority, key.ClientName, breakDuration, InstanceName);
+            Hold(key, breakDuration);
+        }
+    }
+
+    private async Task PublishAsync(string type, CircuitKey key, TimeSpan breakDuration)
+    {
+        var message = new FleetMessage(type, key.ClientName, key.Authority, (long)breakDuration.TotalMilliseconds, InstanceName);
+        await _redis!.GetSubscriber()
+            .PublishAsync(_channel, JsonSerializer.Serialize(message, FleetJsonContext.Default.FleetMessage))
+            .ConfigureAwait(false);
+    }
+
+    /// <summary>Runs on StackExchange.Redis's pub/sub thread for every message of the fleet's channel.</summary>
+    private void OnMessage(RedisChannel channel, RedisValue value)
+    {
+        try
+        {
+            var message = JsonSerializer.Deserialize((string)value!, FleetJsonContext.Default.FleetMessage);
+            if (message is null || message.Instance == InstanceName || !_clients.Includes(message.Client))
+            {
+                return;
+            }
+
+            var key = new CircuitKey(message.Client, message.Authority);
+            switch (message.Type)
+            {
+                case FleetMessage.OpenType:
+                    Log.FleetOpened(_logger, key.Authority, key.ClientName, TimeSpan.FromMilliseconds(message.BreakMilliseconds), message.Instance);
+                    Hold(key, TimeSpan.FromMilliseconds(message.BreakMilliseconds));
+                    break;
+                case FleetMessage.CloseType:
+                    var field = Field(key);
+                    _held.TryRemove(field, out _);
+                    _probing.TryRemove(field, out _);
+                    if (_control.Close(key))
+                    {
+                        _metrics.Record("close", key.ClientName);
+                        Log.FleetClosed(_logger, key.Authority, key.ClientName, message.Instance);
+                    }
+
+                    break;
+            }
+        }
+#pragma warning disable CA1031 // A malformed message, or one for a client this instance cannot build, is skipped.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            Log.OperationFailed(_logger, ex, "apply a fleet message");
+        }
+    }
+
+    private void Hold(CircuitKey key, TimeSpan breakDuration)
+    {
+        _held[Field(key)] = key;
+        _control.Open(key, breakDuration, _options.ProbeWait);
+        _metrics.Record("open", key.ClientName);
+    }
+
+    private void MarkUnavailable(Exception? exception, string reason)
+    {
+        Interlocked.Exchange(ref _available, 0);
+        if (Interlocked.Exchange(ref _outageLogged, 1) == 0)
+        {
+            Log.Unavailable(_logger, exception, reason);
+        }
+
+        if (!_held.IsEmpty || !_probing.IsEmpty)
+        {
+            // No verdict can arrive while Redis is away, so no circuit may wait for one.
+            _held.Clear();
+            _probing.Clear();
+            _control.ReleaseAll();
+        }
+    }
+
+    private RedisKey VotesKey(string field) => _keyPrefix + "votes:" + field;
+
+    private RedisKey LeaseKey(string field) => _keyPrefix + "lease:" + field;
+
+    // Authorities never hold a space; client names may, so the client goes last.
+    private static string Field(CircuitKey key) => key.Authority + " " + key.ClientName;
+
+    private static bool TryParseField(string field, out CircuitKey key)
+    {
+        var space = field.IndexOf(' ', StringComparison.Ordinal);
+        key = space > 0 ? new CircuitKey(field[(space + 1)..], field[..space]) : default;
+        return space > 0;
+    }
+
+    private enum WorkKind
+    {
+        Transition,
+        Heartbeat,
+    }
+
+    private readonly record struct Work(WorkKind Kind, CircuitKey Key, CircuitState PreviousState, CircuitState State, TimeSpan? BreakDuration);
+}

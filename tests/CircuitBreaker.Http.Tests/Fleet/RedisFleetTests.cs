@@ -1,0 +1,198 @@
+using CircuitBreaker.Http.Tests.TestSupport;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Time.Testing;
+
+namespace CircuitBreaker.Http.Tests.Fleet;
+
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class FleetGroup
+{
+    public const string Name = "Fleet mode against a real Redis";
+}
+
+/// <summary>
+/// Fleet mode end to end: three in-process instances (separate service providers, one "users" client each), a real
+/// Kestrel downstream and a real redis-server on loopback. Quorum 2, FailureThreshold 3, a 10 s break on a fake clock
+/// shared by the instances; everything that happens in the background is awaited through its log event, never slept on.
+/// </summary>
+[Collection(FleetGroup.Name)]
+public sealed class RedisFleetTests
+{
+    private static readonly TimeSpan Bounded = TimeSpan.FromSeconds(20);
+
+    [SkippableFact]
+    public async Task FailuresOnOneInstanceOnly_DoNotOpenTheCircuitForTheFleet()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        await using var downstream = await KestrelDownstream.StartAsync();
+        var time = new FakeTimeProvider();
+        var prefix = NewPrefix();
+        await using var broken = await FleetInstance.StartAsync("a", downstream, redis, time, prefix, brokenPath: true);
+        await using var b = await FleetInstance.StartAsync("b", downstream, redis, time, prefix);
+        await using var c = await FleetInstance.StartAsync("c", downstream, redis, time, prefix);
+
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.Equal(nameof(HttpRequestException), await broken.GetAsync());
+        }
+
+        Assert.Equal(CircuitState.Open, broken.StateOf(downstream));
+        await broken.Logs.WaitAsync("FleetVoted", Bounded);
+        Assert.Contains("1 of 2", Assert.Single(broken.Logs.Messages("FleetVoted")), StringComparison.Ordinal);
+
+        var answers = new List<string>();
+        for (var i = 0; i < 5; i++)
+        {
+            answers.Add(await b.GetAsync());
+            answers.Add(await c.GetAsync());
+        }
+
+        Assert.All(answers, a => Assert.Equal("200", a));
+        Assert.Equal(10, downstream.RequestCount);
+        Assert.Equal(CircuitState.Closed, b.StateOf(downstream));
+        Assert.Equal(CircuitState.Closed, c.StateOf(downstream));
+        Assert.Empty(b.Logs.Messages("FleetCircuitOpened"));
+        Assert.Empty(c.Logs.Messages("FleetCircuitOpened"));
+    }
+
+    [SkippableFact]
+    public async Task FailuresOnAQuorum_OpenTheCircuitOnEveryInstance_AndTheDownstreamSeesOnlyTheQuorumsFailures()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        await using var downstream = await KestrelDownstream.StartAsync();
+        var time = new FakeTimeProvider();
+        var prefix = NewPrefix();
+        await using var a = await FleetInstance.StartAsync("a", downstream, redis, time, prefix);
+        await using var b = await FleetInstance.StartAsync("b", downstream, redis, time, prefix);
+        await using var c = await FleetInstance.StartAsync("c", downstream, redis, time, prefix);
+        downstream.RespondWith(503);
+
+        await OpenByQuorumAsync(downstream, a, b, c);
+
+        for (var i = 0; i < 5; i++)
+        {
+            Assert.Equal(nameof(CircuitOpenException), await c.GetAsync());
+            Assert.Equal(nameof(CircuitOpenException), await a.GetAsync());
+        }
+
+        Assert.Equal(2 * 3, downstream.RequestCount); // the quorum's FailureThreshold failures, and nothing from c
+    }
+
+    [SkippableFact]
+    public async Task AfterAFleetWideBreak_ExactlyOneInstanceProbes_AndItsVerdictClosesEveryInstance()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        await using var downstream = await KestrelDownstream.StartAsync();
+        var time = new FakeTimeProvider();
+        var prefix = NewPrefix();
+        await using var a = await FleetInstance.StartAsync("a", downstream, redis, time, prefix);
+        await using var b = await FleetInstance.StartAsync("b", downstream, redis, time, prefix);
+        await using var c = await FleetInstance.StartAsync("c", downstream, redis, time, prefix);
+        FleetInstance[] fleet = [a, b, c];
+        downstream.RespondWith(503);
+        await OpenByQuorumAsync(downstream, a, b, c);
+
+        downstream.RespondWith(200);
+        var before = downstream.RequestCount;
+        var closed = fleet.Select(i => i.WhenState(downstream, CircuitState.Closed)).ToList();
+
+        // The break ends for every instance at once (one clock); each races for the probe lease.
+        time.Advance(TimeSpan.FromSeconds(15));
+        await Task.WhenAll(fleet.Select(i => Task.WhenAny(
+            i.Logs.WaitAsync("FleetProbeLeaseWon", Bounded),
+            i.Logs.WaitAsync("FleetProbeLeaseLost", Bounded)).Unwrap()));
+        var prober = Assert.Single(fleet, i => i.Logs.Messages("FleetProbeLeaseWon").Count == 1);
+
+        var answers = await Task.WhenAll(fleet.Select(i => i.GetAsync()));
+
+        Assert.Equal(before + 1, downstream.RequestCount);
+        Assert.Equal("200", answers[Array.IndexOf(fleet, prober)]);
+        Assert.Equal(2, answers.Count(r => r == nameof(CircuitOpenException)));
+        await Task.WhenAll(closed).WaitAsync(Bounded);
+        Assert.All(fleet, i => Assert.Equal(CircuitState.Closed, i.StateOf(downstream)));
+        Assert.All(fleet.Where(i => i != prober), i => Assert.Single(i.Logs.Messages("FleetCircuitClosed")));
+    }
+
+    [SkippableFact]
+    public async Task RedisKilledMidTest_RequestsFlowOnLocalBreakers_AndCoordinationResumesWhenRedisIsBack()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        await using var downstream = await KestrelDownstream.StartAsync();
+        var time = new FakeTimeProvider();
+        var prefix = NewPrefix();
+        await using var a = await FleetInstance.StartAsync("a", downstream, redis, time, prefix);
+        await using var b = await FleetInstance.StartAsync("b", downstream, redis, time, prefix);
+        await using var c = await FleetInstance.StartAsync("c", downstream, redis, time, prefix);
+        FleetInstance[] fleet = [a, b, c];
+
+        await redis.KillAsync();
+        await Task.WhenAll(fleet.Select(i => i.Logs.WaitAsync("FleetRedisUnavailable", Bounded)));
+
+        var answers = new List<string>();
+        for (var i = 0; i < 20; i++)
+        {
+            answers.AddRange(await Task.WhenAll(fleet.Select(f => f.GetAsync())));
+        }
+
+        Assert.All(answers, r => Assert.Equal("200", r));
+        Assert.Equal(60, downstream.RequestCount); // every request answered by the downstream: none lost, none waited on Redis
+        foreach (var instance in fleet)
+        {
+            var health = await instance.Services.GetRequiredService<HealthCheckService>().CheckHealthAsync();
+            Assert.Equal(HealthStatus.Degraded, health.Status);
+            Assert.Single(instance.Logs.Messages("FleetRedisUnavailable")); // logged once per outage, not per attempt
+        }
+
+        // Local breakers still break alone while Redis is away.
+        downstream.RespondWith(503);
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.Equal("503", await a.GetAsync());
+        }
+
+        Assert.Equal(CircuitState.Open, a.StateOf(downstream));
+        Assert.Equal(CircuitState.Closed, c.StateOf(downstream));
+
+        await redis.RestartAsync();
+        await Task.WhenAll(fleet.Select(i => i.Logs.WaitAsync("FleetRedisRestored", TimeSpan.FromSeconds(60))));
+        foreach (var instance in fleet)
+        {
+            var health = await instance.Services.GetRequiredService<HealthCheckService>().CheckHealthAsync();
+            Assert.Equal(HealthStatus.Healthy, health.Status);
+        }
+
+        // a re-voted for the circuit it opened during the outage; b's failures now make the quorum, and c follows.
+        await a.Logs.WaitAsync("FleetVoted", Bounded);
+        var cOpens = c.WhenState(downstream, CircuitState.Open, CircuitChangeSource.Fleet);
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.Equal("503", await b.GetAsync());
+        }
+
+        await cOpens.WaitAsync(Bounded);
+        Assert.Equal(nameof(CircuitOpenException), await c.GetAsync());
+    }
+
+    /// <summary>a and b each see FailureThreshold failures and open; the second makes the quorum, and c opens by the fleet's decision.</summary>
+    private static async Task OpenByQuorumAsync(KestrelDownstream downstream, FleetInstance a, FleetInstance b, FleetInstance c)
+    {
+        var cOpens = c.WhenState(downstream, CircuitState.Open, CircuitChangeSource.Fleet);
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.Equal("503", await a.GetAsync());
+        }
+
+        await a.Logs.WaitAsync("FleetVoted", Bounded);
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.Equal("503", await b.GetAsync());
+        }
+
+        await cOpens.WaitAsync(Bounded);
+        await a.Logs.WaitAsync("FleetCircuitOpened", Bounded); // the decision reached a too, which now holds its probe
+        Assert.All(new[] { a, b, c }, i => Assert.Equal(CircuitState.Open, i.StateOf(downstream)));
+    }
+
+    private static string NewPrefix() => "test-" + Guid.NewGuid().ToString("N")[..8];
+}

@@ -1,0 +1,71 @@
+using System.Collections.Concurrent;
+using Microsoft.Extensions.Logging;
+
+namespace CircuitBreaker.Http.Tests.TestSupport;
+
+/// <summary>
+/// A logger provider that lets a test await a log event (by event name) instead of polling or sleeping: background
+/// work, such as fleet coordination, says through its logs when it has done something.
+/// </summary>
+internal sealed class LogSignals : ILoggerProvider
+{
+    private readonly ConcurrentQueue<(string EventName, string Message)> _entries = new();
+    private readonly List<(string EventName, Func<string, bool> Match, TaskCompletionSource Signal)> _waiters = [];
+    private readonly Lock _lock = new();
+
+    public IReadOnlyList<string> Messages(string eventName) =>
+        _entries.Where(e => e.EventName == eventName).Select(e => e.Message).ToList();
+
+    /// <summary>Completes when an event named <paramref name="eventName"/> (whose message matches) has been logged, now or before.</summary>
+    public Task WaitAsync(string eventName, TimeSpan timeout, Func<string, bool>? match = null)
+    {
+        match ??= _ => true;
+        var signal = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        lock (_lock)
+        {
+            if (_entries.Any(e => e.EventName == eventName && match(e.Message)))
+            {
+                return Task.CompletedTask;
+            }
+
+            _waiters.Add((eventName, match, signal));
+        }
+
+        return signal.Task.WaitAsync(timeout);
+    }
+
+    public ILogger CreateLogger(string categoryName) => new Logger(this);
+
+    public void Dispose()
+    {
+    }
+
+    private void Add(string eventName, string message)
+    {
+        lock (_lock)
+        {
+            _entries.Enqueue((eventName, message));
+            foreach (var waiter in _waiters.Where(w => w.EventName == eventName && w.Match(message)).ToList())
+            {
+                waiter.Signal.TrySetResult();
+                _waiters.Remove(waiter);
+            }
+        }
+    }
+
+    private sealed class Logger(LogSignals owner) : ILogger
+    {
+        public IDisposable? BeginScope<TState>(TState state)
+            where TState : notnull => null;
+
+        public bool IsEnabled(LogLevel logLevel) => true;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+        {
+            if (eventId.Name is { } name)
+            {
+                owner.Add(name, formatter(state, exception));
+            }
+        }
+    }
+}
