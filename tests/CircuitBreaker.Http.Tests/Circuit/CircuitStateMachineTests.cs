@@ -443,6 +443,124 @@ public sealed class CircuitStateMachineTests : IDisposable
         Assert.Single(_transitions, t => t.State == CircuitState.Closed);
     }
 
+    [Fact]
+    public void OpenForFleet_ClosedCircuit_OpensItWithTheFleetsBreak_AndReportsTheFleetAsSource()
+    {
+        var machine = Create(new CircuitBreakerOptions { BreakDuration = TimeSpan.FromSeconds(30) });
+
+        machine.OpenForFleet(TimeSpan.FromSeconds(10), probeWait: TimeSpan.FromSeconds(5));
+
+        Assert.Equal(CircuitState.Open, machine.State);
+        Assert.False(machine.TryAcquire().IsGranted);
+        var transition = Assert.Single(_transitions);
+        Assert.Equal((CircuitState.Closed, CircuitState.Open, CircuitChangeSource.Fleet), (transition.PreviousState, transition.State, transition.Source));
+        Assert.Equal(TimeSpan.FromSeconds(10), transition.BreakDuration);
+    }
+
+    [Fact]
+    public void OpenForFleet_AfterTheBreak_HoldsTheProbeUntilGranted()
+    {
+        var machine = Create(new CircuitBreakerOptions { BreakDuration = TimeSpan.FromSeconds(30) });
+        machine.OpenForFleet(TimeSpan.FromSeconds(10), probeWait: TimeSpan.FromSeconds(5));
+
+        _time.Advance(TimeSpan.FromSeconds(10));
+        var held = machine.TryAcquire();
+        var granted = machine.GrantFleetProbe();
+        var probe = machine.TryAcquire();
+
+        Assert.Equal(CircuitState.HalfOpen, machine.State);
+        Assert.False(held.IsGranted);
+        Assert.Equal(TimeSpan.FromSeconds(5), held.RetryAfter);
+        Assert.True(granted);
+        Assert.Equal(CircuitPermitKind.Probe, probe.Kind);
+    }
+
+    [Fact]
+    public void OpenForFleet_WhenTheHoldRunsOut_ProbesAlone()
+    {
+        var machine = Create();
+        machine.OpenForFleet(TimeSpan.FromSeconds(10), probeWait: TimeSpan.FromSeconds(5));
+
+        _time.Advance(TimeSpan.FromSeconds(14));
+        var stillHeld = machine.TryAcquire();
+        _time.Advance(TimeSpan.FromSeconds(1));
+        var probe = machine.TryAcquire();
+
+        Assert.False(stillHeld.IsGranted);
+        Assert.Equal(CircuitPermitKind.Probe, probe.Kind); // a crashed fleet prober cannot keep this circuit open
+    }
+
+    [Fact]
+    public void OpenForFleet_AlreadyOpenCircuit_KeepsItOpenWithoutANewTransition_AndTakesTheLaterRetryTime()
+    {
+        var machine = Create(new CircuitBreakerOptions { FailureThreshold = 1, BreakDuration = TimeSpan.FromSeconds(10) });
+        Fail(machine, 1);
+
+        machine.OpenForFleet(TimeSpan.FromSeconds(20), probeWait: TimeSpan.FromSeconds(5));
+        _time.Advance(TimeSpan.FromSeconds(10));
+
+        Assert.Single(_transitions);
+        Assert.Equal(CircuitState.Open, machine.State);
+        Assert.Equal(_time.GetUtcNow() + TimeSpan.FromSeconds(10), machine.GetSnapshot().RetryAt);
+    }
+
+    [Fact]
+    public void CloseForFleet_HeldCircuit_ClosesIt_ButLeavesACircuitThatOpenedOnItsOwn()
+    {
+        var held = Create();
+        held.OpenForFleet(TimeSpan.FromSeconds(10), probeWait: TimeSpan.FromSeconds(5));
+        using var own = new CircuitStateMachine(
+            BreakerSettings.From(new CircuitBreakerOptions { FailureThreshold = 1 }), _time, _ => { });
+        Fail(own, 1);
+
+        Assert.True(held.CloseForFleet());
+        Assert.False(own.CloseForFleet());
+
+        Assert.Equal(CircuitState.Closed, held.State);
+        Assert.Equal(CircuitChangeSource.Fleet, _transitions[^1].Source);
+        Assert.Equal(CircuitState.Open, own.State);
+    }
+
+    [Fact]
+    public void ReleaseFleetHold_LetsTheCircuitProbeByItselfAfterTheBreak()
+    {
+        var machine = Create();
+        machine.OpenForFleet(TimeSpan.FromSeconds(10), probeWait: TimeSpan.FromSeconds(60));
+
+        machine.ReleaseFleetHold();
+        _time.Advance(TimeSpan.FromSeconds(10));
+
+        Assert.Equal(CircuitPermitKind.Probe, machine.TryAcquire().Kind);
+    }
+
+    [Fact]
+    public void OpenForFleet_IsolatedCircuit_StaysIsolated()
+    {
+        var machine = Create();
+        machine.Isolate();
+
+        machine.OpenForFleet(TimeSpan.FromSeconds(10), probeWait: TimeSpan.FromSeconds(5));
+        machine.CloseForFleet();
+
+        Assert.Equal(CircuitState.Isolated, machine.State);
+        Assert.Equal(CircuitChangeSource.Operator, Assert.Single(_transitions).Source);
+    }
+
+    [Fact]
+    public void OwnProbeFailure_AfterAFleetGrant_ReopensLocally_WithoutAHold()
+    {
+        var machine = Create(new CircuitBreakerOptions { BreakDuration = TimeSpan.FromSeconds(10) });
+        machine.OpenForFleet(TimeSpan.FromSeconds(10), probeWait: TimeSpan.FromSeconds(60));
+        _time.Advance(TimeSpan.FromSeconds(10));
+        machine.GrantFleetProbe();
+
+        machine.OnFailure(machine.TryAcquire());
+        _time.Advance(TimeSpan.FromSeconds(30));
+
+        Assert.Equal(CircuitChangeSource.Local, _transitions[^1].Source);
+        Assert.Equal(CircuitPermitKind.Probe, machine.TryAcquire().Kind);
+    }
+
     private CircuitStateMachine Create(CircuitBreakerOptions? options = null)
     {
         _machine = new CircuitStateMachine(
