@@ -24,7 +24,11 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
     /// <inheritdoc />
     protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
     {
-        var circuit = CircuitOf(request);
+        if (CircuitOf(request) is not { } circuit)
+        {
+            return base.SendAsync(request, cancellationToken);
+        }
+
         var permit = circuit.Machine.TryAcquire();
         if (!permit.IsGranted && !Observed(circuit, Rejection.ByCircuit(permit)))
         {
@@ -39,7 +43,11 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
     /// <inheritdoc />
     protected override HttpResponseMessage Send(HttpRequestMessage request, CancellationToken cancellationToken)
     {
-        var circuit = CircuitOf(request);
+        if (CircuitOf(request) is not { } circuit)
+        {
+            return base.Send(request, cancellationToken);
+        }
+
         var permit = circuit.Machine.TryAcquire();
         if (!permit.IsGranted && !Observed(circuit, Rejection.ByCircuit(permit)))
         {
@@ -151,7 +159,14 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
         return true;
     }
 
-    private CircuitEntry CircuitOf(HttpRequestMessage request)
+    /// <summary>
+    /// The circuit of the request's authority; <see langword="null"/> for a scheme other than http and https,
+    /// which goes to the inner handler as if there were no breaker. HTTP's handlers refuse such a request
+    /// themselves (SocketsHttpHandler throws <see cref="NotSupportedException"/>), a custom inner handler may serve
+    /// it, and either way it says nothing about an HTTP host's health: a circuit for it would only take a slot of
+    /// <see cref="CircuitBreakerOptions.MaxCircuits"/>.
+    /// </summary>
+    private CircuitEntry? CircuitOf(HttpRequestMessage request)
     {
         ArgumentNullException.ThrowIfNull(request);
         var uri = request.RequestUri;
@@ -160,7 +175,7 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
             throw new InvalidOperationException("The request has no absolute RequestUri; set HttpClient.BaseAddress or use an absolute URI.");
         }
 
-        return _circuits.GetOrCreate(uri);
+        return uri.Scheme == Uri.UriSchemeHttp || uri.Scheme == Uri.UriSchemeHttps ? _circuits.GetOrCreate(uri) : null;
     }
 
     private Task<HttpResponseMessage> SendThroughAsync(HttpRequestMessage request, CircuitEntry circuit, CircuitPermit permit, CancellationToken cancellationToken)

@@ -48,4 +48,16 @@ internal static partial class Log
     [LoggerMessage(EventId = 11, EventName = "CircuitFallbackFailed", Level = LogLevel.Warning,
         Message = "The {FallbackKind} fallback failed for {Authority} (client '{ClientName}'); going on without it.")]
     public static partial void FallbackFailed(ILogger logger, Exception exception, string fallbackKind, string authority, string clientName);
+
+    [LoggerMessage(EventId = 12, EventName = "ConfigurationFileLoadFailed", Level = LogLevel.Error,
+        Message = "Configuration file '{Path}' failed to load. Circuit-breaker options read from it keep their last good values until it loads again.")]
+    public static partial void ConfigurationFileLoadFailed(ILogger logger, Exception exception, string path);
+
+    [LoggerMessage(EventId = 13, EventName = "CircuitBreakerReloadHeldBack", Level = LogLevel.Error,
+        Message = "Circuit-breaker options of client '{ClientName}' were not reloaded from section '{Section}': configuration file '{Path}' failed to load and has held no settings since. The last good options stay in force until it loads again.")]
+    public static partial void ReloadHeldBack(ILogger logger, string clientName, string section, string path);
+
+    [LoggerMessage(EventId = 14, EventName = "CircuitBreakerSectionEmptied", Level = LogLevel.Warning,
+        Message = "Configuration section '{Section}' no longer holds any circuit-breaker options: they return to their defaults. If that was not meant, a configuration source has lost its settings.")]
+    public static partial void SectionEmptied(ILogger logger, string section);
 }

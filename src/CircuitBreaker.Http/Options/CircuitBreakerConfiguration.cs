@@ -38,13 +38,16 @@ internal sealed class CircuitBreakerConfiguration : IConfigureNamedOptions<Circu
     /// <summary>The bound section, watched by the registry for reloads.</summary>
     public IConfiguration? Section { get; }
 
+    /// <summary>Whether this section configures the client named <paramref name="name"/>.</summary>
+    public bool AppliesTo(string name) => _clientName is null || _clientName == name;
+
     public void Configure(CircuitBreakerOptions options) => Configure(Options.DefaultName, options);
 
     public void Configure(string? name, CircuitBreakerOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
         name ??= Options.DefaultName;
-        if (Section is null || (_clientName is not null && _clientName != name))
+        if (Section is null || !AppliesTo(name))
         {
             return;
         }

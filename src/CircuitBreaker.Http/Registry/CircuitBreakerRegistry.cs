@@ -16,7 +16,8 @@ namespace CircuitBreaker.Http;
 /// <remarks>
 /// Reloads are watched here rather than through <see cref="IOptionsMonitor{TOptions}"/>: the monitor
 /// re-validates inside the reload callback and throws into whatever triggered the reload, whereas an invalid
-/// reload must be logged and ignored, leaving the last valid options in force.
+/// reload must be logged and ignored, leaving the last valid options in force. A reload that follows a
+/// configuration file's failure to load is held back the same way (see <see cref="ConfigurationFileFailures"/>).
 /// </remarks>
 internal sealed class CircuitBreakerRegistry : ICircuitBreakerRegistry, ICircuitFleetControl, IDisposable
 {
@@ -24,13 +25,16 @@ internal sealed class CircuitBreakerRegistry : ICircuitBreakerRegistry, ICircuit
     private readonly IOptionsFactory<CircuitBreakerOptions> _optionsFactory;
     private readonly ILogger _logger;
     private readonly List<IDisposable> _reloadSubscriptions = [];
+    private readonly List<SectionBinding> _bindings;
+    private readonly List<ConfigurationFileFailures> _files = [];
 
     public CircuitBreakerRegistry(
         IOptionsFactory<CircuitBreakerOptions> optionsFactory,
         IEnumerable<IConfigureOptions<CircuitBreakerOptions>> setups,
         TimeProvider timeProvider,
         IMeterFactory meterFactory,
-        ILogger<CircuitBreakerRegistry>? logger = null)
+        ILogger<CircuitBreakerRegistry>? logger = null,
+        IConfiguration? appConfiguration = null)
     {
         _optionsFactory = optionsFactory;
         TimeProvider = timeProvider;
@@ -40,11 +44,11 @@ internal sealed class CircuitBreakerRegistry : ICircuitBreakerRegistry, ICircuit
 
         // Sections of one configuration root share its reload token: one subscription per root, not per call
         // of AddCircuitBreaker, so a reload re-applies each client once.
-        var sections = setups.OfType<CircuitBreakerConfiguration>()
-            .Select(c => c.Section)
-            .OfType<IConfiguration>()
-            .DistinctBy(s => s.GetReloadToken());
-        foreach (var section in sections)
+        _bindings = setups.OfType<CircuitBreakerConfiguration>()
+            .Where(c => c.Section is not null)
+            .Select(c => new SectionBinding(c, FilesOf(c.Section!, appConfiguration)))
+            .ToList();
+        foreach (var section in _bindings.Select(b => b.Section).DistinctBy(s => s.GetReloadToken()))
         {
             _reloadSubscriptions.Add(ChangeToken.OnChange(section.GetReloadToken, Reload));
         }
@@ -109,6 +113,11 @@ internal sealed class CircuitBreakerRegistry : ICircuitBreakerRegistry, ICircuit
         foreach (var subscription in _reloadSubscriptions)
         {
             subscription.Dispose();
+        }
+
+        foreach (var files in _files)
+        {
+            files.Dispose();
         }
 
         foreach (var entry in Entries)
@@ -193,10 +202,52 @@ internal sealed class CircuitBreakerRegistry : ICircuitBreakerRegistry, ICircuit
         }
     }
 
+    /// <summary>
+    /// The file watch of the root <paramref name="section"/> belongs to, shared by every section of that root.
+    /// A section keeps its root private; the app's configuration is that root when both hand out the same reload
+    /// token, as a root does to all its sections. Sections of a root the registry cannot see go unwatched.
+    /// </summary>
+    private ConfigurationFileFailures? FilesOf(IConfiguration section, IConfiguration? appConfiguration)
+    {
+        var root = section as IConfigurationRoot
+            ?? (appConfiguration is IConfigurationRoot app && ReferenceEquals(app.GetReloadToken(), section.GetReloadToken()) ? app : null);
+        if (root is null)
+        {
+            return null;
+        }
+
+        var files = _files.Find(f => ReferenceEquals(f.Root, root));
+        if (files is null)
+        {
+            files = new ConfigurationFileFailures(root, _logger);
+            _files.Add(files);
+        }
+
+        return files;
+    }
+
     private void Reload()
     {
+        // Read once, so that every client of this reload sees the same files as broken.
+        var bindings = _bindings.Select(b => (Binding: b, BrokenFile: b.Files?.BrokenFile)).ToList();
+        var warned = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        foreach (var (binding, brokenFile) in bindings)
+        {
+            if (brokenFile is null && binding.NoteEmptied() && warned.Add(binding.Path))
+            {
+                Log.SectionEmptied(_logger, binding.Path);
+            }
+        }
+
         foreach (var client in _clients.Values)
         {
+            var held = bindings.Find(b => b.BrokenFile is not null && b.Binding.Configuration.AppliesTo(client.ClientName));
+            if (held.BrokenFile is not null)
+            {
+                Log.ReloadHeldBack(_logger, client.ClientName, held.Binding.Path, held.BrokenFile);
+                continue;
+            }
+
             try
             {
                 client.Apply(_optionsFactory.Create(client.ClientName));
@@ -206,6 +257,45 @@ internal sealed class CircuitBreakerRegistry : ICircuitBreakerRegistry, ICircuit
                 Log.ReloadRejected(_logger, client.ClientName, ex.Message);
                 client.RejectReload(ex);
             }
+        }
+    }
+
+    /// <summary>
+    /// A bound section, and whether it held any options at the last reload applied from it.
+    /// </summary>
+    /// <remarks>
+    /// A section that empties is applied, not held back: deleting the section (or every key of it) is how an
+    /// operator returns to the defaults, and every options consumer in .NET reads it that way. Holding it back
+    /// would leave no way to get the defaults without a restart. A warning makes it visible instead, since a source
+    /// that silently lost its settings looks the same; the one such loss the breaker can tell apart, a file that
+    /// failed to load, is held back through <see cref="ConfigurationFileFailures"/>.
+    /// </remarks>
+    private sealed class SectionBinding
+    {
+        private volatile bool _hadOptions;
+
+        public SectionBinding(CircuitBreakerConfiguration configuration, ConfigurationFileFailures? files)
+        {
+            Configuration = configuration;
+            Files = files;
+            _hadOptions = Section.GetChildren().Any();
+        }
+
+        public CircuitBreakerConfiguration Configuration { get; }
+
+        public ConfigurationFileFailures? Files { get; }
+
+        public IConfiguration Section => Configuration.Section!;
+
+        public string Path => Section is IConfigurationSection section ? section.Path : "(configuration root)";
+
+        /// <summary>Notes the section's content at a reload; true when it has just gone from some options to none.</summary>
+        public bool NoteEmptied()
+        {
+            var hasOptions = Section.GetChildren().Any();
+            var emptied = _hadOptions && !hasOptions;
+            _hadOptions = hasOptions;
+            return emptied;
         }
     }
 }

@@ -3,8 +3,10 @@ using System.Text;
 using CircuitBreaker.Http.Tests.TestSupport;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.FileProviders;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Testing;
+using Microsoft.Extensions.Primitives;
 using Microsoft.Extensions.Time.Testing;
 
 namespace CircuitBreaker.Http.Tests.Integration;
@@ -108,5 +110,107 @@ internal sealed class AppSettingsFile : IDisposable
     {
         (Root as IDisposable)?.Dispose();
         Directory.Delete(_directory, recursive: true);
+    }
+}
+
+/// <summary>
+/// An <c>appsettings.json</c> in a temporary directory, read by a real JSON file provider with
+/// <c>reloadOnChange</c>, whose file watcher the test fires: <see cref="Save"/> makes the provider reload exactly
+/// as after a save the file system reports (a reload that fails drops the file's settings, which only the
+/// watcher's reload does), on the test's thread and at a known moment rather than after a file-system delay.
+/// </summary>
+internal sealed class WatchedAppSettingsFile : IDisposable
+{
+    private readonly string _directory;
+    private readonly string _path;
+    private readonly TriggeredFileProvider _files;
+    private readonly bool _ownsRoot;
+
+    /// <param name="json">The file's first content.</param>
+    /// <param name="configure">Adjusts the file's source, e.g. to set the app's own <c>OnLoadException</c>.</param>
+    /// <param name="into">A host's configuration to add the file to; by default a configuration of its own.</param>
+    /// <param name="others">Further sources of the same configuration, after the file.</param>
+    public WatchedAppSettingsFile(string json, Action<FileConfigurationSource>? configure = null, ConfigurationManager? into = null, params IConfigurationSource[] others)
+    {
+        _directory = Path.Combine(Path.GetTempPath(), "cb-it-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(_directory);
+        _path = Path.Combine(_directory, "appsettings.json");
+        File.WriteAllText(_path, json);
+        _files = new TriggeredFileProvider(_directory);
+        var builder = (IConfigurationBuilder?)into ?? new ConfigurationBuilder();
+        builder.AddJsonFile(source =>
+        {
+            source.FileProvider = _files;
+            source.Path = "appsettings.json";
+            source.Optional = false;
+            source.ReloadOnChange = true;
+            source.ReloadDelay = 0;
+            configure?.Invoke(source);
+        });
+        foreach (var other in others)
+        {
+            builder.Add(other);
+        }
+
+        _ownsRoot = into is null;
+        Root = into ?? builder.Build();
+    }
+
+    public IConfigurationRoot Root { get; }
+
+    /// <summary>The file's source, as the configuration holds it.</summary>
+    public FileConfigurationSource Source => Root.Providers.OfType<FileConfigurationProvider>().Single().Source;
+
+    /// <summary>
+    /// Writes new content and fires the watcher. Returns what the provider's reload threw, which a real watcher
+    /// would drop on a thread of its own; <see langword="null"/> when it threw nothing.
+    /// </summary>
+    public Exception? Save(string json)
+    {
+        File.WriteAllText(_path, json);
+        return _files.Fire();
+    }
+
+    public void Dispose()
+    {
+        if (_ownsRoot)
+        {
+            (Root as IDisposable)?.Dispose();
+        }
+
+        _files.Dispose();
+        Directory.Delete(_directory, recursive: true);
+    }
+
+    private sealed class TriggeredFileProvider(string directory) : IFileProvider, IDisposable
+    {
+        private readonly PhysicalFileProvider _inner = new(directory);
+        private CancellationTokenSource _changed = new();
+
+        public IFileInfo GetFileInfo(string subpath) => _inner.GetFileInfo(subpath);
+
+        public IDirectoryContents GetDirectoryContents(string subpath) => _inner.GetDirectoryContents(subpath);
+
+        public IChangeToken Watch(string filter) => new CancellationChangeToken(Volatile.Read(ref _changed).Token);
+
+        public Exception? Fire()
+        {
+            using var changed = Interlocked.Exchange(ref _changed, new CancellationTokenSource());
+            try
+            {
+                changed.Cancel();
+                return null;
+            }
+            catch (AggregateException ex)
+            {
+                return ex.InnerException;
+            }
+        }
+
+        public void Dispose()
+        {
+            _changed.Dispose();
+            _inner.Dispose();
+        }
     }
 }

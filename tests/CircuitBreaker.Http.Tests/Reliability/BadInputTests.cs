@@ -18,7 +18,7 @@ namespace CircuitBreaker.Http.Tests.Reliability;
 /// that names the key and the rule, never be replaced by a default; odd request URIs must get a sensible
 /// circuit or a clear error; a flood of distinct hosts must not grow the registry or forget open circuits.
 /// </summary>
-public sealed class BadInputTests(ITestOutputHelper output)
+public sealed class BadInputTests
 {
     // ---------------------------------------------------------------------------------------------------------
     // Options: each key × its wrong values, at start-up
@@ -391,7 +391,7 @@ public sealed class BadInputTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public async Task UnsupportedScheme_FailsClearly_AndIsNotCountedAsAFailureOfTheHost()
+    public async Task UnsupportedScheme_FailsAsWithoutTheBreaker_AndCreatesNoCircuit()
     {
         var services = new ServiceCollection();
         services.AddHttpClient("users").AddCircuitBreaker(o => o.FailureThreshold = 1);
@@ -404,8 +404,24 @@ public sealed class BadInputTests(ITestOutputHelper output)
             await Assert.ThrowsAsync<NotSupportedException>(() => client.GetAsync(new Uri("ftp://files.internal/x")));
         }
 
-        Assert.All(registry.GetCircuits(), c => Assert.Equal(CircuitState.Closed, c.State));
-        output.WriteLine($"circuits after ftp:// requests: {string.Join(", ", registry.GetCircuits().Select(c => c.Authority))}");
+        Assert.Empty(registry.GetCircuits());
+    }
+
+    [Fact]
+    public async Task UnsupportedScheme_GoesStraightToTheInnerHandler_WhichMayServeIt_AndCreatesNoCircuit()
+    {
+        using var harness = new TestSupport.BreakerHarness(o => o.FailureThreshold = 1);
+        var ftp = harness.Mock.When("ftp://files.internal/*").Respond(HttpStatusCode.InternalServerError);
+        using var client = harness.CreateClient();
+
+        for (var i = 0; i < 3; i++)
+        {
+            using var response = await client.GetAsync(new Uri("ftp://files.internal/x"));
+            Assert.Equal(HttpStatusCode.InternalServerError, response.StatusCode); // never a CircuitOpenException
+        }
+
+        Assert.Equal(3, harness.Mock.GetMatchCount(ftp));
+        Assert.Empty(harness.Registry.GetCircuits());
     }
 
     // ---------------------------------------------------------------------------------------------------------
@@ -420,7 +436,8 @@ public sealed class BadInputTests(ITestOutputHelper output)
         using var client = side.CreateClient();
         await FailOnceAsync(client, "http://broken-a.internal/x");
 
-        // Half-written JSON: the configuration system throws to whoever reloads; the breaker is not notified.
+        // Half-written JSON: the configuration system throws to whoever reloads, and an explicit reload keeps the
+        // file's earlier settings, so they are what the breaker reads.
         var thrown = Record.Exception(() => settings.Rewrite("""{ "CircuitBreaker": { "FailureThreshold": 1, """));
         Assert.IsType<InvalidDataException>(thrown);
 
@@ -436,40 +453,137 @@ public sealed class BadInputTests(ITestOutputHelper output)
         Assert.Equal(CircuitState.Open, side.Circuit("users", "http://broken-c.internal:80").State);
     }
 
-    [Fact(Skip = "Library bug: once the file watcher has failed to load a broken appsettings.json, the JSON provider holds no data; the next reload notification from any other source makes the registry apply an empty CircuitBreaker section, every default (FailureThreshold 5, BreakDuration 30 s), silently")]
+    [Fact]
     public async Task BrokenAppSettingsFile_ThenAnotherSourceReloads_KeepsTheLastGoodOptions_AndLogsAnError()
     {
-        var directory = Directory.CreateTempSubdirectory("cb-reliability-");
-        try
-        {
-            var path = Path.Combine(directory.FullName, "appsettings.json");
-            await File.WriteAllTextAsync(path, """{ "CircuitBreaker": { "FailureThreshold": 1, "BreakDuration": "00:01:00" } }""");
-            var other = new ReloadableSource();
-            var root = new ConfigurationBuilder().AddJsonFile(path, optional: false, reloadOnChange: true).Add(other).Build();
-            try
-            {
-                using var side = ClientSide.Create(root, s => s.AddHttpClient("users").AddCircuitBreaker().ConfigurePrimaryHttpMessageHandler(() => new StubHandler()));
-                using var client = side.CreateClient();
+        var other = new ReloadableSource();
+        using var settings = new WatchedAppSettingsFile("""{ "CircuitBreaker": { "FailureThreshold": 1, "BreakDuration": "00:01:00" } }""", others: other);
+        using var side = ClientSide.Create(settings.Root, s => s.AddHttpClient("users").AddCircuitBreaker().ConfigurePrimaryHttpMessageHandler(() => new StubHandler()));
+        using var client = side.CreateClient();
 
-                // Saved half-written; the watcher's reload fails. Then another source of the app (environment-specific
-                // settings, a secret store) reloads for its own reasons.
-                await File.WriteAllTextAsync(path, """{ "CircuitBreaker": { "FailureThreshold": """);
-                await Task.Delay(TimeSpan.FromSeconds(1.5));
-                other.Reload();
+        // Saved half-written: the watcher's reload fails and the JSON provider drops its data. Then another source
+        // of the app (environment-specific settings, a secret store) reloads for its own reasons.
+        Assert.IsType<InvalidDataException>(settings.Save("""{ "CircuitBreaker": { "FailureThreshold": """));
+        other.Reload();
 
-                await FailOnceAsync(client, "http://broken-a.internal/x");
-                Assert.Equal(CircuitState.Open, side.Circuit("users", "http://broken-a.internal:80").State); // FailureThreshold 1, not the default 5
-                Assert.Contains(side.Logs.GetSnapshot(), r => r.Level == LogLevel.Error && r.Message.Contains("CircuitBreaker", StringComparison.Ordinal));
-            }
-            finally
+        await FailOnceAsync(client, "http://broken-a.internal/x");
+        Assert.Equal(CircuitState.Open, side.Circuit("users", "http://broken-a.internal:80").State); // FailureThreshold 1, not the default 5
+        var logs = side.Logs.GetSnapshot();
+        Assert.Contains(logs, r => r.Level == LogLevel.Error && r.Message.Contains("CircuitBreaker", StringComparison.Ordinal));
+        var loadFailed = Assert.Single(logs, r => r.Id.Name == "ConfigurationFileLoadFailed");
+        Assert.Equal(LogLevel.Error, loadFailed.Level);
+        Assert.Contains("appsettings.json", loadFailed.Message, StringComparison.Ordinal);
+        Assert.IsType<InvalidDataException>(loadFailed.Exception);
+        Assert.Single(logs, r => r.Id.Name == "CircuitBreakerReloadHeldBack" && r.Message.Contains("'CircuitBreaker'", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task BrokenAppSettingsFile_InAHostsConfiguration_ThenAnotherSourceReloads_KeepsTheLastGoodOptions()
+    {
+        // A host's configuration is a ConfigurationManager, which the breaker finds as the app's IConfiguration.
+        var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
+        var other = new ReloadableSource();
+        using var settings = new WatchedAppSettingsFile("""{ "CircuitBreaker": { "FailureThreshold": 1, "BreakDuration": "00:01:00" } }""", into: builder.Configuration, others: other);
+        builder.Logging.AddFakeLogging();
+        builder.Services.AddHttpClient("users").AddCircuitBreaker().ConfigurePrimaryHttpMessageHandler(() => new StubHandler());
+        using var host = builder.Build();
+        using var client = host.Services.GetRequiredService<IHttpClientFactory>().CreateClient("users");
+
+        Assert.IsType<InvalidDataException>(settings.Save("""{ "CircuitBreaker": { "FailureThreshold": """));
+        other.Reload();
+
+        await FailOnceAsync(client, "http://broken-a.internal/x");
+        var registry = host.Services.GetRequiredService<ICircuitBreakerRegistry>();
+        Assert.Equal(CircuitState.Open, registry.GetCircuits().Single().State);
+        Assert.Contains(host.Services.GetFakeLogCollector().GetSnapshot(), r => r.Id.Name == "CircuitBreakerReloadHeldBack");
+    }
+
+    [Fact]
+    public async Task BrokenAppSettingsFile_ThenSavedComplete_ItsNewOptionsApply_AndNoReloadIsHeldBackAnyMore()
+    {
+        var other = new ReloadableSource();
+        using var settings = new WatchedAppSettingsFile("""{ "CircuitBreaker": { "FailureThreshold": 2, "BreakDuration": "00:01:00" } }""", others: other);
+        using var side = ClientSide.Create(settings.Root, s => s.AddHttpClient("users").AddCircuitBreaker().ConfigurePrimaryHttpMessageHandler(() => new StubHandler()));
+        using var client = side.CreateClient();
+        Assert.NotNull(settings.Save("""{ "CircuitBreaker": { "FailureThreshold": 1, """));
+        other.Reload();
+
+        Assert.Null(settings.Save("""{ "CircuitBreaker": { "FailureThreshold": 1, "BreakDuration": "00:01:00" } }"""));
+        other.Reload();
+
+        await FailOnceAsync(client, "http://broken-a.internal/x");
+        Assert.Equal(CircuitState.Open, side.Circuit("users", "http://broken-a.internal:80").State);
+        Assert.Single(side.Logs.GetSnapshot(), r => r.Id.Name == "CircuitBreakerReloadHeldBack"); // the one before the fix
+    }
+
+    [Fact]
+    public async Task BrokenAppSettingsFile_TheAppsOwnLoadExceptionHandler_StillRuns_AndItsIgnoreStillDecides()
+    {
+        var seen = new List<Exception>();
+        using var settings = new WatchedAppSettingsFile(
+            """{ "CircuitBreaker": { "FailureThreshold": 1, "BreakDuration": "00:01:00" } }""",
+            source => source.OnLoadException = context =>
             {
-                (root as IDisposable)?.Dispose();
-            }
-        }
-        finally
+                seen.Add(context.Exception);
+                context.Ignore = true;
+            });
+        using var side = ClientSide.Create(settings.Root, s => s.AddHttpClient("users").AddCircuitBreaker().ConfigurePrimaryHttpMessageHandler(() => new StubHandler()));
+        using var client = side.CreateClient();
+
+        // The app ignores load failures, so the failed load raises a change itself, with the file's settings gone.
+        var thrown = settings.Save("""{ "CircuitBreaker": { "FailureThreshold": """);
+
+        Assert.Null(thrown);
+        Assert.IsType<InvalidDataException>(Assert.Single(seen));
+        await FailOnceAsync(client, "http://broken-a.internal/x");
+        Assert.Equal(CircuitState.Open, side.Circuit("users", "http://broken-a.internal:80").State);
+        Assert.Contains(side.Logs.GetSnapshot(), r => r.Id.Name == "CircuitBreakerReloadHeldBack");
+    }
+
+    [Fact]
+    public void BrokenAppSettingsFile_WhenLoggingTheFailureThrows_TheAppStillGetsOnlyTheFilesOwnError()
+    {
+        using var settings = new WatchedAppSettingsFile("""{ "CircuitBreaker": { "FailureThreshold": 1 } }""");
+        using var side = ClientSide.Create(settings.Root, s =>
         {
-            directory.Delete(recursive: true);
-        }
+            s.AddLogging(b => b.AddProvider(new ThrowingLoggerProvider()));
+            s.AddHttpClient("users").AddCircuitBreaker();
+        });
+
+        var thrown = settings.Save("""{ "CircuitBreaker": { "FailureThreshold": """);
+
+        Assert.IsType<InvalidDataException>(thrown);
+    }
+
+    [Fact]
+    public void Registry_Disposed_GivesTheFileSourceItsOwnLoadExceptionHandlerBack()
+    {
+        Action<FileLoadExceptionContext> appHandler = _ => { };
+        using var settings = new WatchedAppSettingsFile("""{ "CircuitBreaker": { "FailureThreshold": 1 } }""", source => source.OnLoadException = appHandler);
+        var side = ClientSide.Create(settings.Root, s => s.AddHttpClient("users").AddCircuitBreaker());
+        Assert.NotSame(appHandler, settings.Source.OnLoadException);
+
+        side.Dispose();
+
+        Assert.Same(appHandler, settings.Source.OnLoadException);
+    }
+
+    [Fact]
+    public async Task CircuitBreakerSectionDeleted_WhileRunning_TheDefaultsApply_WithAWarningNamingTheSection()
+    {
+        using var settings = new AppSettingsFile("""{ "CircuitBreaker": { "FailureThreshold": 1, "BreakDuration": "00:01:00" }, "Other": { "Key": "1" } }""");
+        using var side = ClientSide.Create(settings.Root, s => s.AddHttpClient("users").AddCircuitBreaker().ConfigurePrimaryHttpMessageHandler(() => new StubHandler()));
+        using var client = side.CreateClient();
+
+        // Deleting the section is how an operator asks for the defaults: it is applied, not taken for a broken file.
+        settings.Rewrite("""{ "Other": { "Key": "1" } }""");
+
+        await FailOnceAsync(client, "http://broken-a.internal/x");
+        Assert.Equal(CircuitState.Closed, side.Circuit("users", "http://broken-a.internal:80").State); // FailureThreshold back to 5
+        var warning = Assert.Single(side.Logs.GetSnapshot(), r => r.Id.Name == "CircuitBreakerSectionEmptied");
+        Assert.Equal(LogLevel.Warning, warning.Level);
+        Assert.Contains("'CircuitBreaker'", warning.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain(side.Logs.GetSnapshot(), r => r.Level >= LogLevel.Error);
     }
 
     [Fact]
@@ -544,6 +658,26 @@ public sealed class BadInputTests(ITestOutputHelper output)
 
         protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken) =>
             Task.FromResult(Send(request, cancellationToken));
+    }
+
+    private sealed class ThrowingLoggerProvider : ILoggerProvider
+    {
+        public ILogger CreateLogger(string categoryName) => new ThrowingLogger();
+
+        public void Dispose()
+        {
+        }
+
+        private sealed class ThrowingLogger : ILogger
+        {
+            public IDisposable? BeginScope<TState>(TState state)
+                where TState : notnull => null;
+
+            public bool IsEnabled(LogLevel logLevel) => true;
+
+            public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
+                throw new InvalidOperationException("the logging pipeline is broken");
+        }
     }
 
     /// <summary>A configuration source that reloads on demand, standing for any other source of the app (environment, secrets).</summary>

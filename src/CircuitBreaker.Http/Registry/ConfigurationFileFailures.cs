@@ -1,0 +1,119 @@
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Logging;
+
+namespace CircuitBreaker.Http;
+
+/// <summary>
+/// Notices the configuration files of one <see cref="IConfigurationRoot"/> that fail to load, such as an
+/// <c>appsettings.json</c> saved half-written while the app runs.
+/// </summary>
+/// <remarks>
+/// When the file watcher reloads a file that does not parse, the file provider drops all its data, raises no
+/// change and throws on a thread the app never sees. Nothing reaches the breaker, and the next change of any
+/// other source of the same root would make the breaker's section read as if the file's keys had been deleted:
+/// every option back to its default. <see cref="FileConfigurationSource.OnLoadException"/> is the one hook .NET
+/// offers for that failure, so a handler is chained onto each file source found in the root. It logs the failure
+/// and remembers it; it changes nothing else: the app's own handler still runs after it and alone decides
+/// <see cref="FileLoadExceptionContext.Ignore"/>. Setting Ignore here would turn the failed load into a change
+/// notification with the file's settings gone, for every consumer of the app's configuration, and would stop
+/// an explicit <see cref="IConfigurationRoot.Reload"/> from reporting the broken file to the code that asked.
+/// </remarks>
+internal sealed class ConfigurationFileFailures : IDisposable
+{
+    private readonly List<FileHook> _files;
+
+    public ConfigurationFileFailures(IConfigurationRoot root, ILogger logger)
+    {
+        Root = root;
+        _files = root.Providers.OfType<FileConfigurationProvider>().Select(p => new FileHook(p, logger)).ToList();
+    }
+
+    public IConfigurationRoot Root { get; }
+
+    /// <summary>
+    /// The path of a file that failed to load and holds no settings since, or <see langword="null"/>. A file
+    /// whose failed load kept its earlier settings (an explicit reload keeps them), or that has loaded since,
+    /// is not broken: the root reads as it did, or as the file now says.
+    /// </summary>
+    public string? BrokenFile => _files.FirstOrDefault(f => f.IsBroken)?.Path;
+
+    public void Dispose()
+    {
+        foreach (var file in _files)
+        {
+            file.Dispose();
+        }
+    }
+
+    private sealed class FileHook : IDisposable
+    {
+        private readonly FileConfigurationProvider _provider;
+        private readonly ILogger _logger;
+        private readonly Action<FileLoadExceptionContext>? _previous;
+        private readonly Action<FileLoadExceptionContext> _handler;
+        private volatile bool _failed;
+        private volatile bool _disposed;
+
+        public FileHook(FileConfigurationProvider provider, ILogger logger)
+        {
+            _provider = provider;
+            _logger = logger;
+            _previous = provider.Source.OnLoadException;
+            _handler = OnLoadException;
+            provider.Source.OnLoadException = _handler;
+        }
+
+        public string Path => _provider.Source.Path ?? _provider.ToString();
+
+        public bool IsBroken
+        {
+            get
+            {
+                if (!_failed)
+                {
+                    return false;
+                }
+
+                // The provider reports no "loaded" event: settings present again mean a load has succeeded since.
+                if (_provider.GetChildKeys([], parentPath: null).Any())
+                {
+                    _failed = false;
+                    return false;
+                }
+
+                return true;
+            }
+        }
+
+        public void Dispose()
+        {
+            _disposed = true;
+
+            // Someone may have chained a handler onto this one since: then it stays, and passes straight through.
+            if (ReferenceEquals(_provider.Source.OnLoadException, _handler))
+            {
+                _provider.Source.OnLoadException = _previous;
+            }
+        }
+
+        private void OnLoadException(FileLoadExceptionContext context)
+        {
+            if (!_disposed)
+            {
+                _failed = true;
+                try
+                {
+                    Log.ConfigurationFileLoadFailed(_logger, context.Exception, Path);
+                }
+#pragma warning disable CA1031 // A faulty logger must not change how the app's configuration fails.
+                catch (Exception)
+#pragma warning restore CA1031
+                {
+                }
+            }
+
+            // Last, so that its exceptions and its choice of Ignore reach the configuration system as without the breaker.
+            _previous?.Invoke(context);
+        }
+    }
+}
