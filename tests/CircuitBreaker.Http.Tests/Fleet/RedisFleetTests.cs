@@ -99,9 +99,7 @@ public sealed class RedisFleetTests
 
         // The break ends for every instance at once (one clock); each races for the probe lease.
         time.Advance(TimeSpan.FromSeconds(15));
-        await Task.WhenAll(fleet.Select(i => Task.WhenAny(
-            i.Logs.WaitAsync("FleetProbeLeaseWon", Bounded),
-            i.Logs.WaitAsync("FleetProbeLeaseLost", Bounded)).Unwrap()));
+        await Task.WhenAll(fleet.Select(i => i.Logs.WaitAnyAsync(Bounded, "FleetProbeLeaseWon", "FleetProbeLeaseLost")));
         var prober = Assert.Single(fleet, i => i.Logs.Messages("FleetProbeLeaseWon").Count == 1);
 
         var answers = await Task.WhenAll(fleet.Select(i => i.GetAsync()));

@@ -10,25 +10,31 @@ namespace CircuitBreaker.Http.Tests.TestSupport;
 internal sealed class LogSignals : ILoggerProvider
 {
     private readonly ConcurrentQueue<(string EventName, string Message)> _entries = new();
-    private readonly List<(string EventName, Func<string, bool> Match, TaskCompletionSource Signal)> _waiters = [];
+    private readonly List<(Func<string, bool> Match, TaskCompletionSource Signal)> _waiters = [];
     private readonly Lock _lock = new();
 
     public IReadOnlyList<string> Messages(string eventName) =>
         _entries.Where(e => e.EventName == eventName).Select(e => e.Message).ToList();
 
-    /// <summary>Completes when an event named <paramref name="eventName"/> (whose message matches) has been logged, now or before.</summary>
-    public Task WaitAsync(string eventName, TimeSpan timeout, Func<string, bool>? match = null)
+    /// <summary>Completes when an event named <paramref name="eventName"/> has been logged, now or before; fails with a <see cref="TimeoutException"/> after <paramref name="timeout"/>.</summary>
+    public Task WaitAsync(string eventName, TimeSpan timeout) => WaitAnyAsync(timeout, eventName);
+
+    /// <summary>
+    /// Completes when any of <paramref name="eventNames"/> has been logged, now or before. One task for all of them, so
+    /// that the events that never come leave no timed-out task behind unobserved.
+    /// </summary>
+    public Task WaitAnyAsync(TimeSpan timeout, params string[] eventNames)
     {
-        match ??= _ => true;
+        bool Match(string name) => eventNames.Contains(name, StringComparer.Ordinal);
         var signal = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         lock (_lock)
         {
-            if (_entries.Any(e => e.EventName == eventName && match(e.Message)))
+            if (_entries.Any(e => Match(e.EventName)))
             {
                 return Task.CompletedTask;
             }
 
-            _waiters.Add((eventName, match, signal));
+            _waiters.Add((Match, signal));
         }
 
         return signal.Task.WaitAsync(timeout);
@@ -45,7 +51,7 @@ internal sealed class LogSignals : ILoggerProvider
         lock (_lock)
         {
             _entries.Enqueue((eventName, message));
-            foreach (var waiter in _waiters.Where(w => w.EventName == eventName && w.Match(message)).ToList())
+            foreach (var waiter in _waiters.Where(w => w.Match(eventName)).ToList())
             {
                 waiter.Signal.TrySetResult();
                 _waiters.Remove(waiter);
