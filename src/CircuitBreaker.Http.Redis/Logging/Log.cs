@@ -25,10 +25,6 @@ internal static partial class Log
         Message = "Fleet mode: this instance probes {Authority} (client '{ClientName}') for the whole fleet.")]
     public static partial void ProbeLeaseWon(ILogger logger, string authority, string clientName);
 
-    [LoggerMessage(EventId = 108, EventName = "FleetProbeLeaseLost", Level = LogLevel.Debug,
-        Message = "Fleet mode: another instance probes {Authority} (client '{ClientName}') for the fleet; this one waits for its verdict.")]
-    public static partial void ProbeLeaseLost(ILogger logger, string authority, string clientName);
-
     [LoggerMessage(EventId = 105, EventName = "FleetCircuitClosed", Level = LogLevel.Information,
         Message = "Fleet mode: the circuit of {Authority} (client '{ClientName}') closes for the whole fleet after instance '{Instance}' probed it successfully.")]
     public static partial void FleetClosed(ILogger logger, string authority, string clientName, string instance);
@@ -40,4 +36,8 @@ internal static partial class Log
     [LoggerMessage(EventId = 107, EventName = "FleetRedisRestored", Level = LogLevel.Information,
         Message = "Fleet mode: Redis is reachable again; circuits are coordinated again.")]
     public static partial void Restored(ILogger logger);
+
+    [LoggerMessage(EventId = 108, EventName = "FleetProbeLeaseLost", Level = LogLevel.Debug,
+        Message = "Fleet mode: another instance probes {Authority} (client '{ClientName}') for the fleet; this one waits for its verdict.")]
+    public static partial void ProbeLeaseLost(ILogger logger, string authority, string clientName);
 }

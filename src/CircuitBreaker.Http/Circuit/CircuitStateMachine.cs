@@ -275,22 +275,7 @@ internal sealed class CircuitStateMachine : IDisposable
             }
             else
             {
-                var previous = _state;
-                if (previous == CircuitState.Closed)
-                {
-                    _leftClosedAt = now;
-                }
-
-                _epoch++;
-                _state = CircuitState.Open;
-                _lastBreak = breakDuration;
-                _openedAt = now;
-                _retryAt = retryAt;
-                _probesInFlight = 0;
-                _probeSuccesses = 0;
-                ScheduleBreakTimerLocked(breakDuration);
-                transition = new CircuitTransition(
-                    previous, CircuitState.Open, now, breakDuration, _consecutiveFailures, FailureRatioLocked(), _lastFailure, CircuitChangeSource.Fleet);
+                transition = EnterOpenLocked(now, breakDuration, breakDuration, CircuitChangeSource.Fleet);
             }
 
             _fleetHeld = true;
@@ -478,6 +463,16 @@ internal sealed class CircuitStateMachine : IDisposable
             effectiveBreak = settings.Jittered(breakDuration);
         }
 
+        _fleetHeld = false; // this instance's own evidence: it probes for itself after this break
+        return EnterOpenLocked(now, breakDuration, effectiveBreak, CircuitChangeSource.Local);
+    }
+
+    /// <param name="now">The time of the transition.</param>
+    /// <param name="breakDuration">The break before jitter, from which the next one grows.</param>
+    /// <param name="effectiveBreak">The break actually waited.</param>
+    /// <param name="source">Who decided it.</param>
+    private CircuitTransition EnterOpenLocked(DateTimeOffset now, TimeSpan breakDuration, TimeSpan effectiveBreak, CircuitChangeSource source)
+    {
         var previous = _state;
         if (previous == CircuitState.Closed)
         {
@@ -486,14 +481,13 @@ internal sealed class CircuitStateMachine : IDisposable
 
         _epoch++;
         _state = CircuitState.Open;
-        _fleetHeld = false;
         _lastBreak = breakDuration;
         _openedAt = now;
         _retryAt = now + effectiveBreak;
         _probesInFlight = 0;
         _probeSuccesses = 0;
         ScheduleBreakTimerLocked(effectiveBreak);
-        return new CircuitTransition(previous, CircuitState.Open, now, effectiveBreak, _consecutiveFailures, FailureRatioLocked(), _lastFailure);
+        return new CircuitTransition(previous, CircuitState.Open, now, effectiveBreak, _consecutiveFailures, FailureRatioLocked(), _lastFailure, source);
     }
 
     private CircuitTransition HalfOpenLocked(DateTimeOffset now)

@@ -1,7 +1,6 @@
 using CircuitBreaker.Http.Tests.TestSupport;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
-using Microsoft.Extensions.Time.Testing;
 
 namespace CircuitBreaker.Http.Tests.Fleet;
 
@@ -24,13 +23,8 @@ public sealed class RedisFleetTests
     [SkippableFact]
     public async Task FailuresOnOneInstanceOnly_DoNotOpenTheCircuitForTheFleet()
     {
-        await using var redis = await RedisServer.StartAsync();
-        await using var downstream = await KestrelDownstream.StartAsync();
-        var time = new FakeTimeProvider();
-        var prefix = NewPrefix();
-        await using var broken = await FleetInstance.StartAsync("a", downstream, redis, time, prefix, brokenPath: true);
-        await using var b = await FleetInstance.StartAsync("b", downstream, redis, time, prefix);
-        await using var c = await FleetInstance.StartAsync("c", downstream, redis, time, prefix);
+        await using var bed = await FleetTestBed.StartAsync(aCannotReachTheDownstream: true);
+        var (downstream, broken, b, c) = (bed.Downstream, bed.A, bed.B, bed.C);
 
         for (var i = 0; i < 3; i++)
         {
@@ -59,13 +53,8 @@ public sealed class RedisFleetTests
     [SkippableFact]
     public async Task FailuresOnAQuorum_OpenTheCircuitOnEveryInstance_AndTheDownstreamSeesOnlyTheQuorumsFailures()
     {
-        await using var redis = await RedisServer.StartAsync();
-        await using var downstream = await KestrelDownstream.StartAsync();
-        var time = new FakeTimeProvider();
-        var prefix = NewPrefix();
-        await using var a = await FleetInstance.StartAsync("a", downstream, redis, time, prefix);
-        await using var b = await FleetInstance.StartAsync("b", downstream, redis, time, prefix);
-        await using var c = await FleetInstance.StartAsync("c", downstream, redis, time, prefix);
+        await using var bed = await FleetTestBed.StartAsync();
+        var (downstream, a, b, c) = (bed.Downstream, bed.A, bed.B, bed.C);
         downstream.RespondWith(503);
 
         await OpenByQuorumAsync(downstream, a, b, c);
@@ -82,14 +71,9 @@ public sealed class RedisFleetTests
     [SkippableFact]
     public async Task AfterAFleetWideBreak_ExactlyOneInstanceProbes_AndItsVerdictClosesEveryInstance()
     {
-        await using var redis = await RedisServer.StartAsync();
-        await using var downstream = await KestrelDownstream.StartAsync();
-        var time = new FakeTimeProvider();
-        var prefix = NewPrefix();
-        await using var a = await FleetInstance.StartAsync("a", downstream, redis, time, prefix);
-        await using var b = await FleetInstance.StartAsync("b", downstream, redis, time, prefix);
-        await using var c = await FleetInstance.StartAsync("c", downstream, redis, time, prefix);
-        FleetInstance[] fleet = [a, b, c];
+        await using var bed = await FleetTestBed.StartAsync();
+        var (downstream, a, b, c) = (bed.Downstream, bed.A, bed.B, bed.C);
+        var fleet = bed.Instances.ToArray();
         downstream.RespondWith(503);
         await OpenByQuorumAsync(downstream, a, b, c);
 
@@ -98,7 +82,7 @@ public sealed class RedisFleetTests
         var closed = fleet.Select(i => i.WhenState(downstream, CircuitState.Closed)).ToList();
 
         // The break ends for every instance at once (one clock); each races for the probe lease.
-        time.Advance(TimeSpan.FromSeconds(15));
+        bed.Time.Advance(TimeSpan.FromSeconds(15));
         await Task.WhenAll(fleet.Select(i => i.Logs.WaitAnyAsync(Bounded, "FleetProbeLeaseWon", "FleetProbeLeaseLost")));
         var prober = Assert.Single(fleet, i => i.Logs.Messages("FleetProbeLeaseWon").Count == 1);
 
@@ -115,16 +99,11 @@ public sealed class RedisFleetTests
     [SkippableFact]
     public async Task RedisKilledMidTest_RequestsFlowOnLocalBreakers_AndCoordinationResumesWhenRedisIsBack()
     {
-        await using var redis = await RedisServer.StartAsync();
-        await using var downstream = await KestrelDownstream.StartAsync();
-        var time = new FakeTimeProvider();
-        var prefix = NewPrefix();
-        await using var a = await FleetInstance.StartAsync("a", downstream, redis, time, prefix);
-        await using var b = await FleetInstance.StartAsync("b", downstream, redis, time, prefix);
-        await using var c = await FleetInstance.StartAsync("c", downstream, redis, time, prefix);
-        FleetInstance[] fleet = [a, b, c];
+        await using var bed = await FleetTestBed.StartAsync();
+        var (downstream, a, b, c) = (bed.Downstream, bed.A, bed.B, bed.C);
+        var fleet = bed.Instances.ToArray();
 
-        await redis.KillAsync();
+        await bed.Redis.KillAsync();
         await Task.WhenAll(fleet.Select(i => i.Logs.WaitAsync("FleetRedisUnavailable", Bounded)));
 
         var answers = new List<string>();
@@ -152,7 +131,7 @@ public sealed class RedisFleetTests
         Assert.Equal(CircuitState.Open, a.StateOf(downstream));
         Assert.Equal(CircuitState.Closed, c.StateOf(downstream));
 
-        await redis.RestartAsync();
+        await bed.Redis.RestartAsync();
         await Task.WhenAll(fleet.Select(i => i.Logs.WaitAsync("FleetRedisRestored", TimeSpan.FromSeconds(60))));
         foreach (var instance in fleet)
         {
@@ -191,6 +170,4 @@ public sealed class RedisFleetTests
         await a.Logs.WaitAsync("FleetCircuitOpened", Bounded); // the decision reached a too, which now holds its probe
         Assert.All(new[] { a, b, c }, i => Assert.Equal(CircuitState.Open, i.StateOf(downstream)));
     }
-
-    private static string NewPrefix() => "test-" + Guid.NewGuid().ToString("N")[..8];
 }
