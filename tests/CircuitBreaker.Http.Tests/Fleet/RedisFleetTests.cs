@@ -151,6 +151,34 @@ public sealed class RedisFleetTests
         Assert.Equal(nameof(CircuitOpenException), await c.GetAsync());
     }
 
+    [SkippableFact]
+    public async Task RedisStalled_RequestsAndTransitionsNeverWaitForIt()
+    {
+        await using var bed = await FleetTestBed.StartAsync();
+        var (downstream, a, b) = (bed.Downstream, bed.A, bed.B);
+
+        var stall = await bed.Redis.StallAsync(TimeSpan.FromSeconds(5));
+        var answers = new List<string>();
+        for (var i = 0; i < 10; i++)
+        {
+            answers.Add(await b.GetAsync());
+        }
+
+        downstream.RespondWith(503);
+        for (var i = 0; i < 5; i++)
+        {
+            answers.Add(await a.GetAsync()); // opens a's circuit: its vote waits for Redis, its calls do not
+        }
+
+        var finishedWhileRedisStalled = !stall.IsCompleted;
+        await stall;
+
+        Assert.True(finishedWhileRedisStalled, "every request was answered while Redis did not answer at all");
+        Assert.Equal([.. Enumerable.Repeat("200", 10), "503", "503", "503", nameof(CircuitOpenException), nameof(CircuitOpenException)], answers);
+        Assert.Equal(CircuitState.Open, a.StateOf(downstream));
+        await a.Logs.WaitAsync("FleetVoted", Bounded); // and the vote went through once Redis was back
+    }
+
     /// <summary>a and b each see FailureThreshold failures and open; the second makes the quorum, and c opens by the fleet's decision.</summary>
     private static async Task OpenByQuorumAsync(KestrelDownstream downstream, FleetInstance a, FleetInstance b, FleetInstance c)
     {

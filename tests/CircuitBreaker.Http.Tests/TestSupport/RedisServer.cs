@@ -40,7 +40,7 @@ internal sealed class RedisServer : IAsyncDisposable
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        foreach (var argument in new[] { "--port", $"{Port}", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no" })
+        foreach (var argument in new[] { "--port", $"{Port}", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no", "--enable-debug-command", "local" })
         {
             start.ArgumentList.Add(argument);
         }
@@ -67,6 +67,36 @@ internal sealed class RedisServer : IAsyncDisposable
         process.BeginErrorReadLine();
         _process = process;
         await ready.Task.WaitAsync(TimeSpan.FromSeconds(20));
+    }
+
+    /// <summary>
+    /// Makes the server stall for <paramref name="duration"/> (Redis's <c>DEBUG SLEEP</c>): it holds every connection
+    /// open and answers nothing, as an overloaded Redis would. Returns once the command is sent; the returned task
+    /// completes when the server answers again.
+    /// </summary>
+    public async Task<Task> StallAsync(TimeSpan duration)
+    {
+        var client = new TcpClient();
+        await client.ConnectAsync(IPAddress.Loopback, Port);
+        var stream = client.GetStream();
+        var seconds = duration.TotalSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        await stream.WriteAsync(System.Text.Encoding.ASCII.GetBytes($"DEBUG SLEEP {seconds}\r\n"));
+        await stream.FlushAsync();
+        return AnsweredAsync(client);
+
+        static async Task AnsweredAsync(TcpClient client)
+        {
+            using (client)
+            {
+                var reply = new byte[64];
+                var read = await client.GetStream().ReadAsync(reply);
+                var text = System.Text.Encoding.ASCII.GetString(reply, 0, read);
+                if (!text.StartsWith("+OK", StringComparison.Ordinal))
+                {
+                    throw new InvalidOperationException($"DEBUG SLEEP answered '{text.Trim()}'");
+                }
+            }
+        }
     }
 
     /// <summary>Kills the server the hard way, as a crash or a network cut would look to its clients.</summary>
