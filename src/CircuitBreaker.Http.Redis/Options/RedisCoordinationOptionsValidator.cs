@@ -21,6 +21,18 @@ internal sealed class RedisCoordinationOptionsValidator : IValidateOptions<Redis
                 $"{Path}.{nameof(RedisCoordinationOptions.Quorum)}");
         }
 
+        if (!string.IsNullOrWhiteSpace(options.ConnectionString))
+        {
+            try
+            {
+                _ = StackExchange.Redis.ConfigurationOptions.Parse(options.ConnectionString);
+            }
+            catch (ArgumentException ex)
+            {
+                builder.AddError($"is not a StackExchange.Redis configuration string ({ex.Message})", $"{Path}.{nameof(RedisCoordinationOptions.ConnectionString)}");
+            }
+        }
+
         if (options.InstanceExpiry <= options.HeartbeatInterval)
         {
             builder.AddError(

@@ -70,6 +70,16 @@ public sealed class RedisCoordinationOptionsTests
     }
 
     [Fact]
+    public void ConnectionString_NotAConfigurationString_FailsNamingTheKey()
+    {
+        using var services = Build(("CircuitBreaker:Fleet:ConnectionString", "redis:6379,retries=lots"));
+
+        var error = Assert.Throws<OptionsValidationException>(() => services.GetRequiredService<IOptions<RedisCoordinationOptions>>().Value);
+
+        Assert.Contains("CircuitBreaker.Fleet.ConnectionString", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void InstanceExpiry_NotLongerThanTheHeartbeat_Fails()
     {
         using var services = Build(
