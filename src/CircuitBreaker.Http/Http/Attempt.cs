@@ -13,12 +13,19 @@ internal readonly struct Attempt : IDisposable
     private readonly AttemptTimeouts _timeouts;
     private readonly TimeProvider _timeProvider;
     private readonly long _started;
+    private readonly bool _measured;
 
-    public Attempt(TimeSpan? timeout, AttemptTimeouts timeouts, TimeProvider timeProvider, CancellationToken callerToken)
+    /// <param name="timeout">The <see cref="CircuitBreakerOptions.AttemptTimeout"/>, or <see langword="null"/> when off.</param>
+    /// <param name="measured">Whether <see cref="Elapsed"/> will be asked for: the clock is read only then.</param>
+    /// <param name="timeouts">The pool of timeout sources.</param>
+    /// <param name="timeProvider">The clock.</param>
+    /// <param name="callerToken">The caller's token.</param>
+    public Attempt(TimeSpan? timeout, bool measured, AttemptTimeouts timeouts, TimeProvider timeProvider, CancellationToken callerToken)
     {
         _timeouts = timeouts;
         _timeProvider = timeProvider;
-        _started = timeProvider.GetTimestamp();
+        _measured = measured;
+        _started = measured ? timeProvider.GetTimestamp() : 0;
         Timeout = timeout;
         if (timeout is { } t)
         {
@@ -38,7 +45,8 @@ internal readonly struct Attempt : IDisposable
 
     public bool TimedOut => _timeoutSource?.IsCancellationRequested == true;
 
-    public TimeSpan Elapsed => _timeProvider.GetElapsedTime(_started);
+    /// <summary>The call's duration so far; zero when the attempt was started unmeasured (a reload may have turned slow calls on since).</summary>
+    public TimeSpan Elapsed => _measured ? _timeProvider.GetElapsedTime(_started) : TimeSpan.Zero;
 
     public void Dispose()
     {

@@ -222,8 +222,8 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
 
     private Attempt StartAttempt(CircuitEntry circuit, CancellationToken cancellationToken)
     {
-        var registry = _circuits.Registry;
-        return new Attempt(circuit.Classifier.AttemptTimeout, registry.AttemptTimeouts, _timeProvider, cancellationToken);
+        var classifier = circuit.Classifier;
+        return new Attempt(classifier.AttemptTimeout, classifier.SlowCallDuration is not null, _circuits.Registry.AttemptTimeouts, _timeProvider, cancellationToken);
     }
 
     private HttpResponseMessage SendThrough(HttpRequestMessage request, CircuitEntry circuit, CircuitPermit permit, CancellationToken cancellationToken)
