@@ -459,7 +459,7 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
         // The breaker observes and never rewrites: a counted 5xx still goes back to the caller unchanged.
         var classifier = circuit.Classifier;
         var failure = classifier.IsFailure(response.StatusCode) ? HttpFailureClassifier.ErrorType(response.StatusCode)
-            : classifier.SlowCallDuration is not null && classifier.IsSlow(attempt.Elapsed) ? HttpFailureClassifier.SlowErrorType
+            : classifier.SlowCallDuration is not null && classifier.IsSlow(attempt.Elapsed(_timeProvider)) ? HttpFailureClassifier.SlowErrorType
             : null;
         if (failure is not null)
         {
