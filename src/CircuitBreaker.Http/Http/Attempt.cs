@@ -10,9 +10,10 @@ namespace CircuitBreaker.Http;
 internal readonly struct Attempt : IDisposable
 #pragma warning restore CA1001
 {
+    private const long Unmeasured = long.MinValue;
+
     private readonly AttemptTimeouts.Slot? _timeout;
     private readonly long _started;
-    private readonly bool _measured;
 
     /// <param name="timeout">The <see cref="CircuitBreakerOptions.AttemptTimeout"/>, or <see langword="null"/> when off.</param>
     /// <param name="measured">Whether <see cref="Elapsed"/> will be asked for: the clock is read only then.</param>
@@ -21,27 +22,19 @@ internal readonly struct Attempt : IDisposable
     /// <param name="callerToken">The caller's token.</param>
     public Attempt(TimeSpan? timeout, bool measured, AttemptTimeouts timeouts, TimeProvider timeProvider, CancellationToken callerToken)
     {
-        _measured = measured;
-        _started = measured ? timeProvider.GetTimestamp() : 0;
-        if (timeout is { } t)
-        {
-            _timeout = timeouts.Start(t, callerToken);
-            Token = _timeout.Token;
-        }
-        else
-        {
-            Token = callerToken;
-        }
+        _started = measured ? timeProvider.GetTimestamp() : Unmeasured;
+        _timeout = timeout is { } t ? timeouts.Start(t, callerToken) : null;
     }
 
-    public CancellationToken Token { get; }
+    /// <summary>The token to send the call with: the timeout's, or the caller's own when there is no timeout.</summary>
+    public CancellationToken Token(CancellationToken callerToken) => _timeout?.Token ?? callerToken;
 
     public TimeSpan? Timeout => _timeout?.Timeout;
 
     public bool TimedOut => _timeout?.TimedOut == true;
 
     /// <summary>The call's duration so far; zero when the attempt was started unmeasured (a reload may have turned slow calls on since).</summary>
-    public TimeSpan Elapsed(TimeProvider timeProvider) => _measured ? timeProvider.GetElapsedTime(_started) : TimeSpan.Zero;
+    public TimeSpan Elapsed(TimeProvider timeProvider) => _started != Unmeasured ? timeProvider.GetElapsedTime(_started) : TimeSpan.Zero;
 
     public void Dispose() => _timeout?.End();
 }

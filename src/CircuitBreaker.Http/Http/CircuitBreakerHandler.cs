@@ -170,7 +170,7 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
         Task<HttpResponseMessage> sending;
         try
         {
-            sending = base.SendAsync(request, attempt.Token);
+            sending = base.SendAsync(request, attempt.Token(cancellationToken));
         }
         catch (Exception ex)
         {
@@ -201,8 +201,9 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
         Activity? probe,
         CancellationToken cancellationToken)
     {
-        using (probe)
-        using (attempt)
+        // try/finally rather than using: using would copy the attempt and the probe into fields of their own, and
+        // this state machine is allocated for every call that completes asynchronously.
+        try
         {
             HttpResponseMessage response;
             try
@@ -217,6 +218,11 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
 
             OnResponse(request, response, circuit, permit, attempt, probe);
             return response;
+        }
+        finally
+        {
+            attempt.Dispose();
+            probe?.Dispose();
         }
     }
 
@@ -233,7 +239,7 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
         HttpResponseMessage response;
         try
         {
-            response = base.Send(request, attempt.Token);
+            response = base.Send(request, attempt.Token(cancellationToken));
         }
         catch (Exception ex) when (OnError(ex, circuit, permit, attempt, probe, cancellationToken) is { } translated)
         {
