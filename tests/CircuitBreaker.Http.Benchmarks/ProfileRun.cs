@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Http.Resilience;
+using Polly;
 using Polly.CircuitBreaker;
 
 namespace CircuitBreaker.Http.Benchmarks;
@@ -23,6 +24,7 @@ internal static class ProfileRun
         "bare", "cb", "cb-no-timeout", "polly",
         "bare-async", "cb-async", "polly-async",
         "cb-open-throw", "cb-open-degraded", "cb-open-cache", "polly-open-throw",
+        "polly-timeout", "polly-timeout-async", "bare-loopback", "cb-loopback",
     ];
 
     public static async Task<int> RunAsync(string[] args)
@@ -30,7 +32,8 @@ internal static class ProfileRun
         var count = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 20_000;
         foreach (var scenario in args.Length > 0 && args[0] != "all" ? args[..1] : Scenarios)
         {
-            await using var services = await BuildAsync(scenario);
+            await using var server = scenario.EndsWith("-loopback", StringComparison.Ordinal) ? await LoopbackServer.StartAsync() : null;
+            await using var services = await BuildAsync(scenario, server?.Address);
             var send = Sender(services, scenario);
             for (var i = 0; i < 2_000; i++)
             {
@@ -53,12 +56,17 @@ internal static class ProfileRun
         return 0;
     }
 
-    private static async Task<ServiceProvider> BuildAsync(string scenario)
+    private static async Task<ServiceProvider> BuildAsync(string scenario, Uri? server)
     {
         var stub = new StubHandler { Asynchronous = scenario.EndsWith("-async", StringComparison.Ordinal) };
         var services = new ServiceCollection();
-        var client = services.AddStubClient("client", stub);
-        switch (scenario.Replace("-async", string.Empty, StringComparison.Ordinal))
+
+        // Over loopback, the factory's own SocketsHttpHandler talks to a real Kestrel: the real network handler's
+        // allocations, cancellation registrations included, instead of the stub's.
+        var client = server is null
+            ? services.AddStubClient("client", stub)
+            : services.AddHttpClient("client", c => c.BaseAddress = server).SetHandlerLifetime(Timeout.InfiniteTimeSpan);
+        switch (scenario.Replace("-async", string.Empty, StringComparison.Ordinal).Replace("-loopback", string.Empty, StringComparison.Ordinal))
         {
             case "cb":
                 client.AddCircuitBreaker();
@@ -68,6 +76,11 @@ internal static class ProfileRun
                 break;
             case "polly":
                 client.AddPollyCircuitBreaker(new HttpCircuitBreakerStrategyOptions());
+                break;
+            case "polly-timeout":
+                // Polly's closed circuit behind its own timeout strategy: what a timeout costs it.
+                client.AddResilienceHandler("cb", b => b.AddTimeout(TimeSpan.FromSeconds(10)).AddCircuitBreaker(new HttpCircuitBreakerStrategyOptions()))
+                    .SelectPipelineByAuthority();
                 break;
             case "polly-open-throw":
                 client.AddPollyCircuitBreaker(Clients.PollyOpensFast());
@@ -114,6 +127,14 @@ internal static class ProfileRun
     private static Func<Task> Sender(IServiceProvider services, string scenario)
     {
         var http = services.GetRequiredService<IHttpClientFactory>().CreateClient("client");
+        if (http.BaseAddress is { } server)
+        {
+            return async () =>
+            {
+                using var response = await http.GetAsync(server);
+            };
+        }
+
         return scenario.Contains("throw", StringComparison.Ordinal)
             ? async () =>
             {
