@@ -17,6 +17,12 @@ namespace CircuitBreaker.Http;
 /// </remarks>
 internal sealed class AttemptTimeouts
 {
+    // One slot per thread in front of the shared pool: most calls end on the thread that started them (all that
+    // complete synchronously), and this takes no interlocked operation. It may hold another registry's slot (tests
+    // build many), which is then left alone.
+    [ThreadStatic]
+    private static Slot? t_cached;
+
     private readonly ObjectPool<Slot> _pool;
     private readonly TimeProvider _timeProvider;
     private readonly bool _systemClock;
@@ -33,9 +39,30 @@ internal sealed class AttemptTimeouts
     /// <summary>A slot whose token fires at <paramref name="timeout"/> from now or when <paramref name="callerToken"/> fires.</summary>
     public Slot Start(TimeSpan timeout, CancellationToken callerToken)
     {
-        var slot = _pool.Get();
+        var slot = t_cached;
+        if (slot is not null && ReferenceEquals(slot.Owner, this))
+        {
+            t_cached = null;
+        }
+        else
+        {
+            slot = _pool.Get();
+        }
+
         slot.Start(timeout, callerToken);
         return slot;
+    }
+
+    private void Return(Slot slot)
+    {
+        if (t_cached is null)
+        {
+            t_cached = slot;
+        }
+        else
+        {
+            _pool.Return(slot);
+        }
     }
 
     private long Now() => _systemClock ? Environment.TickCount64 : _timeProvider.GetTimestamp();
@@ -78,6 +105,8 @@ internal sealed class AttemptTimeouts
             }
         }
 
+        public AttemptTimeouts Owner => _owner;
+
         public CancellationToken Token => _source.Token;
 
         public TimeSpan Timeout { get; private set; }
@@ -117,7 +146,7 @@ internal sealed class AttemptTimeouts
                 _source = new CancellationTokenSource();
             }
 
-            _owner._pool.Return(this);
+            _owner.Return(this);
         }
 
         private void Arm(long deadline, long now)

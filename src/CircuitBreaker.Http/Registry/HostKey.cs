@@ -23,12 +23,13 @@ internal readonly struct HostKey : IEquatable<HostKey>
 
     public string Authority => $"{Scheme}://{(Host.Contains(':', StringComparison.Ordinal) ? $"[{Host}]" : Host)}:{Port}";
 
+    // == and the parameterless GetHashCode are ordinal too, without the dispatch on a StringComparison.
     public bool Equals(HostKey other) =>
         Port == other.Port
-        && string.Equals(Host, other.Host, StringComparison.Ordinal)
-        && string.Equals(Scheme, other.Scheme, StringComparison.Ordinal);
+        && Host == other.Host
+        && Scheme == other.Scheme;
 
     public override bool Equals(object? obj) => obj is HostKey other && Equals(other);
 
-    public override int GetHashCode() => Host.GetHashCode(StringComparison.Ordinal) ^ Port;
+    public override int GetHashCode() => Host.GetHashCode() ^ Port;
 }
