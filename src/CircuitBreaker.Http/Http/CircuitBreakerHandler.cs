@@ -399,7 +399,7 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
 
         try
         {
-            return cache.Find(request, policy.CacheMaxAge, now);
+            return cache.Find(request, policy.CacheMaxAge, now, knownWithoutCredentials: policy.CacheExcludesCredentials);
         }
 #pragma warning disable CA1031 // A fault in the cache must not turn a possible fallback into a failure.
         catch (Exception ex)
