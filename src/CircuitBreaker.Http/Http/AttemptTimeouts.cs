@@ -19,7 +19,7 @@ internal sealed class AttemptTimeouts
 {
     // One slot per thread in front of the shared pool: most calls end on the thread that started them (all that
     // complete synchronously), and this takes no interlocked operation. It may hold another registry's slot (tests
-    // build many), which is then left alone.
+    // build many), which is then dropped rather than kept, so that it does not keep a disposed registry's pool alive.
     [ThreadStatic]
     private static Slot? t_cached;
 
@@ -40,11 +40,8 @@ internal sealed class AttemptTimeouts
     public Slot Start(TimeSpan timeout, CancellationToken callerToken)
     {
         var slot = t_cached;
-        if (slot is not null && ReferenceEquals(slot.Owner, this))
-        {
-            t_cached = null;
-        }
-        else
+        t_cached = null;
+        if (slot is null || !ReferenceEquals(slot.Owner, this))
         {
             slot = _pool.Get();
         }
