@@ -4,9 +4,15 @@ using CircuitBreaker.Http.Benchmarks;
 // dotnet run -c Release --project tests/CircuitBreaker.Http.Benchmarks -- --filter '*' --job short   (BenchmarkDotNet)
 // dotnet run -c Release --project tests/CircuitBreaker.Http.Benchmarks -- --filter '*' --job dry     (starts each once)
 // dotnet run -c Release --project tests/CircuitBreaker.Http.Benchmarks -- throughput [--seconds 10] [--concurrency 32]
+// dotnet run -c Release --project tests/CircuitBreaker.Http.Benchmarks -- profile [scenario|all] [count]  (bytes per request; callgrind workload)
 if (args.Length > 0 && args[0] == "throughput")
 {
     return await ThroughputCheck.RunAsync(args[1..]);
+}
+
+if (args.Length > 0 && args[0] == "profile")
+{
+    return await ProfileRun.RunAsync(args[1..]);
 }
 
 var summaries = BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args).ToList();

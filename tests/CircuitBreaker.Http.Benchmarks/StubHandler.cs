@@ -16,10 +16,23 @@ public sealed class StubHandler : HttpMessageHandler
     /// <summary>Gets or sets a body for the next responses; <see langword="null"/> (the default) sends none.</summary>
     public byte[]? Body { get; set; }
 
+    /// <summary>
+    /// Gets or sets whether <see cref="SendAsync"/> completes asynchronously (after a yield), as a real network
+    /// handler does. A synchronous answer lets every handler above it skip its own asynchronous completion, which
+    /// hides what that costs.
+    /// </summary>
+    public bool Asynchronous { get; init; }
+
     protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken) =>
-        Task.FromResult(Respond(request));
+        Asynchronous ? RespondLaterAsync(request) : Task.FromResult(Respond(request));
 
     protected override HttpResponseMessage Send(HttpRequestMessage request, CancellationToken cancellationToken) => Respond(request);
+
+    private async Task<HttpResponseMessage> RespondLaterAsync(HttpRequestMessage request)
+    {
+        await Task.Yield();
+        return Respond(request);
+    }
 
     private HttpResponseMessage Respond(HttpRequestMessage request)
     {

@@ -47,6 +47,26 @@ internal static class TargetReport
                 $"{extra:+0;-0;0} B | 0 B | {(extra <= 0 ? "**met**" : "**missed**")} |");
         }
 
+        if (Find("ClosedPathBenchmarks", "Bare") is { } bare2 && Find("ClosedPathBenchmarks", "PollyClosedWithTimeout") is { } pollyTimeout)
+        {
+            rows.Add($"| (reference) Polly with its timeout strategy: bytes beyond the bare client | {pollyTimeout.Bytes} B − {bare2.Bytes} B | {pollyTimeout.Bytes - bare2.Bytes:+0;-0;0} B | | (reference) |");
+        }
+
+        if (Find("AsyncClosedPathBenchmarks", "BareAsync") is { } bareAsync
+            && Find("AsyncClosedPathBenchmarks", "CircuitBreakerClosedAsync") is { } closedAsync
+            && Find("AsyncClosedPathBenchmarks", "PollyClosedAsync") is { } pollyAsync)
+        {
+            Row(
+                "(reference) Closed, asynchronous stub: overhead over bare vs Polly's",
+                $"({Ns(closedAsync.Mean)} − {Ns(bareAsync.Mean)}) / ({Ns(pollyAsync.Mean)} − {Ns(bareAsync.Mean)})",
+                (closedAsync.Mean - bareAsync.Mean) / (pollyAsync.Mean - bareAsync.Mean),
+                0.10,
+                reference: true);
+            rows.Add(
+                $"| (reference) Closed, asynchronous stub: bytes beyond the bare client | {closedAsync.Bytes} B − {bareAsync.Bytes} B (Polly: +{pollyAsync.Bytes - bareAsync.Bytes} B) | " +
+                $"{closedAsync.Bytes - bareAsync.Bytes:+0;-0;0} B | | (reference) |");
+        }
+
         if (Find("OpenPathBenchmarks", "PollyOpenThrow") is { } pollyOpen)
         {
             if (Find("OpenPathBenchmarks", "CircuitBreakerOpenDegraded") is { } degraded)

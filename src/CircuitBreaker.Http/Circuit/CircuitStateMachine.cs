@@ -27,7 +27,6 @@ internal sealed class CircuitStateMachine : IDisposable
     private string? _lastFailure;
     private TimeSpan _lastBreak;
     private ITimer? _breakTimer;
-    private long _lastUsed;
     private bool _disposed;
 
     // Set while a fleet-wide open is in force here: at half-open this instance sends no probe of its own unless
@@ -41,7 +40,6 @@ internal sealed class CircuitStateMachine : IDisposable
         _timeProvider = timeProvider;
         _onTransition = onTransition;
         _closedAt = timeProvider.GetUtcNow();
-        _lastUsed = timeProvider.GetTimestamp();
         if (settings.SamplesRatio)
         {
             _window = new RollingWindow(settings.SamplingDuration, timeProvider.TimestampFrequency);
@@ -74,9 +72,6 @@ internal sealed class CircuitStateMachine : IDisposable
         }
     }
 
-    /// <summary>The <see cref="TimeProvider.GetTimestamp"/> of the last call let in or turned away.</summary>
-    public long LastUsed => Volatile.Read(ref _lastUsed);
-
     public BreakerSettings Settings => Volatile.Read(ref _settings);
 
     /// <summary>When the circuit last closed after a successful probe, for the slow start; <see langword="null"/> otherwise.</summary>
@@ -93,7 +88,6 @@ internal sealed class CircuitStateMachine : IDisposable
 
     public CircuitPermit TryAcquire()
     {
-        Touch();
         if (_state == CircuitState.Closed)
         {
             // The epoch is read after the state: if a transition slipped in between, the permit carries the
@@ -369,17 +363,6 @@ internal sealed class CircuitStateMachine : IDisposable
             _disposed = true;
             _breakTimer?.Dispose();
             _breakTimer = null;
-        }
-    }
-
-    private void Touch()
-    {
-        // Written only when it moved by a second or more, so that concurrent callers of a busy circuit do
-        // not fight over the cache line on every request; eviction needs no finer clock than that.
-        var now = _timeProvider.GetTimestamp();
-        if (now - Volatile.Read(ref _lastUsed) > _timeProvider.TimestampFrequency)
-        {
-            Volatile.Write(ref _lastUsed, now);
         }
     }
 

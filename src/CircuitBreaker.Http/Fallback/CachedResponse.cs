@@ -49,8 +49,19 @@ internal sealed class CachedResponse
     /// <summary>Bytes the entry holds, as counted against the cache's size limit.</summary>
     public long Size => Body.Length + 64L * (_headers.Length + _contentHeaders.Length);
 
-    public bool VaryMatches(HttpRequestMessage request) =>
-        Array.TrueForAll(Vary, v => v.Value == ResponseCacheKey.HeaderValue(request, v.Name));
+    public bool VaryMatches(HttpRequestMessage request)
+    {
+        // A loop rather than Array.TrueForAll, whose lambda would allocate a closure on every replay.
+        foreach (var (name, value) in Vary)
+        {
+            if (value != ResponseCacheKey.HeaderValue(request, name))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
 
     public HttpResponseMessage ToResponse(HttpRequestMessage request, TimeSpan age)
     {

@@ -11,6 +11,9 @@ internal sealed class FallbackPolicy
     /// <summary>The header that tells a fallback from a real answer: <c>custom</c>, <c>cache</c>, <c>alternate</c> or <c>degraded</c>.</summary>
     public const string FallbackHeaderName = "X-Circuit-Fallback";
 
+    /// <summary>The <c>fallback</c> tag and header values.</summary>
+    public const string CustomKind = "custom", CacheKind = "cache", AlternateKind = "alternate", DegradedKind = "degraded", NoneKind = "none";
+
     private FallbackPolicy(CircuitBreakerFallbackOptions options)
     {
         OnOpen = options.OnOpen;
@@ -47,9 +50,16 @@ internal sealed class FallbackPolicy
             Port = AlternateBaseAddress.Port,
         }.Uri;
 
+    /// <summary>Marks a response the fallback did not build (a custom or alternate answer), replacing any mark it carries.</summary>
     public static HttpResponseMessage Mark(HttpResponseMessage response, string kind, TimeSpan? retryAfter)
     {
         response.Headers.Remove(FallbackHeaderName);
+        return MarkFresh(response, kind, retryAfter);
+    }
+
+    /// <summary>Marks a response the fallback built itself (cached or degraded), which carries no mark yet.</summary>
+    public static HttpResponseMessage MarkFresh(HttpResponseMessage response, string kind, TimeSpan? retryAfter)
+    {
         response.Headers.TryAddWithoutValidation(FallbackHeaderName, kind);
         if (retryAfter is { } delay)
         {

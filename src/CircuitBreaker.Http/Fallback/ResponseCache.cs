@@ -47,8 +47,8 @@ internal sealed class ResponseCache : IDisposable
         cacheEntry.Size = charge;
     }
 
-    public CachedResponse? Find(HttpRequestMessage request, TimeSpan maxAge, DateTimeOffset now) =>
-        _cache.TryGetValue(ResponseCacheKey.For(request), out CachedResponse? entry)
+    public CachedResponse? Find(HttpRequestMessage request, TimeSpan maxAge, DateTimeOffset now, bool knownWithoutCredentials = false) =>
+        _cache.TryGetValue(ResponseCacheKey.For(request, knownWithoutCredentials), out CachedResponse? entry)
         && entry is not null
         && now - entry.StoredAt <= maxAge
         && entry.VaryMatches(request)

@@ -23,10 +23,17 @@ internal static class ResponseCacheKey
         && !response.Headers.Contains("Set-Cookie")
         && !response.Headers.Vary.Contains("*");
 
-    public static string For(HttpRequestMessage request)
+    /// <param name="request">The request.</param>
+    /// <param name="knownWithoutCredentials">
+    /// Whether the caller already knows the request carries none (it passed <see cref="IsCacheableRequest"/> with
+    /// credentials excluded), which saves looking for the headers a second time on every fallback.
+    /// </param>
+    /// <returns>The key.</returns>
+    public static string For(HttpRequestMessage request, bool knownWithoutCredentials = false)
     {
-        var key = $"{request.Method.Method} {request.RequestUri!.AbsoluteUri}";
-        if (!HasCredentials(request))
+        // Concat rather than interpolation: three known strings need no pooled builder.
+        var key = string.Concat(request.Method.Method, " ", request.RequestUri!.AbsoluteUri);
+        if (knownWithoutCredentials || !HasCredentials(request))
         {
             return key;
         }

@@ -2,51 +2,39 @@ namespace CircuitBreaker.Http;
 
 /// <summary>
 /// One call's <see cref="CircuitBreakerOptions.AttemptTimeout"/>: a token that fires on the timeout or on the
-/// caller's cancellation, measured with the injected <see cref="TimeProvider"/>, and the call's duration.
+/// caller's cancellation, measured with the injected <see cref="TimeProvider"/>, and the call's duration when
+/// <see cref="CircuitBreakerOptions.SlowCallDuration"/> needs it. Kept small, as it lives in the state machine of
+/// every call that completes asynchronously.
 /// </summary>
 #pragma warning disable CA1001 // It is disposable; the analyzer misreads disposable readonly structs.
 internal readonly struct Attempt : IDisposable
 #pragma warning restore CA1001
 {
-    private readonly CancellationTokenSource? _timeoutSource;
-    private readonly CancellationTokenRegistration _callerRegistration;
-    private readonly AttemptTimeouts _timeouts;
-    private readonly TimeProvider _timeProvider;
+    private const long Unmeasured = long.MinValue;
+
+    private readonly AttemptTimeouts.Slot? _timeout;
     private readonly long _started;
 
-    public Attempt(TimeSpan? timeout, AttemptTimeouts timeouts, TimeProvider timeProvider, CancellationToken callerToken)
+    /// <param name="timeout">The <see cref="CircuitBreakerOptions.AttemptTimeout"/>, or <see langword="null"/> when off.</param>
+    /// <param name="measured">Whether <see cref="Elapsed"/> will be asked for: the clock is read only then.</param>
+    /// <param name="timeouts">The pool of timeouts.</param>
+    /// <param name="timeProvider">The clock of the duration.</param>
+    /// <param name="callerToken">The caller's token.</param>
+    public Attempt(TimeSpan? timeout, bool measured, AttemptTimeouts timeouts, TimeProvider timeProvider, CancellationToken callerToken)
     {
-        _timeouts = timeouts;
-        _timeProvider = timeProvider;
-        _started = timeProvider.GetTimestamp();
-        Timeout = timeout;
-        if (timeout is { } t)
-        {
-            _timeoutSource = timeouts.Rent(t);
-            _callerRegistration = callerToken.UnsafeRegister(static s => ((CancellationTokenSource)s!).Cancel(), _timeoutSource);
-            Token = _timeoutSource.Token;
-        }
-        else
-        {
-            Token = callerToken;
-        }
+        _started = measured ? timeProvider.GetTimestamp() : Unmeasured;
+        _timeout = timeout is { } t ? timeouts.Start(t, callerToken) : null;
     }
 
-    public CancellationToken Token { get; }
+    /// <summary>The token to send the call with: the timeout's, or the caller's own when there is no timeout.</summary>
+    public CancellationToken Token(CancellationToken callerToken) => _timeout?.Token ?? callerToken;
 
-    public TimeSpan? Timeout { get; }
+    public TimeSpan? Timeout => _timeout?.Timeout;
 
-    public bool TimedOut => _timeoutSource?.IsCancellationRequested == true;
+    public bool TimedOut => _timeout?.TimedOut == true;
 
-    public TimeSpan Elapsed => _timeProvider.GetElapsedTime(_started);
+    /// <summary>The call's duration so far; zero when the attempt was started unmeasured (a reload may have turned slow calls on since).</summary>
+    public TimeSpan Elapsed(TimeProvider timeProvider) => _started != Unmeasured ? timeProvider.GetElapsedTime(_started) : TimeSpan.Zero;
 
-    public void Dispose()
-    {
-        // The registration goes first: disposing it waits for a running callback, which then cannot touch a reused source.
-        _callerRegistration.Dispose();
-        if (_timeoutSource is not null)
-        {
-            _timeouts.Return(_timeoutSource);
-        }
-    }
+    public void Dispose() => _timeout?.End();
 }

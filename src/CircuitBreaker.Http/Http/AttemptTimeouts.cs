@@ -3,40 +3,205 @@ using Microsoft.Extensions.ObjectPool;
 namespace CircuitBreaker.Http;
 
 /// <summary>
-/// Reuses the <see cref="CancellationTokenSource"/> behind each call's <see cref="CircuitBreakerOptions.AttemptTimeout"/>,
-/// so that a call through a closed circuit allocates no timer of its own. A source goes back to the pool only
-/// when <see cref="CancellationTokenSource.TryReset"/> succeeds: never once it has fired.
+/// The pool behind every call's <see cref="CircuitBreakerOptions.AttemptTimeout"/>, so that a call through a closed
+/// circuit allocates no timer and no token source of its own.
 /// </summary>
+/// <remarks>
+/// Arming a timer for each call and disarming it afterwards takes the runtime's timer-queue lock twice per call.
+/// Instead each pooled <see cref="Slot"/> keeps one timer that is re-armed lazily: a call only writes its deadline,
+/// and the timer, when it fires, cancels the call if its deadline has passed and otherwise sleeps until the deadline
+/// of whichever call holds the slot then. A slot's timer therefore fires about once per timeout while the slot is in
+/// use, and never earlier than the deadline of the call it cancels. Deadlines are read from the injected
+/// <see cref="TimeProvider"/>; the system clock is read as <see cref="Environment.TickCount64"/>, which is the
+/// clock the runtime's timers use and costs far less than a precise timestamp.
+/// </remarks>
 internal sealed class AttemptTimeouts
 {
-    private readonly ObjectPool<CancellationTokenSource> _pool;
+    // One slot per thread in front of the shared pool: most calls end on the thread that started them (all that
+    // complete synchronously), and this takes no interlocked operation. It may hold another registry's slot (tests
+    // build many), which is then dropped rather than kept, so that it does not keep a disposed registry's pool alive.
+    [ThreadStatic]
+    private static Slot? t_cached;
 
-    public AttemptTimeouts(TimeProvider timeProvider) =>
-        _pool = new DefaultObjectPool<CancellationTokenSource>(new Policy(timeProvider), maximumRetained: 256);
+    private readonly ObjectPool<Slot> _pool;
+    private readonly TimeProvider _timeProvider;
+    private readonly bool _systemClock;
+    private readonly long _unitsPerSecond;
 
-    public CancellationTokenSource Rent(TimeSpan timeout)
+    public AttemptTimeouts(TimeProvider timeProvider)
     {
-        var source = _pool.Get();
-        source.CancelAfter(timeout);
-        return source;
+        _timeProvider = timeProvider;
+        _systemClock = ReferenceEquals(timeProvider, TimeProvider.System);
+        _unitsPerSecond = _systemClock ? 1000 : timeProvider.TimestampFrequency;
+        _pool = new DefaultObjectPool<Slot>(new Policy(this), maximumRetained: 256);
     }
 
-    public void Return(CancellationTokenSource source) => _pool.Return(source);
-
-    private sealed class Policy(TimeProvider timeProvider) : IPooledObjectPolicy<CancellationTokenSource>
+    /// <summary>A slot whose token fires at <paramref name="timeout"/> from now or when <paramref name="callerToken"/> fires.</summary>
+    public Slot Start(TimeSpan timeout, CancellationToken callerToken)
     {
-        // Created without a delay but with the provider, so CancelAfter runs on the injected clock.
-        public CancellationTokenSource Create() => new(Timeout.InfiniteTimeSpan, timeProvider);
-
-        public bool Return(CancellationTokenSource obj)
+        var slot = t_cached;
+        t_cached = null;
+        if (slot is null || !ReferenceEquals(slot.Owner, this))
         {
-            if (obj.TryReset())
+            slot = _pool.Get();
+        }
+
+        slot.Start(timeout, callerToken);
+        return slot;
+    }
+
+    private void Return(Slot slot)
+    {
+        if (t_cached is null)
+        {
+            t_cached = slot;
+        }
+        else
+        {
+            _pool.Return(slot);
+        }
+    }
+
+    private long Now() => _systemClock ? Environment.TickCount64 : _timeProvider.GetTimestamp();
+
+    // Rounded up, so that a deadline is never earlier than the timeout asks.
+    private long ToUnits(TimeSpan duration) => (long)Math.Ceiling(duration.Ticks * (double)_unitsPerSecond / TimeSpan.TicksPerSecond);
+
+    private TimeSpan ToTimeSpan(long units) => TimeSpan.FromTicks((long)Math.Ceiling(units * (double)TimeSpan.TicksPerSecond / _unitsPerSecond));
+
+    /// <summary>One pooled timeout: a token source, its timer, and the deadline of the call that holds it.</summary>
+#pragma warning disable CA1001 // Pooled for the registry's lifetime. A slot the pool drops is left to the collector: its
+    // timer fires at most once more and finds it idle, and its source never hands out a wait handle, the one thing to dispose.
+    internal sealed class Slot
+#pragma warning restore CA1001
+    {
+        // _state: the rental number shifted left by 2, and one of these in the low bits.
+        private const long Idle = 0;
+        private const long Running = 1;
+        private const long Fired = 2;
+        private const long StateMask = 3;
+
+        private readonly AttemptTimeouts _owner;
+        private readonly Lock _timerLock = new();
+        private readonly ITimer _timer;
+        private CancellationTokenSource _source = new();
+        private CancellationTokenRegistration _callerRegistration;
+        private long _state;
+        private long _deadline;
+        private long _armedFor = long.MaxValue; // the deadline the timer is armed for; MaxValue while it is not
+
+        public Slot(AttemptTimeouts owner)
+        {
+            _owner = owner;
+
+            // Without the flow suppressed, the timer would keep the first caller's execution context (its activity,
+            // its logging scopes) alive, and run every callback in it.
+            using (ExecutionContext.IsFlowSuppressed() ? default(AsyncFlowControl?) : ExecutionContext.SuppressFlow())
             {
-                return true;
+                _timer = owner._timeProvider.CreateTimer(static s => ((Slot)s!).OnTimer(), this, System.Threading.Timeout.InfiniteTimeSpan, System.Threading.Timeout.InfiniteTimeSpan);
+            }
+        }
+
+        public AttemptTimeouts Owner => _owner;
+
+        public CancellationToken Token => _source.Token;
+
+        public TimeSpan Timeout { get; private set; }
+
+        /// <summary>Whether the timeout, and not the caller, cancelled the call.</summary>
+        public bool TimedOut => (Volatile.Read(ref _state) & StateMask) == Fired;
+
+        public void Start(TimeSpan timeout, CancellationToken callerToken)
+        {
+            Timeout = timeout;
+            var now = _owner.Now();
+            var deadline = now + _owner.ToUnits(timeout);
+            _deadline = deadline;
+
+            // A full fence, then the read of _armedFor: either this call sees that the timer went idle and arms it,
+            // or the timer's callback (which clears _armedFor, then reads _state) sees this call running.
+            Interlocked.Exchange(ref _state, (((_state >> 2) + 1) << 2) | Running);
+            if (Volatile.Read(ref _armedFor) > deadline)
+            {
+                Arm(deadline, now);
             }
 
-            obj.Dispose();
-            return false;
+            _callerRegistration = callerToken.UnsafeRegister(static s => ((CancellationTokenSource)s!).Cancel(), _source);
         }
+
+        /// <summary>Ends the call and puts the slot back in the pool.</summary>
+        public void End()
+        {
+            // The registration goes first: disposing it waits for a running callback, which then cannot touch a reused source.
+            _callerRegistration.Dispose();
+            _callerRegistration = default;
+            var ended = Interlocked.Exchange(ref _state, Volatile.Read(ref _state) & ~StateMask);
+            if ((ended & StateMask) == Fired || !_source.TryReset())
+            {
+                // Cancelled by the timeout or by the caller: a source cannot be used again once cancelled. The old
+                // one is left to the collector rather than disposed, as the timer's thread may still be cancelling it.
+                _source = new CancellationTokenSource();
+            }
+
+            _owner.Return(this);
+        }
+
+        private void Arm(long deadline, long now)
+        {
+            lock (_timerLock)
+            {
+                if (_armedFor > deadline)
+                {
+                    _armedFor = deadline;
+                    _timer.Change(_owner.ToTimeSpan(Math.Max(0, deadline - now)), System.Threading.Timeout.InfiniteTimeSpan);
+                }
+            }
+        }
+
+        private void OnTimer()
+        {
+            CancellationTokenSource source;
+            lock (_timerLock)
+            {
+                Interlocked.Exchange(ref _armedFor, long.MaxValue);
+                while (true)
+                {
+                    var state = Volatile.Read(ref _state);
+                    if ((state & StateMask) != Running)
+                    {
+                        return; // idle: the next call arms the timer again
+                    }
+
+                    var deadline = Volatile.Read(ref _deadline);
+                    var now = _owner.Now();
+                    if (now < deadline)
+                    {
+                        // Armed for an earlier call that has ended: sleep until the deadline of the one running now.
+                        _armedFor = deadline;
+                        _timer.Change(_owner.ToTimeSpan(deadline - now), System.Threading.Timeout.InfiniteTimeSpan);
+                        return;
+                    }
+
+                    // Read before the state changes: once it says Fired, End may replace the source.
+                    source = _source;
+                    if (Interlocked.CompareExchange(ref _state, (state & ~StateMask) | Fired, state) == state)
+                    {
+                        break;
+                    }
+
+                    // The call ended (and another may have started) meanwhile: look again.
+                }
+            }
+
+            // Outside the lock: cancelling runs the callbacks the handlers below registered.
+            source.Cancel();
+        }
+    }
+
+    private sealed class Policy(AttemptTimeouts owner) : IPooledObjectPolicy<Slot>
+    {
+        public Slot Create() => new(owner);
+
+        public bool Return(Slot obj) => true;
     }
 }

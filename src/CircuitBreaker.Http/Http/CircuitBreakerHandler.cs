@@ -154,7 +154,7 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
             return false;
         }
 
-        _circuits.Registry.Metrics.RecordRejected(circuit, "none", rejection.Reason, enforced: false);
+        _circuits.Registry.Metrics.RecordRejected(circuit, FallbackPolicy.NoneKind, rejection.Reason, enforced: false);
         Log.CallObserved(_circuits.Registry.Logger, circuit.Key.Authority, circuit.Key.ClientName, rejection.State);
         return true;
     }
@@ -185,7 +185,7 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
         Task<HttpResponseMessage> sending;
         try
         {
-            sending = base.SendAsync(request, attempt.Token);
+            sending = base.SendAsync(request, attempt.Token(cancellationToken));
         }
         catch (Exception ex)
         {
@@ -216,8 +216,9 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
         Activity? probe,
         CancellationToken cancellationToken)
     {
-        using (probe)
-        using (attempt)
+        // try/finally rather than using: using would copy the attempt and the probe into fields of their own, and
+        // this state machine is allocated for every call that completes asynchronously.
+        try
         {
             HttpResponseMessage response;
             try
@@ -233,12 +234,17 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
             OnResponse(request, response, circuit, permit, attempt, probe);
             return response;
         }
+        finally
+        {
+            attempt.Dispose();
+            probe?.Dispose();
+        }
     }
 
     private Attempt StartAttempt(CircuitEntry circuit, CancellationToken cancellationToken)
     {
-        var registry = _circuits.Registry;
-        return new Attempt(circuit.Classifier.AttemptTimeout, registry.AttemptTimeouts, _timeProvider, cancellationToken);
+        var classifier = circuit.Classifier;
+        return new Attempt(classifier.AttemptTimeout, classifier.SlowCallDuration is not null, _circuits.Registry.AttemptTimeouts, _timeProvider, cancellationToken);
     }
 
     private HttpResponseMessage SendThrough(HttpRequestMessage request, CircuitEntry circuit, CircuitPermit permit, CancellationToken cancellationToken)
@@ -248,7 +254,7 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
         HttpResponseMessage response;
         try
         {
-            response = base.Send(request, attempt.Token);
+            response = base.Send(request, attempt.Token(cancellationToken));
         }
         catch (Exception ex) when (OnError(ex, circuit, permit, attempt, probe, cancellationToken) is { } translated)
         {
@@ -260,45 +266,69 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
         return response;
     }
 
-    private async Task<HttpResponseMessage> FallBackAsync(HttpRequestMessage request, CircuitEntry circuit, Rejection rejection, CancellationToken cancellationToken)
+    private Task<HttpResponseMessage> FallBackAsync(HttpRequestMessage request, CircuitEntry circuit, Rejection rejection, CancellationToken cancellationToken)
+    {
+        var policy = circuit.Fallback;
+        if (policy.OnOpen is not null || policy.AlternateBaseAddress is not null)
+        {
+            return FallBackSlowAsync(request, circuit, rejection, cancellationToken);
+        }
+
+        // Only the cache and the degraded answer, which need no waiting: answered here, with no state machine,
+        // and a call nothing answers fails its task without a throw (the caller's await throws it once).
+        using var span = CircuitBreakerTracing.StartRejection(circuit, rejection);
+        var (response, kind) = ReplayFromCache(request, policy) is { } cached
+            ? (FallbackPolicy.MarkFresh(cached, FallbackPolicy.CacheKind, rejection.RetryAfter), FallbackPolicy.CacheKind)
+            : DegradedOrNone(request, circuit, rejection);
+        return Answered(response, kind, circuit, rejection, span) is { } exception
+            ? Task.FromException<HttpResponseMessage>(exception)
+            : Task.FromResult(response!);
+    }
+
+    private async Task<HttpResponseMessage> FallBackSlowAsync(HttpRequestMessage request, CircuitEntry circuit, Rejection rejection, CancellationToken cancellationToken)
     {
         using var span = CircuitBreakerTracing.StartRejection(circuit, rejection);
-        var response = await ChainAsync(request, circuit, rejection, cancellationToken).ConfigureAwait(false);
-        return Answered(response, circuit, rejection, span);
+        var (response, kind) = await ChainAsync(request, circuit, rejection, cancellationToken).ConfigureAwait(false);
+        return Answered(response, kind, circuit, rejection, span) is { } exception ? throw exception : response!;
     }
 
     private HttpResponseMessage FallBack(HttpRequestMessage request, CircuitEntry circuit, Rejection rejection, CancellationToken cancellationToken)
     {
         using var span = CircuitBreakerTracing.StartRejection(circuit, rejection);
-        return Answered(Chain(request, circuit, rejection, cancellationToken), circuit, rejection, span);
+        var (response, kind) = Chain(request, circuit, rejection, cancellationToken);
+        return Answered(response, kind, circuit, rejection, span) is { } exception ? throw exception : response!;
     }
 
-    /// <summary>Accounts for a call that was not sent: the fallback that answered it, or none and the exception.</summary>
-    private HttpResponseMessage Answered(HttpResponseMessage? response, CircuitEntry circuit, in Rejection rejection, Activity? span)
+    /// <summary>
+    /// Accounts for a call that was not sent: the fallback that answered it, or none. Returns the exception the
+    /// caller gets when none did, for the caller to throw or to fail its task with.
+    /// </summary>
+    private HttpRequestException? Answered(HttpResponseMessage? response, string fallback, CircuitEntry circuit, in Rejection rejection, Activity? span)
     {
-        var fallback = response is null ? "none" : response.Headers.GetValues(FallbackPolicy.FallbackHeaderName).First();
         var registry = _circuits.Registry;
         registry.Metrics.RecordRejected(circuit, fallback, rejection.Reason, enforced: true);
         Log.CallRejected(registry.Logger, circuit.Key.Authority, circuit.Key.ClientName, rejection.State, rejection.Reason, fallback);
-        span?.SetTag("circuit.fallback", fallback);
-        if (response is null)
+        if (span is not null)
         {
-            span?.SetStatus(ActivityStatusCode.Error, rejection.Shed is null ? "circuit open" : "load shed");
-            throw rejection.ToException(circuit.Key);
+            span.SetTag("circuit.fallback", fallback);
+            if (response is null)
+            {
+                span.SetStatus(ActivityStatusCode.Error, rejection.Shed is null ? "circuit open" : "load shed");
+            }
         }
 
-        return response;
+        return response is null ? rejection.ToException(circuit.Key) : null;
     }
 
-    /// <summary>The fallback chain: custom, cache, alternate backend, degraded; <see langword="null"/> when none answers.</summary>
-    private async Task<HttpResponseMessage?> ChainAsync(HttpRequestMessage request, CircuitEntry circuit, Rejection rejection, CancellationToken cancellationToken)
+    /// <summary>The fallback chain: custom, cache, alternate backend, degraded; a <see langword="null"/> response when none answers.</summary>
+    private async Task<(HttpResponseMessage? Response, string Kind)> ChainAsync(HttpRequestMessage request, CircuitEntry circuit, Rejection rejection, CancellationToken cancellationToken)
     {
         var policy = circuit.Fallback;
-        var entry = FromCache(request, policy);
+        var entry = policy.CacheEnabled ? FromCache(request, policy, _timeProvider.GetUtcNow()) : null;
         if (policy.OnOpen is { } onOpen)
         {
             // The delegate gets a copy of its own: whatever it does with it, the cache step below builds a fresh one.
-            var offered = Replay(entry, request);
+            var offered = Replay(entry, request, _timeProvider.GetUtcNow());
             var custom = await AskCustomAsync(onOpen, request, circuit, rejection, offered, cancellationToken).ConfigureAwait(false);
             if (!ReferenceEquals(custom, offered))
             {
@@ -307,13 +337,13 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
 
             if (custom is not null)
             {
-                return FallbackPolicy.Mark(custom, "custom", rejection.RetryAfter);
+                return (FallbackPolicy.Mark(custom, FallbackPolicy.CustomKind, rejection.RetryAfter), FallbackPolicy.CustomKind);
             }
         }
 
-        if (Replay(entry, request) is { } cached)
+        if (entry is not null && Replay(entry, request, _timeProvider.GetUtcNow()) is { } cached)
         {
-            return FallbackPolicy.Mark(cached, "cache", rejection.RetryAfter);
+            return (FallbackPolicy.MarkFresh(cached, FallbackPolicy.CacheKind, rejection.RetryAfter), FallbackPolicy.CacheKind);
         }
 
         if (TryMoveToAlternate(request, policy, out var alternate, out var alternatePermit, out var original))
@@ -321,7 +351,7 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
             try
             {
                 var response = await SendThroughAsync(request, alternate, alternatePermit, cancellationToken).ConfigureAwait(false);
-                return FallbackPolicy.Mark(response, "alternate", rejection.RetryAfter);
+                return (FallbackPolicy.Mark(response, FallbackPolicy.AlternateKind, rejection.RetryAfter), FallbackPolicy.AlternateKind);
             }
             catch (Exception ex) when (IsDownstreamFailure(ex, cancellationToken))
             {
@@ -329,23 +359,23 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
             }
         }
 
-        return Degraded(request, circuit, rejection);
+        return DegradedOrNone(request, circuit, rejection);
     }
 
     /// <summary>The synchronous chain, for <see cref="HttpClient.Send(HttpRequestMessage)"/>: as the asynchronous one, without the asynchronous custom delegate.</summary>
-    private HttpResponseMessage? Chain(HttpRequestMessage request, CircuitEntry circuit, Rejection rejection, CancellationToken cancellationToken)
+    private (HttpResponseMessage? Response, string Kind) Chain(HttpRequestMessage request, CircuitEntry circuit, Rejection rejection, CancellationToken cancellationToken)
     {
         var policy = circuit.Fallback;
-        if (Replay(FromCache(request, policy), request) is { } cached)
+        if (ReplayFromCache(request, policy) is { } cached)
         {
-            return FallbackPolicy.Mark(cached, "cache", rejection.RetryAfter);
+            return (FallbackPolicy.MarkFresh(cached, FallbackPolicy.CacheKind, rejection.RetryAfter), FallbackPolicy.CacheKind);
         }
 
         if (TryMoveToAlternate(request, policy, out var alternate, out var alternatePermit, out var original))
         {
             try
             {
-                return FallbackPolicy.Mark(SendThrough(request, alternate, alternatePermit, cancellationToken), "alternate", rejection.RetryAfter);
+                return (FallbackPolicy.Mark(SendThrough(request, alternate, alternatePermit, cancellationToken), FallbackPolicy.AlternateKind, rejection.RetryAfter), FallbackPolicy.AlternateKind);
             }
             catch (Exception ex) when (IsDownstreamFailure(ex, cancellationToken))
             {
@@ -353,13 +383,29 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
             }
         }
 
-        return Degraded(request, circuit, rejection);
+        return DegradedOrNone(request, circuit, rejection);
     }
 
-    private HttpResponseMessage? Replay(CachedResponse? entry, HttpRequestMessage request) =>
-        entry?.ToResponse(request, _timeProvider.GetUtcNow() - entry.StoredAt);
+    private static (HttpResponseMessage? Response, string Kind) DegradedOrNone(HttpRequestMessage request, CircuitEntry circuit, in Rejection rejection) =>
+        Degraded(request, circuit, rejection) is { } degraded ? (degraded, FallbackPolicy.DegradedKind) : (null, FallbackPolicy.NoneKind);
 
-    private CachedResponse? FromCache(HttpRequestMessage request, FallbackPolicy policy)
+    /// <summary>The cached response, if any, replayed at once: one clock read serves the lookup and the age.</summary>
+    private HttpResponseMessage? ReplayFromCache(HttpRequestMessage request, FallbackPolicy policy)
+    {
+        if (!policy.CacheEnabled || _circuits.Cache is null)
+        {
+            return null;
+        }
+
+        var now = _timeProvider.GetUtcNow();
+        return Replay(FromCache(request, policy, now), request, now);
+    }
+
+    /// <summary>The cached response replayed with its age at <paramref name="now"/>.</summary>
+    private static HttpResponseMessage? Replay(CachedResponse? entry, HttpRequestMessage request, DateTimeOffset now) =>
+        entry?.ToResponse(request, now - entry.StoredAt);
+
+    private CachedResponse? FromCache(HttpRequestMessage request, FallbackPolicy policy, DateTimeOffset now)
     {
         if (!policy.CacheEnabled || _circuits.Cache is not { } cache || !ResponseCacheKey.IsCacheableRequest(request, policy.CacheExcludesCredentials))
         {
@@ -368,7 +414,7 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
 
         try
         {
-            return cache.Find(request, policy.CacheMaxAge, _timeProvider.GetUtcNow());
+            return cache.Find(request, policy.CacheMaxAge, now, knownWithoutCredentials: policy.CacheExcludesCredentials);
         }
 #pragma warning disable CA1031 // A fault in the cache must not turn a possible fallback into a failure.
         catch (Exception ex)
@@ -422,7 +468,7 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
 
     private static HttpResponseMessage? Degraded(HttpRequestMessage request, CircuitEntry circuit, in Rejection rejection) =>
         circuit.Fallback.Degraded is { } degraded
-            ? FallbackPolicy.Mark(degraded.Create(request), "degraded", rejection.RetryAfter)
+            ? FallbackPolicy.MarkFresh(degraded.Create(request), FallbackPolicy.DegradedKind, rejection.RetryAfter)
             : null;
 
     private static bool IsDownstreamFailure(Exception exception, CancellationToken callerToken) =>
@@ -434,7 +480,7 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
         // The breaker observes and never rewrites: a counted 5xx still goes back to the caller unchanged.
         var classifier = circuit.Classifier;
         var failure = classifier.IsFailure(response.StatusCode) ? HttpFailureClassifier.ErrorType(response.StatusCode)
-            : classifier.SlowCallDuration is not null && classifier.IsSlow(attempt.Elapsed) ? HttpFailureClassifier.SlowErrorType
+            : classifier.SlowCallDuration is not null && classifier.IsSlow(attempt.Elapsed(_timeProvider)) ? HttpFailureClassifier.SlowErrorType
             : null;
         if (failure is not null)
         {

@@ -5,22 +5,32 @@ namespace CircuitBreaker.Http;
 /// <summary>One circuit as the registry holds it: its state machine, and the HTTP and fallback rules in force for its host.</summary>
 internal sealed class CircuitEntry
 {
-    private readonly object _port;
+    private readonly Action<CircuitEntry, CircuitTransition> _onTransition;
+    private object? _port;
     private volatile HttpFailureClassifier _classifier;
     private volatile FallbackPolicy _fallback;
     private volatile bool _enforce;
     private volatile CircuitLimits? _limits;
+    private long _lastUsed;
 
-    public CircuitEntry(CircuitKey key, HostKey host, Func<CircuitEntry, CircuitStateMachine> createMachine, CircuitBreakerOptions hostOptions, TimeProvider timeProvider)
+    /// <param name="key">The circuit's key.</param>
+    /// <param name="host">Its lookup key.</param>
+    /// <param name="rules">The rules of its host's options, shared with every circuit that has the same options.</param>
+    /// <param name="generation">The registry's generation at creation, its first <see cref="LastUsed"/>.</param>
+    /// <param name="timeProvider">The clock of the state machine and the limits.</param>
+    /// <param name="onTransition">Told of every state change, after the machine's lock is released.</param>
+    public CircuitEntry(CircuitKey key, HostKey host, CircuitRules rules, long generation, TimeProvider timeProvider, Action<CircuitEntry, CircuitTransition> onTransition)
     {
+        var hostOptions = rules.Options;
         _limits = CircuitLimits.From(hostOptions, timeProvider);
         Key = key;
         Host = host;
-        _port = host.Port; // boxed once, not on every measurement
-        _classifier = HttpFailureClassifier.From(hostOptions);
-        _fallback = FallbackPolicy.From(hostOptions);
+        _classifier = rules.Classifier;
+        _fallback = rules.Fallback;
         _enforce = hostOptions.Enforce;
-        Machine = createMachine(this);
+        _lastUsed = generation;
+        _onTransition = onTransition;
+        Machine = new CircuitStateMachine(rules.Settings, timeProvider, OnTransition);
     }
 
     public CircuitKey Key { get; }
@@ -39,21 +49,40 @@ internal sealed class CircuitEntry
     /// <summary>Whether the circuit turns calls away; <see langword="false"/> in observe-only mode.</summary>
     public bool Enforce => _enforce;
 
+    /// <summary>
+    /// The generation of its client's circuits (see <see cref="ClientCircuits"/>) when a call last went through
+    /// this circuit: eviction takes the circuits unused for the most generations first.
+    /// </summary>
+    public long LastUsed => Volatile.Read(ref _lastUsed);
+
     /// <summary>The tags every instrument carries for this circuit.</summary>
     public TagList Tags() => new()
     {
         { "http.client.name", Key.ClientName },
         { "server.address", Host.Host },
-        { "server.port", _port },
+        { "server.port", _port ??= Host.Port }, // boxed once, and only once someone listens
     };
 
-    public void Apply(CircuitBreakerOptions hostOptions, TimeProvider timeProvider)
+    /// <summary>Notes a call; written only when the generation moved, so that a busy circuit's callers do not fight over its cache line.</summary>
+    public void MarkUsed(long generation)
     {
+        if (_lastUsed != generation)
+        {
+            Volatile.Write(ref _lastUsed, generation);
+        }
+    }
+
+    public void Apply(CircuitRules rules, TimeProvider timeProvider)
+    {
+        var hostOptions = rules.Options;
+
         // New limits start empty-handed: permits held under the old ones are released into those, unharmed.
         Interlocked.Exchange(ref _limits, CircuitLimits.From(hostOptions, timeProvider))?.Dispose();
-        Machine.UpdateSettings(BreakerSettings.From(hostOptions));
-        _classifier = HttpFailureClassifier.From(hostOptions);
-        _fallback = FallbackPolicy.From(hostOptions);
+        Machine.UpdateSettings(rules.Settings);
+        _classifier = rules.Classifier;
+        _fallback = rules.Fallback;
         _enforce = hostOptions.Enforce;
     }
+
+    private void OnTransition(CircuitTransition transition) => _onTransition(this, transition);
 }

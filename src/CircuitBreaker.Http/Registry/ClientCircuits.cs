@@ -11,8 +11,15 @@ internal sealed class ClientCircuits
     private readonly ConcurrentDictionary<HostKey, CircuitEntry> _circuits = new();
     private readonly Lock _createLock = new();
     private readonly CircuitBreakerRegistry _registry;
+    private readonly Action<CircuitEntry, CircuitTransition> _onTransition;
     private volatile CircuitBreakerOptions? _options;
     private volatile OptionsValidationException? _invalid;
+    private CircuitRules? _sharedRules;
+
+    // Counts circuit creations. A circuit in use records the generation current at its last call, and eviction
+    // (which only happens when a circuit is created) takes the lowest first: least recently used, measured in the
+    // only events that matter to it, and with no clock read on the request path.
+    private long _generation;
 
     /// <param name="clientName">The client's name.</param>
     /// <param name="options">Its validated options, or <see langword="null"/> when they are invalid.</param>
@@ -24,6 +31,7 @@ internal sealed class ClientCircuits
         _options = options;
         _invalid = invalid;
         _registry = registry;
+        _onTransition = registry.OnTransition;
         Cache = CacheFor(options, current: null);
     }
 
@@ -38,7 +46,13 @@ internal sealed class ClientCircuits
 
     public IEnumerable<CircuitEntry> Entries => _circuits.Values;
 
-    public CircuitEntry GetOrCreate(Uri uri) => GetOrCreate(new HostKey(uri));
+    /// <summary>The circuit of a call about to be made to <paramref name="uri"/>, noted as used.</summary>
+    public CircuitEntry GetOrCreate(Uri uri)
+    {
+        var entry = GetOrCreate(new HostKey(uri));
+        entry.MarkUsed(Volatile.Read(ref _generation));
+        return entry;
+    }
 
     public bool TryGet(HostKey key, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out CircuitEntry? entry) => _circuits.TryGetValue(key, out entry);
 
@@ -51,10 +65,11 @@ internal sealed class ClientCircuits
         {
             _options = options;
             _invalid = null;
+            _sharedRules = null;
             Cache = CacheFor(options, Cache);
             foreach (var entry in _circuits.Values)
             {
-                entry.Apply(options.ForHost(entry.Host.Host), _registry.TimeProvider);
+                entry.Apply(RulesFor(options, entry.Host), _registry.TimeProvider);
             }
         }
     }
@@ -96,17 +111,37 @@ internal sealed class ClientCircuits
                 Evict(options.MaxCircuits);
             }
 
-            var hostOptions = options.ForHost(key.Host);
-            var circuitKey = new CircuitKey(ClientName, key.Authority);
+            var generation = Interlocked.Increment(ref _generation);
             var entry = new CircuitEntry(
-                circuitKey,
+                new CircuitKey(ClientName, key.Authority),
                 key,
-                e => new CircuitStateMachine(BreakerSettings.From(hostOptions), _registry.TimeProvider, t => _registry.OnTransition(e, t)),
-                hostOptions,
-                _registry.TimeProvider);
+                RulesFor(options, key),
+                generation,
+                _registry.TimeProvider,
+                _onTransition);
             _circuits[key] = entry;
             return entry;
         }
+    }
+
+    /// <summary>
+    /// The rules for a host: those shared by every host without an override of its own, or, for a host with
+    /// one, its own. Called under the creation lock.
+    /// </summary>
+    private CircuitRules RulesFor(CircuitBreakerOptions options, HostKey key)
+    {
+        var hostOptions = options.ForHost(key.Host);
+        if (!ReferenceEquals(hostOptions, options))
+        {
+            return CircuitRules.From(hostOptions);
+        }
+
+        if (_sharedRules is not { } shared || !ReferenceEquals(shared.Options, options))
+        {
+            _sharedRules = shared = CircuitRules.From(options);
+        }
+
+        return shared;
     }
 
     /// <summary>
@@ -141,7 +176,7 @@ internal sealed class ClientCircuits
             .Select(e => (Entry: e, State: e.Machine.State))
             .Where(c => c.State != CircuitState.Isolated)
             .OrderBy(c => c.State == CircuitState.Closed ? 0 : 1)
-            .ThenBy(c => c.Entry.Machine.LastUsed)
+            .ThenBy(c => c.Entry.LastUsed)
             .Take(toEvict)
             .Select(c => c.Entry)
             .ToList();

@@ -1,0 +1,158 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Http.Resilience;
+using Polly;
+using Polly.CircuitBreaker;
+
+namespace CircuitBreaker.Http.Benchmarks;
+
+/// <summary>
+/// <c>-- profile [scenario] [count]</c>: sends <c>count</c> requests of one scenario on one thread, after a warm-up,
+/// and prints the bytes allocated per request by the whole process (<see cref="GC.GetTotalAllocatedBytes"/>, precise; the asynchronous scenarios continue on other threads). Without a
+/// scenario it prints every one. It is also the workload for instruction counts, which the shared machine cannot
+/// disturb: run it under <c>valgrind --tool=callgrind</c> with two counts and divide the difference in instructions by
+/// the difference in requests (see docs/benchmarks.md).
+/// </summary>
+internal static class ProfileRun
+{
+    private static readonly Uri Target = new("http://users.internal/users/42");
+
+    private static readonly string[] Scenarios =
+    [
+        "bare", "cb", "cb-no-timeout", "polly",
+        "bare-async", "cb-async", "polly-async",
+        "cb-open-throw", "cb-open-degraded", "cb-open-cache", "polly-open-throw",
+        "polly-timeout", "polly-timeout-async", "bare-loopback", "cb-loopback",
+    ];
+
+    public static async Task<int> RunAsync(string[] args)
+    {
+        var count = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 20_000;
+        foreach (var scenario in args.Length > 0 && args[0] != "all" ? args[..1] : Scenarios)
+        {
+            await using var server = scenario.EndsWith("-loopback", StringComparison.Ordinal) ? await LoopbackServer.StartAsync() : null;
+            await using var services = await BuildAsync(scenario, server?.Address);
+            var send = Sender(services, scenario);
+            for (var i = 0; i < 2_000; i++)
+            {
+                await send();
+            }
+
+            var stopwatch = Stopwatch.StartNew();
+            var before = GC.GetTotalAllocatedBytes(precise: true);
+            for (var i = 0; i < count; i++)
+            {
+                await send();
+            }
+
+            var allocated = GC.GetTotalAllocatedBytes(precise: true) - before;
+            Console.WriteLine(string.Create(
+                CultureInfo.InvariantCulture,
+                $"{scenario,-18} {allocated / (double)count,8:0.0} B/request  {stopwatch.Elapsed.TotalNanoseconds / count,8:0} ns/request (noisy)"));
+        }
+
+        return 0;
+    }
+
+    private static async Task<ServiceProvider> BuildAsync(string scenario, Uri? server)
+    {
+        var stub = new StubHandler { Asynchronous = scenario.EndsWith("-async", StringComparison.Ordinal) };
+        var services = new ServiceCollection();
+
+        // Over loopback, the factory's own SocketsHttpHandler talks to a real Kestrel: the real network handler's
+        // allocations, cancellation registrations included, instead of the stub's.
+        var client = server is null
+            ? services.AddStubClient("client", stub)
+            : services.AddHttpClient("client", c => c.BaseAddress = server).SetHandlerLifetime(Timeout.InfiniteTimeSpan);
+        switch (scenario.Replace("-async", string.Empty, StringComparison.Ordinal).Replace("-loopback", string.Empty, StringComparison.Ordinal))
+        {
+            case "cb":
+                client.AddCircuitBreaker();
+                break;
+            case "cb-no-timeout":
+                client.AddCircuitBreaker(o => o.AttemptTimeout = Timeout.InfiniteTimeSpan);
+                break;
+            case "polly":
+                client.AddPollyCircuitBreaker(new HttpCircuitBreakerStrategyOptions());
+                break;
+            case "polly-timeout":
+                // Polly's closed circuit behind its own timeout strategy: what a timeout costs it.
+                client.AddResilienceHandler("cb", b => b.AddTimeout(TimeSpan.FromSeconds(10)).AddCircuitBreaker(new HttpCircuitBreakerStrategyOptions()))
+                    .SelectPipelineByAuthority();
+                break;
+            case "polly-open-throw":
+                client.AddPollyCircuitBreaker(Clients.PollyOpensFast());
+                break;
+            case "cb-open-throw":
+                client.AddCircuitBreaker(o => o.BreakDuration = Clients.LongBreak);
+                break;
+            case "cb-open-degraded":
+                client.AddCircuitBreaker(o =>
+                {
+                    o.BreakDuration = Clients.LongBreak;
+                    o.Fallback.Degraded.StatusCode = 503;
+                    o.Fallback.Degraded.ContentType = "application/json";
+                    o.Fallback.Degraded.Body = """{"user":null,"fallback":true}""";
+                });
+                break;
+            case "cb-open-cache":
+                client.AddCircuitBreaker(o =>
+                {
+                    o.BreakDuration = Clients.LongBreak;
+                    o.Fallback.Cache.Enabled = true;
+                    o.Fallback.Cache.MaxAge = Clients.LongBreak;
+                });
+                break;
+            case "bare":
+                break;
+            default:
+                throw new ArgumentException($"Unknown scenario '{scenario}'; one of: {string.Join(", ", Scenarios)}");
+        }
+
+        var provider = services.BuildServiceProvider();
+        var http = provider.GetRequiredService<IHttpClientFactory>().CreateClient("client");
+        if (scenario.Contains("open", StringComparison.Ordinal))
+        {
+            stub.Body = Encoding.UTF8.GetBytes("""{"id":42,"name":"Ada"}""");
+            _ = await http.GetStringAsync(Target);
+            stub.Body = null;
+            await Clients.FailAsync(http, stub, Target, 5);
+        }
+
+        return provider;
+    }
+
+    private static Func<Task> Sender(IServiceProvider services, string scenario)
+    {
+        var http = services.GetRequiredService<IHttpClientFactory>().CreateClient("client");
+        if (http.BaseAddress is { } server)
+        {
+            return async () =>
+            {
+                using var response = await http.GetAsync(server);
+            };
+        }
+
+        return scenario.Contains("throw", StringComparison.Ordinal)
+            ? async () =>
+            {
+                try
+                {
+                    using var response = await http.GetAsync(Target);
+                    throw new InvalidOperationException("The circuit should be open.");
+                }
+                catch (CircuitOpenException)
+                {
+                }
+                catch (BrokenCircuitException)
+                {
+                }
+            }
+            : async () =>
+            {
+                using var response = await http.GetAsync(Target);
+            };
+    }
+}

@@ -1,0 +1,86 @@
+using Microsoft.Extensions.Time.Testing;
+
+namespace CircuitBreaker.Http.Tests.Http;
+
+public sealed class AttemptTimeoutsTests
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(2);
+
+    [Fact]
+    public void Slot_FiresAtItsCallsDeadline()
+    {
+        var time = new FakeTimeProvider();
+        var timeouts = new AttemptTimeouts(time);
+
+        var slot = timeouts.Start(Timeout, CancellationToken.None);
+        time.Advance(Timeout - TimeSpan.FromMilliseconds(1));
+        Assert.False(slot.Token.IsCancellationRequested);
+
+        time.Advance(TimeSpan.FromMilliseconds(1));
+        Assert.True(slot.Token.IsCancellationRequested);
+        Assert.True(slot.TimedOut);
+        slot.End();
+    }
+
+    [Fact]
+    public void ReusedSlot_WhoseTimerAnEarlierCallArmed_FiresAtTheNewCallsDeadline()
+    {
+        var time = new FakeTimeProvider();
+        var timeouts = new AttemptTimeouts(time);
+
+        // The first call ends at once and leaves the slot's timer armed for its own deadline, 2 s from now.
+        var first = timeouts.Start(Timeout, CancellationToken.None);
+        first.End();
+        time.Advance(TimeSpan.FromSeconds(1.5));
+        var second = timeouts.Start(Timeout, CancellationToken.None);
+        Assert.Same(first, second); // the same thread gets its slot back
+
+        // The first call's deadline passes: the second, 0.5 s old, goes on.
+        time.Advance(TimeSpan.FromSeconds(0.5));
+        Assert.False(second.Token.IsCancellationRequested);
+
+        time.Advance(TimeSpan.FromSeconds(1.5));
+        Assert.True(second.Token.IsCancellationRequested);
+        Assert.True(second.TimedOut);
+        second.End();
+
+        // A fired slot comes back with a fresh source.
+        var third = timeouts.Start(Timeout, CancellationToken.None);
+        Assert.False(third.Token.IsCancellationRequested);
+        Assert.False(third.TimedOut);
+        third.End();
+    }
+
+    [Fact]
+    public void CallerCancellation_CancelsTheToken_ButIsNotATimeout()
+    {
+        var time = new FakeTimeProvider();
+        var timeouts = new AttemptTimeouts(time);
+        using var caller = new CancellationTokenSource();
+
+        var slot = timeouts.Start(Timeout, caller.Token);
+        caller.Cancel();
+
+        Assert.True(slot.Token.IsCancellationRequested);
+        Assert.False(slot.TimedOut);
+        slot.End();
+
+        var next = timeouts.Start(Timeout, CancellationToken.None);
+        Assert.False(next.Token.IsCancellationRequested);
+        next.End();
+    }
+
+    [Fact]
+    public void IdleSlot_TimerFiring_CancelsNothing()
+    {
+        var time = new FakeTimeProvider();
+        var timeouts = new AttemptTimeouts(time);
+
+        var slot = timeouts.Start(Timeout, CancellationToken.None);
+        var token = slot.Token;
+        slot.End();
+        time.Advance(TimeSpan.FromSeconds(10));
+
+        Assert.False(token.IsCancellationRequested);
+    }
+}
