@@ -94,6 +94,23 @@ internal static class TargetReport
             Row($"{ManyHostsBenchmarks.Hosts:N0} hosts ≤ 1.5 × one host", $"{Ns(many.Mean)} / {Ns(single.Mean)}{bareRatio}", many.Mean / single.Mean, 1.5);
         }
 
+        if (Find("FleetBenchmarks", "Bare") is { } fleetBare
+            && Find("FleetBenchmarks", "CircuitBreakerClosed") is { } local
+            && Find("FleetBenchmarks", "CircuitBreakerClosedFleet") is { } fleet)
+        {
+            // Issue 9: fleet mode adds nothing to the request path. Bytes are exact; times of two equal paths differ by noise.
+            var extra = fleet.Bytes - local.Bytes;
+            rows.Add(
+                $"| Fleet mode (issue 9): closed path allocates nothing more with fleet mode on | {fleet.Bytes} B − {local.Bytes} B | " +
+                $"{extra:+0;-0;0} B | 0 B | {(extra <= 0 ? "**met**" : "**missed**")} |");
+            Row(
+                "(reference) Fleet mode: overhead over bare, on vs off",
+                $"({Ns(fleet.Mean)} − {Ns(fleetBare.Mean)}) / ({Ns(local.Mean)} − {Ns(fleetBare.Mean)})",
+                (fleet.Mean - fleetBare.Mean) / (local.Mean - fleetBare.Mean),
+                1.0,
+                reference: true);
+        }
+
         var cores = Environment.ProcessorCount;
         if (cores > 1)
         {
