@@ -32,7 +32,8 @@ internal sealed class FleetTestBed : IAsyncDisposable
     public FleetInstance C => Instances[2];
 
     /// <param name="aCannotReachTheDownstream">Whether instance a has a local network fault: its every request fails to connect.</param>
-    public static async Task<FleetTestBed> StartAsync(bool aCannotReachTheDownstream = false)
+    /// <param name="fleet">Changes to every instance's fleet options.</param>
+    public static async Task<FleetTestBed> StartAsync(bool aCannotReachTheDownstream = false, Action<Redis.RedisCoordinationOptions>? fleet = null)
     {
         var redis = await RedisServer.StartAsync();
         var downstream = await KestrelDownstream.StartAsync();
@@ -40,9 +41,9 @@ internal sealed class FleetTestBed : IAsyncDisposable
         var prefix = "test-" + Guid.NewGuid().ToString("N")[..8];
         var instances = new[]
         {
-            await FleetInstance.StartAsync("a", downstream, redis, time, prefix, brokenPath: aCannotReachTheDownstream),
-            await FleetInstance.StartAsync("b", downstream, redis, time, prefix),
-            await FleetInstance.StartAsync("c", downstream, redis, time, prefix),
+            await FleetInstance.StartAsync("a", downstream, redis, time, prefix, brokenPath: aCannotReachTheDownstream, fleet),
+            await FleetInstance.StartAsync("b", downstream, redis, time, prefix, fleet: fleet),
+            await FleetInstance.StartAsync("c", downstream, redis, time, prefix, fleet: fleet),
         };
         return new FleetTestBed(redis, downstream, time, instances);
     }

@@ -69,6 +69,34 @@ public sealed class RedisFleetTests
     }
 
     [SkippableFact]
+    public async Task PercentageQuorum_CountsTheLiveInstancesFromTheirHeartbeats()
+    {
+        await using var bed = await FleetTestBed.StartAsync(fleet: o => o.Quorum = "100%");
+        var (downstream, a, b, c) = (bed.Downstream, bed.A, bed.B, bed.C);
+        downstream.RespondWith(503);
+
+        for (var i = 0; i < 3; i++)
+        {
+            await a.GetAsync();
+            await b.GetAsync();
+        }
+
+        await b.Logs.WaitAsync("FleetVoted", Bounded);
+        await a.Logs.WaitAsync("FleetVoted", Bounded);
+        var votes = a.Logs.Messages("FleetVoted").Concat(b.Logs.Messages("FleetVoted")).ToList();
+        Assert.Contains(votes, v => v.Contains("2 of 3 instances needed (3 live)", StringComparison.Ordinal));
+        Assert.Equal(CircuitState.Closed, c.StateOf(downstream)); // two of three live instances are not 100 %
+
+        for (var i = 0; i < 3; i++)
+        {
+            await c.GetAsync();
+        }
+
+        await c.Logs.WaitAsync("FleetCircuitOpened", Bounded); // the third vote makes 100 %
+        Assert.Contains("3 of 3 instances needed (3 live)", Assert.Single(c.Logs.Messages("FleetVoted")), StringComparison.Ordinal);
+    }
+
+    [SkippableFact]
     public async Task AfterAFleetWideBreak_ExactlyOneInstanceProbes_AndItsVerdictClosesEveryInstance()
     {
         await using var bed = await FleetTestBed.StartAsync();
