@@ -48,7 +48,7 @@ public sealed class DemoDrillTests
             Assert.Equal(c.Sent, c.DownstreamOk + c.DownstreamError + c.Cache + c.Alternate + c.Degraded + c.Custom + c.Rejected + c.FailedTimeout + c.FailedConnection + c.FailedOther);
             Assert.Equal(0, c.Cancelled);
             Assert.True(c.KeptOff > 0, $"{host.Service}: the breaker kept nothing off the downstream");
-            Assert.True(c.Cache > 0, $"{host.Service}: the cache never answered");
+            Assert.True(c.Cache > 0, $"{host.Service}: the cache never answered\n{text}");
 
             // The downstream's own count equals what the callers saw of it, and the two sides agree call by call
             // (an answer can only go missing when it came after the AttemptTimeout; that is counted apart).
