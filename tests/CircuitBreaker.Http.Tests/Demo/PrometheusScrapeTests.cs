@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Net;
-using System.Net.Sockets;
 using System.Text.Json;
 using CircuitBreaker.Demo;
 using CircuitBreaker.Http.Tests.TestSupport;
@@ -23,8 +22,8 @@ public sealed class PrometheusScrapeTests
     {
         var prometheus = ServerBinary.Require("prometheus", "prometheus");
         var repository = RepositoryRoot();
-        var demoPort = FreeLoopbackPort();
-        var prometheusPort = FreeLoopbackPort();
+        var demoPort = LoopbackPort.Free();
+        var prometheusPort = LoopbackPort.Free();
         using var work = new TemporaryFolder();
         File.WriteAllText(
             Path.Combine(work.Path, "prometheus.yml"),
@@ -120,12 +119,6 @@ public sealed class PrometheusScrapeTests
         return last;
     }
 
-    private static int FreeLoopbackPort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
 
     private static string RepositoryRoot()
     {

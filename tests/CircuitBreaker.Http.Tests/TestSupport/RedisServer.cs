@@ -26,7 +26,7 @@ internal sealed class RedisServer : IAsyncDisposable
 
     public static async Task<RedisServer> StartAsync()
     {
-        var server = new RedisServer(ServerBinary.Require("redis-server", "redis-server"), FreeLoopbackPort());
+        var server = new RedisServer(ServerBinary.Require("redis-server", "redis-server"), LoopbackPort.Free());
         await server.RestartAsync();
         return server;
     }
@@ -113,12 +113,5 @@ internal sealed class RedisServer : IAsyncDisposable
     {
         await KillAsync();
         _process?.Dispose();
-    }
-
-    private static int FreeLoopbackPort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 }
