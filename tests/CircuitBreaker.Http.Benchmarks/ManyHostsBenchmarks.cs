@@ -98,7 +98,7 @@ public class ManyHostsBenchmarks
         using var response = await _bare.GetAsync(NextUri());
     }
 
-    private static string UriOf(int i) => $"http://h{i}.hosts.internal/users/42";
+    internal static string UriOf(int i) => $"http://h{i}.hosts.internal/users/42";
 
     private static async Task SendAsync(HttpClient client, Uri uri)
     {

@@ -25,6 +25,7 @@ internal static class ProfileRun
         "bare-async", "cb-async", "polly-async",
         "cb-open-throw", "cb-open-degraded", "cb-open-cache", "polly-open-throw",
         "polly-timeout", "polly-timeout-async", "bare-loopback", "cb-loopback",
+        "bare-many-hosts", "cb-many-hosts",
     ];
 
     public static async Task<int> RunAsync(string[] args)
@@ -34,7 +35,7 @@ internal static class ProfileRun
         {
             await using var server = scenario.EndsWith("-loopback", StringComparison.Ordinal) ? await LoopbackServer.StartAsync() : null;
             await using var services = await BuildAsync(scenario, server?.Address);
-            var send = Sender(services, scenario);
+            var send = await SenderAsync(services, scenario);
             for (var i = 0; i < 2_000; i++)
             {
                 await send();
@@ -68,6 +69,11 @@ internal static class ProfileRun
             : services.AddHttpClient("client", c => c.BaseAddress = server).SetHandlerLifetime(Timeout.InfiniteTimeSpan);
         switch (scenario.Replace("-async", string.Empty, StringComparison.Ordinal).Replace("-loopback", string.Empty, StringComparison.Ordinal))
         {
+            case "cb-many-hosts":
+                client.AddCircuitBreaker(o => o.MaxCircuits = 2 * ManyHostsBenchmarks.Hosts);
+                break;
+            case "bare-many-hosts":
+                break;
             case "cb":
                 client.AddCircuitBreaker();
                 break;
@@ -124,7 +130,7 @@ internal static class ProfileRun
         return provider;
     }
 
-    private static Func<Task> Sender(IServiceProvider services, string scenario)
+    private static async Task<Func<Task>> SenderAsync(IServiceProvider services, string scenario)
     {
         var http = services.GetRequiredService<IHttpClientFactory>().CreateClient("client");
         if (http.BaseAddress is { } server)
@@ -132,6 +138,25 @@ internal static class ProfileRun
             return async () =>
             {
                 using var response = await http.GetAsync(server);
+            };
+        }
+
+        if (scenario.EndsWith("many-hosts", StringComparison.Ordinal))
+        {
+            // As ManyHostsBenchmarks: round-robin over warm circuits (the warm-up's 2,000 calls are not enough to
+            // create them, so they are created here), each host with a Uri of its own.
+            var uris = Enumerable.Range(0, ManyHostsBenchmarks.Hosts).Select(i => new Uri(ManyHostsBenchmarks.UriOf(i))).ToArray();
+            foreach (var uri in uris)
+            {
+                using var response = await http.GetAsync(uri);
+            }
+
+            var next = 0;
+            return async () =>
+            {
+                var uri = uris[next];
+                next = next + 1 == uris.Length ? 0 : next + 1;
+                using var response = await http.GetAsync(uri);
             };
         }
 

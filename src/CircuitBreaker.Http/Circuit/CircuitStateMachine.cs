@@ -5,11 +5,11 @@ namespace CircuitBreaker.Http;
 /// the outcome. The closed path is lock-free (a volatile read to admit, no write on success while nothing
 /// has failed); every transition happens under the lock, and listeners are told after it is released.
 /// </summary>
-internal sealed class CircuitStateMachine : IDisposable
+internal class CircuitStateMachine : IDisposable
 {
     private readonly Lock _lock = new();
     private readonly TimeProvider _timeProvider;
-    private readonly Action<CircuitTransition> _onTransition;
+    private readonly Action<CircuitTransition>? _onTransition;
 
     private BreakerSettings _settings;
     private volatile CircuitState _state = CircuitState.Closed;
@@ -34,7 +34,10 @@ internal sealed class CircuitStateMachine : IDisposable
     private bool _fleetHeld;
     private DateTimeOffset _fleetHeldUntil;
 
-    public CircuitStateMachine(BreakerSettings settings, TimeProvider timeProvider, Action<CircuitTransition> onTransition)
+    /// <param name="settings">The breaker's settings.</param>
+    /// <param name="timeProvider">Its clock.</param>
+    /// <param name="onTransition">Told of every state change, after the lock is released; a derived class may override <see cref="OnTransition"/> instead.</param>
+    public CircuitStateMachine(BreakerSettings settings, TimeProvider timeProvider, Action<CircuitTransition>? onTransition = null)
     {
         _settings = settings;
         _timeProvider = timeProvider;
@@ -545,7 +548,10 @@ internal sealed class CircuitStateMachine : IDisposable
     {
         if (transition is { } t)
         {
-            _onTransition(t);
+            OnTransition(t);
         }
     }
+
+    /// <summary>Called after every state change, outside the lock.</summary>
+    protected virtual void OnTransition(CircuitTransition transition) => _onTransition?.Invoke(transition);
 }

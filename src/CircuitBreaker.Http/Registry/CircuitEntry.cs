@@ -3,7 +3,12 @@ using System.Diagnostics;
 namespace CircuitBreaker.Http;
 
 /// <summary>One circuit as the registry holds it: its state machine, and the HTTP and fallback rules in force for its host.</summary>
-internal sealed class CircuitEntry
+/// <remarks>
+/// It extends the state machine rather than holding one, so that the two are one object: with many hosts, finding a
+/// circuit is a chain of cache misses (the dictionary's bucket, its node, the circuit), and a separate machine would
+/// be one more on every call. The machine itself still knows nothing about HTTP.
+/// </remarks>
+internal sealed class CircuitEntry : CircuitStateMachine
 {
     private readonly Action<CircuitEntry, CircuitTransition> _onTransition;
     private object? _port;
@@ -13,6 +18,9 @@ internal sealed class CircuitEntry
     private volatile CircuitLimits? _limits;
     private long _lastUsed;
 
+    /// <summary>The next circuit in its chain of the client's <see cref="CircuitTable"/>.</summary>
+    internal CircuitEntry? Next;
+
     /// <param name="key">The circuit's key.</param>
     /// <param name="host">Its lookup key.</param>
     /// <param name="rules">The rules of its host's options, shared with every circuit that has the same options.</param>
@@ -20,24 +28,29 @@ internal sealed class CircuitEntry
     /// <param name="timeProvider">The clock of the state machine and the limits.</param>
     /// <param name="onTransition">Told of every state change, after the machine's lock is released.</param>
     public CircuitEntry(CircuitKey key, HostKey host, CircuitRules rules, long generation, TimeProvider timeProvider, Action<CircuitEntry, CircuitTransition> onTransition)
+        : base(rules.Settings, timeProvider)
     {
         var hostOptions = rules.Options;
         _limits = CircuitLimits.From(hostOptions, timeProvider);
         Key = key;
         Host = host;
+        Hash = host.GetHashCode();
         _classifier = rules.Classifier;
         _fallback = rules.Fallback;
         _enforce = hostOptions.Enforce;
         _lastUsed = generation;
         _onTransition = onTransition;
-        Machine = new CircuitStateMachine(rules.Settings, timeProvider, OnTransition);
     }
 
     public CircuitKey Key { get; }
 
     public HostKey Host { get; }
 
-    public CircuitStateMachine Machine { get; }
+    /// <summary>The hash of <see cref="Host"/>, kept for the table's lookups.</summary>
+    public int Hash { get; }
+
+    /// <summary>The circuit's state machine: the entry itself, seen as one.</summary>
+    public CircuitStateMachine Machine => this;
 
     public HttpFailureClassifier Classifier => _classifier;
 
@@ -78,11 +91,11 @@ internal sealed class CircuitEntry
 
         // New limits start empty-handed: permits held under the old ones are released into those, unharmed.
         Interlocked.Exchange(ref _limits, CircuitLimits.From(hostOptions, timeProvider))?.Dispose();
-        Machine.UpdateSettings(rules.Settings);
+        UpdateSettings(rules.Settings);
         _classifier = rules.Classifier;
         _fallback = rules.Fallback;
         _enforce = hostOptions.Enforce;
     }
 
-    private void OnTransition(CircuitTransition transition) => _onTransition(this, transition);
+    protected override void OnTransition(CircuitTransition transition) => _onTransition(this, transition);
 }

@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using Microsoft.Extensions.Options;
 
 namespace CircuitBreaker.Http;
@@ -8,7 +7,7 @@ namespace CircuitBreaker.Http;
 /// </summary>
 internal sealed class ClientCircuits
 {
-    private readonly ConcurrentDictionary<HostKey, CircuitEntry> _circuits = new();
+    private readonly CircuitTable _circuits = new();
     private readonly Lock _createLock = new();
     private readonly CircuitBreakerRegistry _registry;
     private readonly Action<CircuitEntry, CircuitTransition> _onTransition;
@@ -44,7 +43,16 @@ internal sealed class ClientCircuits
 
     public int Count => _circuits.Count;
 
-    public IEnumerable<CircuitEntry> Entries => _circuits.Values;
+    public IEnumerable<CircuitEntry> Entries
+    {
+        get
+        {
+            lock (_createLock)
+            {
+                return _circuits.ToArray();
+            }
+        }
+    }
 
     /// <summary>The circuit of a call about to be made to <paramref name="uri"/>, noted as used.</summary>
     public CircuitEntry GetOrCreate(Uri uri)
@@ -54,9 +62,13 @@ internal sealed class ClientCircuits
         return entry;
     }
 
-    public bool TryGet(HostKey key, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out CircuitEntry? entry) => _circuits.TryGetValue(key, out entry);
+    public bool TryGet(HostKey key, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out CircuitEntry? entry)
+    {
+        entry = _circuits.Find(key) ?? FindLocked(key);
+        return entry is not null;
+    }
 
-    public CircuitEntry GetOrCreate(HostKey key) => _circuits.TryGetValue(key, out var entry) ? entry : Create(key);
+    public CircuitEntry GetOrCreate(HostKey key) => _circuits.Find(key) ?? Create(key);
 
     /// <summary>Applies reloaded options to every circuit, keeping their state.</summary>
     public void Apply(CircuitBreakerOptions options)
@@ -67,7 +79,7 @@ internal sealed class ClientCircuits
             _invalid = null;
             _sharedRules = null;
             Cache = CacheFor(options, Cache);
-            foreach (var entry in _circuits.Values)
+            foreach (var entry in _circuits.ToArray())
             {
                 entry.Apply(RulesFor(options, entry.Host), _registry.TimeProvider);
             }
@@ -89,12 +101,21 @@ internal sealed class ClientCircuits
         }
     }
 
+    private CircuitEntry? FindLocked(HostKey key)
+    {
+        lock (_createLock)
+        {
+            return _circuits.Find(key);
+        }
+    }
+
     private CircuitEntry Create(HostKey key)
     {
         // Creation is rare (first call to a host) and must not race eviction, so it takes a lock; lookups never do.
         lock (_createLock)
         {
-            if (_circuits.TryGetValue(key, out var existing))
+            // Again under the lock: a lookup that raced a change to the table may have missed it.
+            if (_circuits.Find(key) is { } existing)
             {
                 return existing;
             }
@@ -119,7 +140,7 @@ internal sealed class ClientCircuits
                 generation,
                 _registry.TimeProvider,
                 _onTransition);
-            _circuits[key] = entry;
+            _circuits.Add(entry);
             return entry;
         }
     }
@@ -172,7 +193,7 @@ internal sealed class ClientCircuits
     {
         // Evicting a batch keeps the scan's cost spread over many creations when hosts churn.
         var toEvict = Math.Max(1, maxCircuits / 10);
-        var victims = _circuits.Values
+        var victims = _circuits.ToArray()
             .Select(e => (Entry: e, State: e.Machine.State))
             .Where(c => c.State != CircuitState.Isolated)
             .OrderBy(c => c.State == CircuitState.Closed ? 0 : 1)
@@ -183,7 +204,7 @@ internal sealed class ClientCircuits
 
         foreach (var victim in victims)
         {
-            if (_circuits.TryRemove(victim.Host, out _))
+            if (_circuits.Remove(victim))
             {
                 victim.Machine.Dispose();
             }
