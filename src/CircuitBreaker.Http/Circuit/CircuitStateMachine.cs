@@ -20,6 +20,7 @@ internal class CircuitStateMachine : IDisposable
     private int _probeSuccesses;
     private DateTimeOffset _openedAt;
     private DateTimeOffset _retryAt;
+    private long _retryAtTicks; // _retryAt's UtcTicks, which a reader without the lock can read whole
     private DateTimeOffset _closedAt;
     private DateTimeOffset _leftClosedAt;
     private DateTimeOffset? _recoveredAt;
@@ -98,7 +99,7 @@ internal class CircuitStateMachine : IDisposable
             return CircuitPermit.Closed(Volatile.Read(ref _epoch));
         }
 
-        return TryAcquireSlow();
+        return TryRejectDuringBreak(out var rejected) ? rejected : TryAcquireSlow();
     }
 
     public void OnSuccess(in CircuitPermit permit)
@@ -266,7 +267,7 @@ internal class CircuitStateMachine : IDisposable
                 // Often opened by the very failures that made the quorum: no new transition, just the fleet's timing.
                 if (retryAt > _retryAt)
                 {
-                    _retryAt = retryAt;
+                    SetRetryAtLocked(retryAt);
                     ScheduleBreakTimerLocked(breakDuration);
                 }
             }
@@ -369,6 +370,36 @@ internal class CircuitStateMachine : IDisposable
         }
     }
 
+    /// <summary>
+    /// Turns a call away without the lock while the circuit is open and its break lasts, which is every call to a
+    /// broken host: the calls that must move the circuit (the first after the break) take the lock.
+    /// </summary>
+    private bool TryRejectDuringBreak(out CircuitPermit rejected)
+    {
+        if (_state == CircuitState.Open)
+        {
+            var now = _timeProvider.GetUtcNow().UtcTicks;
+            var retryAt = Volatile.Read(ref _retryAtTicks);
+
+            // Read again after the retry time: a circuit that left Open meanwhile goes the locked way. One that left and
+            // opened again may pair its state with the previous break's retry time, which only shifts the Retry-After.
+            if (now < retryAt && _state == CircuitState.Open)
+            {
+                rejected = CircuitPermit.Rejected(CircuitState.Open, TimeSpan.FromTicks(retryAt - now));
+                return true;
+            }
+        }
+
+        rejected = default;
+        return false;
+    }
+
+    private void SetRetryAtLocked(DateTimeOffset retryAt)
+    {
+        _retryAt = retryAt;
+        Volatile.Write(ref _retryAtTicks, retryAt.UtcTicks);
+    }
+
     private CircuitPermit TryAcquireSlow()
     {
         CircuitTransition? transition = null;
@@ -469,7 +500,7 @@ internal class CircuitStateMachine : IDisposable
         _state = CircuitState.Open;
         _lastBreak = breakDuration;
         _openedAt = now;
-        _retryAt = now + effectiveBreak;
+        SetRetryAtLocked(now + effectiveBreak);
         _probesInFlight = 0;
         _probeSuccesses = 0;
         ScheduleBreakTimerLocked(effectiveBreak);

@@ -72,18 +72,21 @@ internal sealed class CachedResponse
             RequestMessage = request,
             Content = new ByteArrayContent(Body),
         };
-        foreach (var (name, values) in _headers)
-        {
-            response.Headers.TryAddWithoutValidation(name, values);
-        }
+        Add(response.Headers, _headers);
+        Add(response.Content.Headers, _contentHeaders);
 
-        foreach (var (name, values) in _contentHeaders)
-        {
-            response.Content.Headers.TryAddWithoutValidation(name, values);
-        }
-
-        response.Headers.Age = age < TimeSpan.Zero ? TimeSpan.Zero : TimeSpan.FromSeconds(Math.Floor(age.TotalSeconds));
+        // As text, the header's own form: the typed setter would box the value and allocate parsed-value storage.
+        response.Headers.TryAddWithoutValidation("Age", DecimalStrings.Of(age < TimeSpan.Zero ? 0 : (long)age.TotalSeconds));
         return response;
+    }
+
+    private static void Add(System.Net.Http.Headers.HttpHeaders headers, KeyValuePair<string, string[]>[] copied)
+    {
+        foreach (var (name, values) in copied)
+        {
+            // The single-value overload stores the string as it is; the other walks an enumerator.
+            _ = values.Length == 1 ? headers.TryAddWithoutValidation(name, values[0]) : headers.TryAddWithoutValidation(name, values);
+        }
     }
 
     private static KeyValuePair<string, string[]>[] Copy(System.Net.Http.Headers.HttpHeaders headers) =>

@@ -1,5 +1,3 @@
-using System.Net.Http.Headers;
-
 namespace CircuitBreaker.Http;
 
 /// <summary>
@@ -10,6 +8,8 @@ internal sealed class FallbackPolicy
 {
     /// <summary>The header that tells a fallback from a real answer: <c>custom</c>, <c>cache</c>, <c>alternate</c> or <c>degraded</c>.</summary>
     public const string FallbackHeaderName = "X-Circuit-Fallback";
+
+    private const string RetryAfterHeaderName = "Retry-After";
 
     /// <summary>The <c>fallback</c> tag and header values.</summary>
     public const string CustomKind = "custom", CacheKind = "cache", AlternateKind = "alternate", DegradedKind = "degraded", NoneKind = "none";
@@ -63,8 +63,9 @@ internal sealed class FallbackPolicy
         response.Headers.TryAddWithoutValidation(FallbackHeaderName, kind);
         if (retryAfter is { } delay)
         {
-            // Whole seconds, rounded up: a caller that waits that long finds the probe due.
-            response.Headers.RetryAfter = new RetryConditionHeaderValue(TimeSpan.FromSeconds(Math.Ceiling(delay.TotalSeconds)));
+            // Whole seconds, rounded up: a caller that waits that long finds the probe due. Added as text, which is the
+            // header's own form and costs no parsed-value objects.
+            response.Headers.TryAddWithoutValidation(RetryAfterHeaderName, DecimalStrings.Of((long)Math.Ceiling(delay.TotalSeconds)));
         }
 
         return response;

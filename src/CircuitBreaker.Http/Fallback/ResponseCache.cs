@@ -12,13 +12,17 @@ internal sealed class ResponseCache : IDisposable
     private readonly MemoryCache _cache;
     private readonly long _minimumCharge;
 
-    public ResponseCache(int maxEntries, long maxTotalBytes)
+    public ResponseCache(int maxEntries, long maxTotalBytes, TimeProvider? timeProvider = null)
     {
         MaxEntries = maxEntries;
         MaxTotalBytes = maxTotalBytes;
         _minimumCharge = Math.Max(1, maxTotalBytes / maxEntries);
-        _cache = new MemoryCache(new MemoryCacheOptions { SizeLimit = maxTotalBytes, CompactionPercentage = 0.1, TrackStatistics = true });
+        Clock = new CacheClock(timeProvider ?? TimeProvider.System);
+        _cache = new MemoryCache(new MemoryCacheOptions { SizeLimit = maxTotalBytes, CompactionPercentage = 0.1, TrackStatistics = true, Clock = Clock });
     }
+
+    /// <summary>The clock of the entries' ages, and of the cache's own bookkeeping.</summary>
+    public CacheClock Clock { get; }
 
     public int MaxEntries { get; }
 

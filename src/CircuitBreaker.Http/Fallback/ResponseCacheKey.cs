@@ -4,8 +4,8 @@ using System.Text;
 namespace CircuitBreaker.Http;
 
 /// <summary>
-/// Decides what the fallback cache may store and builds its keys. The key holds the method, the absolute URI
-/// and a hash of the request's credentials, so a response is only replayed to a caller with the same
+/// Decides what the fallback cache may store and builds its keys. The key holds the method (left out for GET),
+/// the absolute URI and a hash of the request's credentials, so a response is only replayed to a caller with the same
 /// credentials (or, like the one it was fetched for, with none); the credentials themselves are never kept.
 /// </summary>
 internal static class ResponseCacheKey
@@ -13,8 +13,7 @@ internal static class ResponseCacheKey
     public static bool IsCacheableRequest(HttpRequestMessage request, bool excludeCredentials) =>
         (request.Method == HttpMethod.Get || request.Method == HttpMethod.Head)
         && request.RequestUri is { IsAbsoluteUri: true }
-        && request.Headers.CacheControl?.NoStore != true
-        && !(excludeCredentials && HasCredentials(request));
+        && (request.Headers.NonValidated.Count == 0 || (request.Headers.CacheControl?.NoStore != true && !(excludeCredentials && HasCredentials(request))));
 
     public static bool IsCacheableResponse(HttpResponseMessage response) =>
         response.IsSuccessStatusCode
@@ -31,8 +30,10 @@ internal static class ResponseCacheKey
     /// <returns>The key.</returns>
     public static string For(HttpRequestMessage request, bool knownWithoutCredentials = false)
     {
-        // Concat rather than interpolation: three known strings need no pooled builder.
-        var key = string.Concat(request.Method.Method, " ", request.RequestUri!.AbsoluteUri);
+        // A GET is keyed by its absolute URI alone, a string the Uri already holds, so that a replay builds no key;
+        // other methods are prefixed, which no absolute URI can be mistaken for (it starts with its scheme).
+        var uri = request.RequestUri!.AbsoluteUri;
+        var key = request.Method == HttpMethod.Get ? uri : string.Concat(request.Method.Method, " ", uri);
         if (knownWithoutCredentials || !HasCredentials(request))
         {
             return key;
@@ -48,6 +49,8 @@ internal static class ResponseCacheKey
     public static string? HeaderValue(HttpRequestMessage request, string name) =>
         request.Headers.NonValidated.TryGetValues(name, out var values) ? string.Join(", ", values) : null;
 
+    // A request without headers has no credentials to look for; each lookup by name costs a parse of the name.
     private static bool HasCredentials(HttpRequestMessage request) =>
-        request.Headers.NonValidated.Contains("Authorization") || request.Headers.NonValidated.Contains("Cookie");
+        request.Headers.NonValidated.Count > 0
+        && (request.Headers.NonValidated.Contains("Authorization") || request.Headers.NonValidated.Contains("Cookie"));
 }

@@ -12,19 +12,17 @@ internal sealed class ResponseCapture
     private readonly HttpResponseMessage _response;
     private readonly (string Name, string? Value)[] _vary;
     private readonly int _maxBytes;
-    private readonly TimeProvider _timeProvider;
     private readonly long? _expectedLength;
     private byte[]? _body;
     private int _length;
 
-    public ResponseCapture(ResponseCache cache, string key, HttpResponseMessage response, (string Name, string? Value)[] vary, int maxBytes, TimeProvider timeProvider)
+    public ResponseCapture(ResponseCache cache, string key, HttpResponseMessage response, (string Name, string? Value)[] vary, int maxBytes)
     {
         _cache = cache;
         _key = key;
         _response = response;
         _vary = vary;
         _maxBytes = maxBytes;
-        _timeProvider = timeProvider;
         // A known length is allocated exactly, so the finished body is stored without another copy.
         _expectedLength = response.Content.Headers.ContentLength;
         _body = _expectedLength > maxBytes ? null : new byte[_expectedLength ?? Math.Min(maxBytes, 4096)];
@@ -73,7 +71,7 @@ internal sealed class ResponseCapture
                 Array.Resize(ref body, _length);
             }
 
-            _cache.Store(_key, new CachedResponse(_response, _vary, body, _timeProvider.GetUtcNow()));
+            _cache.Store(_key, new CachedResponse(_response, _vary, body, _cache.Clock.UtcNow));
         }
 #pragma warning disable CA1031 // The cache is a convenience: a fault in it must never fail the caller's read.
         catch (Exception)

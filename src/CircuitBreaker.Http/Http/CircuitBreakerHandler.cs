@@ -324,11 +324,12 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
     private async Task<(HttpResponseMessage? Response, string Kind)> ChainAsync(HttpRequestMessage request, CircuitEntry circuit, Rejection rejection, CancellationToken cancellationToken)
     {
         var policy = circuit.Fallback;
-        var entry = policy.CacheEnabled ? FromCache(request, policy, _timeProvider.GetUtcNow()) : null;
+        var cache = policy.CacheEnabled ? _circuits.Cache : null;
+        var entry = cache is null ? null : FromCache(request, policy, cache, cache.Clock.UtcNow);
         if (policy.OnOpen is { } onOpen)
         {
             // The delegate gets a copy of its own: whatever it does with it, the cache step below builds a fresh one.
-            var offered = Replay(entry, request, _timeProvider.GetUtcNow());
+            var offered = entry is null ? null : Replay(entry, request, cache!.Clock.UtcNow);
             var custom = await AskCustomAsync(onOpen, request, circuit, rejection, offered, cancellationToken).ConfigureAwait(false);
             if (!ReferenceEquals(custom, offered))
             {
@@ -341,7 +342,7 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
             }
         }
 
-        if (entry is not null && Replay(entry, request, _timeProvider.GetUtcNow()) is { } cached)
+        if (entry is not null && Replay(entry, request, cache!.Clock.UtcNow) is { } cached)
         {
             return (FallbackPolicy.MarkFresh(cached, FallbackPolicy.CacheKind, rejection.RetryAfter), FallbackPolicy.CacheKind);
         }
@@ -392,22 +393,22 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
     /// <summary>The cached response, if any, replayed at once: one clock read serves the lookup and the age.</summary>
     private HttpResponseMessage? ReplayFromCache(HttpRequestMessage request, FallbackPolicy policy)
     {
-        if (!policy.CacheEnabled || _circuits.Cache is null)
+        if (!policy.CacheEnabled || _circuits.Cache is not { } cache)
         {
             return null;
         }
 
-        var now = _timeProvider.GetUtcNow();
-        return Replay(FromCache(request, policy, now), request, now);
+        var now = cache.Clock.UtcNow;
+        return Replay(FromCache(request, policy, cache, now), request, now);
     }
 
     /// <summary>The cached response replayed with its age at <paramref name="now"/>.</summary>
     private static HttpResponseMessage? Replay(CachedResponse? entry, HttpRequestMessage request, DateTimeOffset now) =>
         entry?.ToResponse(request, now - entry.StoredAt);
 
-    private CachedResponse? FromCache(HttpRequestMessage request, FallbackPolicy policy, DateTimeOffset now)
+    private CachedResponse? FromCache(HttpRequestMessage request, FallbackPolicy policy, ResponseCache cache, DateTimeOffset now)
     {
-        if (!policy.CacheEnabled || _circuits.Cache is not { } cache || !ResponseCacheKey.IsCacheableRequest(request, policy.CacheExcludesCredentials))
+        if (!ResponseCacheKey.IsCacheableRequest(request, policy.CacheExcludesCredentials))
         {
             return null;
         }
@@ -503,7 +504,7 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
         {
             if (ResponseCacheKey.IsCacheableRequest(request, policy.CacheExcludesCredentials) && ResponseCacheKey.IsCacheableResponse(response))
             {
-                var capture = new ResponseCapture(cache, ResponseCacheKey.For(request), response, ResponseCacheKey.Vary(response, request), policy.CacheMaxEntryBytes, _timeProvider);
+                var capture = new ResponseCapture(cache, ResponseCacheKey.For(request), response, ResponseCacheKey.Vary(response, request), policy.CacheMaxEntryBytes);
                 if (request.Method == HttpMethod.Head)
                 {
                     capture.Complete(); // no body will ever be read: the headers are the whole response

@@ -14,8 +14,6 @@ internal sealed class HttpFailureClassifier
     /// <summary>The <c>error.type</c> of a call that completed but exceeded <see cref="SlowCallDuration"/>.</summary>
     public const string SlowErrorType = "slow";
 
-    private static readonly string[] StatusCodeNames = Enumerable.Range(0, 600).Select(c => c.ToString(System.Globalization.CultureInfo.InvariantCulture)).ToArray();
-
     private readonly StatusCodeSet _failureStatusCodes;
 
     private HttpFailureClassifier(StatusCodeSet failureStatusCodes, TimeSpan? attemptTimeout, TimeSpan? slowCallDuration, bool honorRetryAfter)
@@ -63,8 +61,7 @@ internal sealed class HttpFailureClassifier
     }
 
     /// <summary>The <c>error.type</c> of a failing status, such as <c>503</c>, without allocating.</summary>
-    public static string ErrorType(HttpStatusCode statusCode) =>
-        (uint)statusCode < (uint)StatusCodeNames.Length ? StatusCodeNames[(int)statusCode] : ((int)statusCode).ToString(System.Globalization.CultureInfo.InvariantCulture);
+    public static string ErrorType(HttpStatusCode statusCode) => DecimalStrings.Of((int)statusCode);
 
     private static TimeSpan? OffWhenInfinite(TimeSpan? value) => value == Timeout.InfiniteTimeSpan ? null : value;
 }

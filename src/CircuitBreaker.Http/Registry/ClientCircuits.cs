@@ -31,7 +31,7 @@ internal sealed class ClientCircuits
         _invalid = invalid;
         _registry = registry;
         _onTransition = registry.OnTransition;
-        Cache = CacheFor(options, current: null);
+        Cache = CacheFor(options, current: null, registry.TimeProvider);
     }
 
     public CircuitBreakerRegistry Registry => _registry;
@@ -78,7 +78,7 @@ internal sealed class ClientCircuits
             _options = options;
             _invalid = null;
             _sharedRules = null;
-            Cache = CacheFor(options, Cache);
+            Cache = CacheFor(options, Cache, _registry.TimeProvider);
             foreach (var entry in _circuits.ToArray())
             {
                 entry.Apply(RulesFor(options, entry.Host), _registry.TimeProvider);
@@ -169,7 +169,7 @@ internal sealed class ClientCircuits
     /// The cache the options call for: none when no circuit caches, the current one when its bounds still
     /// hold (a reload keeps what was cached), otherwise a new one.
     /// </summary>
-    private static ResponseCache? CacheFor(CircuitBreakerOptions? options, ResponseCache? current)
+    private static ResponseCache? CacheFor(CircuitBreakerOptions? options, ResponseCache? current, TimeProvider timeProvider)
     {
         var cache = options?.Fallback.Cache;
         var anyCaches = cache is not null
@@ -186,7 +186,7 @@ internal sealed class ClientCircuits
         }
 
         current?.Dispose();
-        return new ResponseCache(cache!.MaxEntries, cache.MaxTotalBytes);
+        return new ResponseCache(cache!.MaxEntries, cache.MaxTotalBytes, timeProvider);
     }
 
     private void Evict(int maxCircuits)

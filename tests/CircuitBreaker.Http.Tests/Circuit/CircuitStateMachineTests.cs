@@ -84,6 +84,35 @@ public sealed class CircuitStateMachineTests : IDisposable
     }
 
     [Fact]
+    public void OpenCircuit_ResetAndOpenedAgain_RejectsWithTheNewBreak()
+    {
+        var machine = Create(new CircuitBreakerOptions { FailureThreshold = 1, BreakDuration = TimeSpan.FromSeconds(30) });
+        Fail(machine, 1);
+        machine.Reset();
+        _time.Advance(TimeSpan.FromSeconds(25));
+        machine.OpenForFleet(TimeSpan.FromSeconds(10), probeWait: TimeSpan.FromSeconds(5));
+
+        // The first break would have ended 5 s from now; the second ends in 10 s and is the one reported and enforced.
+        Assert.Equal(TimeSpan.FromSeconds(10), machine.TryAcquire().RetryAfter);
+        _time.Advance(TimeSpan.FromSeconds(6));
+        Assert.Equal(TimeSpan.FromSeconds(4), machine.TryAcquire().RetryAfter);
+    }
+
+    [Fact]
+    public void OpenCircuit_FleetAsksForALongerBreak_RejectsUntilTheLaterRetryTime()
+    {
+        var machine = Create(new CircuitBreakerOptions { FailureThreshold = 1, BreakDuration = TimeSpan.FromSeconds(10) });
+        Fail(machine, 1);
+
+        machine.OpenForFleet(TimeSpan.FromSeconds(60), probeWait: TimeSpan.FromSeconds(5));
+        _time.Advance(TimeSpan.FromSeconds(15));
+
+        var permit = machine.TryAcquire();
+        Assert.Equal(CircuitState.Open, permit.RejectedState);
+        Assert.Equal(TimeSpan.FromSeconds(45), permit.RetryAfter);
+    }
+
+    [Fact]
     public void FailureRatio_OpensOnceMinimumThroughputReachedWithinWindow()
     {
         var machine = Create(new CircuitBreakerOptions

@@ -5,9 +5,11 @@ namespace CircuitBreaker.Http.Tests.Fallback;
 
 public sealed class CapturingContentTests : IDisposable
 {
-    private const string Key = "GET http://a.test/";
-    private readonly ResponseCache _cache = new(100, 10_000_000);
+    private const string Key = "http://a.test/";
     private readonly FakeTimeProvider _time = new();
+    private readonly ResponseCache _cache;
+
+    public CapturingContentTests() => _cache = new(100, 10_000_000, _time);
 
     public void Dispose() => _cache.Dispose();
 
@@ -106,7 +108,7 @@ public sealed class CapturingContentTests : IDisposable
     private HttpResponseMessage Wrap(HttpContent inner, int maxBytes)
     {
         var response = new HttpResponseMessage(HttpStatusCode.OK) { Content = inner };
-        var capture = new ResponseCapture(_cache, Key, response, [], maxBytes, _time);
+        var capture = new ResponseCapture(_cache, Key, response, [], maxBytes);
         response.Content = new CapturingContent(inner, capture);
         return response;
     }
