@@ -25,7 +25,7 @@ internal static class ProfileRun
         "bare-async", "cb-async", "polly-async",
         "cb-open-throw", "cb-open-degraded", "cb-open-cache", "polly-open-throw",
         "polly-timeout", "polly-timeout-async", "bare-loopback", "cb-loopback",
-        "bare-many-hosts", "cb-many-hosts",
+        "bare-many-hosts", "cb-many-hosts", "forward",
     ];
 
     public static async Task<int> RunAsync(string[] args)
@@ -73,6 +73,10 @@ internal static class ProfileRun
                 client.AddCircuitBreaker(o => o.MaxCircuits = 2 * ManyHostsBenchmarks.Hosts);
                 break;
             case "bare-many-hosts":
+                break;
+            case "forward":
+                // The floor of any breaker built as a handler: one that only passes the call on.
+                client.AddHttpMessageHandler(() => new ForwardingHandler());
                 break;
             case "cb":
                 client.AddCircuitBreaker();
@@ -180,4 +184,9 @@ internal static class ProfileRun
                 using var response = await http.GetAsync(Target);
             };
     }
+}
+
+/// <summary>A handler that only passes each call on, for the <c>forward</c> scenario.</summary>
+internal sealed class ForwardingHandler : DelegatingHandler
+{
 }

@@ -39,8 +39,11 @@ internal sealed class AttemptTimeouts
     /// <summary>A slot whose token fires at <paramref name="timeout"/> from now or when <paramref name="callerToken"/> fires.</summary>
     public Slot Start(TimeSpan timeout, CancellationToken callerToken)
     {
-        var slot = t_cached;
-        t_cached = null;
+        // Through a ref: each access to a thread-static is a TLS lookup (a call into the loader on Linux), and the
+        // ref makes one serve the read and the write.
+        ref var cached = ref t_cached;
+        var slot = cached;
+        cached = null;
         if (slot is null || !ReferenceEquals(slot.Owner, this))
         {
             slot = _pool.Get();
@@ -52,9 +55,10 @@ internal sealed class AttemptTimeouts
 
     private void Return(Slot slot)
     {
-        if (t_cached is null)
+        ref var cached = ref t_cached;
+        if (cached is null)
         {
-            t_cached = slot;
+            cached = slot;
         }
         else
         {
@@ -89,6 +93,7 @@ internal sealed class AttemptTimeouts
         private long _state;
         private long _deadline;
         private long _armedFor = long.MaxValue; // the deadline the timer is armed for; MaxValue while it is not
+        private long _timeoutUnits; // Timeout in the clock's units
 
         public Slot(AttemptTimeouts owner)
         {
@@ -113,9 +118,15 @@ internal sealed class AttemptTimeouts
 
         public void Start(TimeSpan timeout, CancellationToken callerToken)
         {
-            Timeout = timeout;
+            if (timeout != Timeout)
+            {
+                // Converted once per slot and timeout rather than per call: a slot mostly serves one client's calls.
+                Timeout = timeout;
+                _timeoutUnits = _owner.ToUnits(timeout);
+            }
+
             var now = _owner.Now();
-            var deadline = now + _owner.ToUnits(timeout);
+            var deadline = now + _timeoutUnits;
             _deadline = deadline;
 
             // A full fence, then the read of _armedFor: either this call sees that the timer went idle and arms it,

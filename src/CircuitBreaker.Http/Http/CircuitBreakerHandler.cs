@@ -175,7 +175,8 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
             throw new InvalidOperationException("The request has no absolute RequestUri; set HttpClient.BaseAddress or use an absolute URI.");
         }
 
-        return uri.Scheme == Uri.UriSchemeHttp || uri.Scheme == Uri.UriSchemeHttps ? _circuits.GetOrCreate(uri) : null;
+        var scheme = uri.Scheme;
+        return scheme == Uri.UriSchemeHttp || scheme == Uri.UriSchemeHttps ? _circuits.GetOrCreate(uri, scheme) : null;
     }
 
     private Task<HttpResponseMessage> SendThroughAsync(HttpRequestMessage request, CircuitEntry circuit, CircuitPermit permit, CancellationToken cancellationToken)

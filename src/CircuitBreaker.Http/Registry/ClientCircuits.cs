@@ -55,9 +55,12 @@ internal sealed class ClientCircuits
     }
 
     /// <summary>The circuit of a call about to be made to <paramref name="uri"/>, noted as used.</summary>
-    public CircuitEntry GetOrCreate(Uri uri)
+    public CircuitEntry GetOrCreate(Uri uri) => GetOrCreate(uri, uri.Scheme);
+
+    /// <summary>The circuit of a call about to be made to <paramref name="uri"/>, whose scheme the caller has read already.</summary>
+    public CircuitEntry GetOrCreate(Uri uri, string scheme)
     {
-        var entry = GetOrCreate(new HostKey(uri));
+        var entry = GetOrCreate(new HostKey(uri, scheme));
         entry.MarkUsed(Volatile.Read(ref _generation));
         return entry;
     }

@@ -9,8 +9,13 @@ namespace CircuitBreaker.Http;
 internal readonly struct HostKey : IEquatable<HostKey>
 {
     public HostKey(Uri uri)
+        : this(uri, uri.Scheme)
     {
-        Scheme = uri.Scheme;
+    }
+
+    public HostKey(Uri uri, string scheme)
+    {
+        Scheme = scheme;
         Host = uri.IdnHost;
         Port = uri.Port;
     }
