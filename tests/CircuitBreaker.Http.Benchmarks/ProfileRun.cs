@@ -26,6 +26,7 @@ internal static class ProfileRun
         "cb-open-throw", "cb-open-degraded", "cb-open-cache", "polly-open-throw",
         "polly-timeout", "polly-timeout-async", "bare-loopback", "cb-loopback",
         "bare-many-hosts", "cb-many-hosts", "forward",
+        "bare-no-client-timeout", "cb-no-client-timeout",
     ];
 
     public static async Task<int> RunAsync(string[] args)
@@ -73,6 +74,14 @@ internal static class ProfileRun
                 client.AddCircuitBreaker(o => o.MaxCircuits = 2 * ManyHostsBenchmarks.Hosts);
                 break;
             case "bare-many-hosts":
+                break;
+            case "bare-no-client-timeout":
+                // HttpClient.Timeout off and no caller token: HttpClient passes its long-lived pending-requests token
+                // down instead of a new linked source per request, so a registration on it reuses pooled nodes.
+                client.ConfigureHttpClient(c => c.Timeout = Timeout.InfiniteTimeSpan);
+                break;
+            case "cb-no-client-timeout":
+                client.ConfigureHttpClient(c => c.Timeout = Timeout.InfiniteTimeSpan).AddCircuitBreaker();
                 break;
             case "forward":
                 // The floor of any breaker built as a handler: one that only passes the call on.
