@@ -9,6 +9,7 @@ internal class CircuitStateMachine : IDisposable
 {
     private readonly Lock _lock = new();
     private readonly TimeProvider _timeProvider;
+    private readonly CoarseClock _clock;
     private readonly Action<CircuitTransition>? _onTransition;
 
     private BreakerSettings _settings;
@@ -20,7 +21,7 @@ internal class CircuitStateMachine : IDisposable
     private int _probeSuccesses;
     private DateTimeOffset _openedAt;
     private DateTimeOffset _retryAt;
-    private long _retryAtTicks; // _retryAt's UtcTicks, which a reader without the lock can read whole
+    private long _retryAtCoarse; // _retryAt on the coarse clock (rounded up), which a reader without the lock can read whole
     private DateTimeOffset _closedAt;
     private DateTimeOffset _leftClosedAt;
     private DateTimeOffset? _recoveredAt;
@@ -42,6 +43,7 @@ internal class CircuitStateMachine : IDisposable
     {
         _settings = settings;
         _timeProvider = timeProvider;
+        _clock = new CoarseClock(timeProvider);
         _onTransition = onTransition;
         _closedAt = timeProvider.GetUtcNow();
         if (settings.SamplesRatio)
@@ -267,7 +269,7 @@ internal class CircuitStateMachine : IDisposable
                 // Often opened by the very failures that made the quorum: no new transition, just the fleet's timing.
                 if (retryAt > _retryAt)
                 {
-                    SetRetryAtLocked(retryAt);
+                    SetRetryAtLocked(now, breakDuration);
                     ScheduleBreakTimerLocked(breakDuration);
                 }
             }
@@ -378,14 +380,17 @@ internal class CircuitStateMachine : IDisposable
     {
         if (_state == CircuitState.Open)
         {
-            var now = _timeProvider.GetUtcNow().UtcTicks;
-            var retryAt = Volatile.Read(ref _retryAtTicks);
+            // The coarse clock: this runs for every call to a broken host. Its retry time is rounded up, so a call it
+            // turns away is one the wall clock would too, give or take a tick of it; at the retry time the break timer
+            // moves the circuit on anyway.
+            var now = _clock.Now;
+            var retryAt = Volatile.Read(ref _retryAtCoarse);
 
             // Read again after the retry time: a circuit that left Open meanwhile goes the locked way. One that left and
             // opened again may pair its state with the previous break's retry time, which only shifts the Retry-After.
             if (now < retryAt && _state == CircuitState.Open)
             {
-                rejected = CircuitPermit.Rejected(CircuitState.Open, TimeSpan.FromTicks(retryAt - now));
+                rejected = CircuitPermit.Rejected(CircuitState.Open, _clock.ToTimeSpan(retryAt - now));
                 return true;
             }
         }
@@ -394,10 +399,10 @@ internal class CircuitStateMachine : IDisposable
         return false;
     }
 
-    private void SetRetryAtLocked(DateTimeOffset retryAt)
+    private void SetRetryAtLocked(DateTimeOffset now, TimeSpan breakDuration)
     {
-        _retryAt = retryAt;
-        Volatile.Write(ref _retryAtTicks, retryAt.UtcTicks);
+        _retryAt = now + breakDuration;
+        Volatile.Write(ref _retryAtCoarse, _clock.Now + _clock.ToUnits(breakDuration));
     }
 
     private CircuitPermit TryAcquireSlow()
@@ -500,7 +505,7 @@ internal class CircuitStateMachine : IDisposable
         _state = CircuitState.Open;
         _lastBreak = breakDuration;
         _openedAt = now;
-        SetRetryAtLocked(now + effectiveBreak);
+        SetRetryAtLocked(now, effectiveBreak);
         _probesInFlight = 0;
         _probeSuccesses = 0;
         ScheduleBreakTimerLocked(effectiveBreak);

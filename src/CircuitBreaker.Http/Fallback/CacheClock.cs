@@ -4,30 +4,27 @@ namespace CircuitBreaker.Http;
 
 /// <summary>
 /// The fallback cache's clock, for its entries' ages and for <see cref="Microsoft.Extensions.Caching.Memory.MemoryCache"/>'s
-/// own bookkeeping: the injected <see cref="TimeProvider"/>, read cheaply when it is the system's.
+/// own bookkeeping: the injected <see cref="TimeProvider"/>'s time when the cache was made, advanced by its
+/// <see cref="CoarseClock"/>.
 /// </summary>
 /// <remarks>
-/// A cached answer is served while a circuit is open, so this clock is read on every call to a broken host. The
-/// system's wall clock costs a precise timestamp per read, which is slow on many virtual machines; ages are whole
-/// seconds, so the system provider is read once and then advanced by <see cref="Environment.TickCount64"/>, the
-/// clock the runtime's timers use. It does not follow later adjustments of the wall clock, which ages, being
-/// differences of this clock's own readings, do not need.
+/// A cached answer is served while a circuit is open, so this clock is read on every call to a broken host, where
+/// the system's wall clock would cost five times the coarse one. Ages are whole seconds. It does not follow later
+/// adjustments of the wall clock, which ages, being differences of this clock's own readings, do not need.
 /// </remarks>
 internal sealed class CacheClock : ISystemClock
 {
-    private readonly TimeProvider _timeProvider;
-    private readonly bool _system;
+    private readonly CoarseClock _clock;
     private readonly DateTimeOffset _origin;
-    private readonly long _originTicks;
+    private readonly long _originUnits;
 
     public CacheClock(TimeProvider timeProvider)
     {
-        _timeProvider = timeProvider;
-        _system = ReferenceEquals(timeProvider, TimeProvider.System);
+        _clock = new CoarseClock(timeProvider);
         _origin = timeProvider.GetUtcNow();
-        _originTicks = Environment.TickCount64;
+        _originUnits = _clock.Now;
     }
 
     /// <inheritdoc />
-    public DateTimeOffset UtcNow => _system ? _origin + TimeSpan.FromMilliseconds(Environment.TickCount64 - _originTicks) : _timeProvider.GetUtcNow();
+    public DateTimeOffset UtcNow => _origin + _clock.ToTimeSpan(_clock.Now - _originUnits);
 }

@@ -22,7 +22,7 @@ internal sealed class CachedResponse
     {
         var isHead = response.RequestMessage?.Method == HttpMethod.Head;
         StatusCode = response.StatusCode;
-        ReasonPhrase = response.ReasonPhrase;
+        ReasonPhrase = CustomReasonPhrase(response);
         Version = response.Version;
         _headers = Copy(response.Headers);
         // A replayed body's length is its own, except for HEAD, whose Content-Length describes the resource.
@@ -36,6 +36,7 @@ internal sealed class CachedResponse
 
     public HttpStatusCode StatusCode { get; }
 
+    /// <summary>The reason phrase when it is not the status code's standard one, which a new response has by itself.</summary>
     public string? ReasonPhrase { get; }
 
     public Version Version { get; }
@@ -67,11 +68,15 @@ internal sealed class CachedResponse
     {
         var response = new HttpResponseMessage(StatusCode)
         {
-            ReasonPhrase = ReasonPhrase,
             Version = Version,
             RequestMessage = request,
             Content = new ByteArrayContent(Body),
         };
+        if (ReasonPhrase is not null)
+        {
+            response.ReasonPhrase = ReasonPhrase; // set only when needed: the setter scans it for line breaks
+        }
+
         Add(response.Headers, _headers);
         Add(response.Content.Headers, _contentHeaders);
 
@@ -87,6 +92,12 @@ internal sealed class CachedResponse
             // The single-value overload stores the string as it is; the other walks an enumerator.
             _ = values.Length == 1 ? headers.TryAddWithoutValidation(name, values[0]) : headers.TryAddWithoutValidation(name, values);
         }
+    }
+
+    private static string? CustomReasonPhrase(HttpResponseMessage response)
+    {
+        using var standard = new HttpResponseMessage(response.StatusCode);
+        return response.ReasonPhrase == standard.ReasonPhrase ? null : response.ReasonPhrase;
     }
 
     private static KeyValuePair<string, string[]>[] Copy(System.Net.Http.Headers.HttpHeaders headers) =>

@@ -12,8 +12,7 @@ namespace CircuitBreaker.Http;
 /// and the timer, when it fires, cancels the call if its deadline has passed and otherwise sleeps until the deadline
 /// of whichever call holds the slot then. A slot's timer therefore fires about once per timeout while the slot is in
 /// use, and never earlier than the deadline of the call it cancels. Deadlines are read from the injected
-/// <see cref="TimeProvider"/>; the system clock is read as <see cref="Environment.TickCount64"/>, which is the
-/// clock the runtime's timers use and costs far less than a precise timestamp.
+/// <see cref="TimeProvider"/> through its <see cref="CoarseClock"/>.
 /// </remarks>
 internal sealed class AttemptTimeouts
 {
@@ -25,14 +24,12 @@ internal sealed class AttemptTimeouts
 
     private readonly ObjectPool<Slot> _pool;
     private readonly TimeProvider _timeProvider;
-    private readonly bool _systemClock;
-    private readonly long _unitsPerSecond;
+    private readonly CoarseClock _clock;
 
     public AttemptTimeouts(TimeProvider timeProvider)
     {
         _timeProvider = timeProvider;
-        _systemClock = ReferenceEquals(timeProvider, TimeProvider.System);
-        _unitsPerSecond = _systemClock ? 1000 : timeProvider.TimestampFrequency;
+        _clock = new CoarseClock(timeProvider);
         _pool = new DefaultObjectPool<Slot>(new Policy(this), maximumRetained: 256);
     }
 
@@ -66,12 +63,11 @@ internal sealed class AttemptTimeouts
         }
     }
 
-    private long Now() => _systemClock ? Environment.TickCount64 : _timeProvider.GetTimestamp();
+    private long Now() => _clock.Now;
 
-    // Rounded up, so that a deadline is never earlier than the timeout asks.
-    private long ToUnits(TimeSpan duration) => (long)Math.Ceiling(duration.Ticks * (double)_unitsPerSecond / TimeSpan.TicksPerSecond);
+    private long ToUnits(TimeSpan duration) => _clock.ToUnits(duration);
 
-    private TimeSpan ToTimeSpan(long units) => TimeSpan.FromTicks((long)Math.Ceiling(units * (double)TimeSpan.TicksPerSecond / _unitsPerSecond));
+    private TimeSpan ToTimeSpan(long units) => _clock.ToTimeSpan(units);
 
     /// <summary>One pooled timeout: a token source, its timer, and the deadline of the call that holds it.</summary>
 #pragma warning disable CA1001 // Pooled for the registry's lifetime. A slot the pool drops is left to the collector: its

@@ -139,6 +139,21 @@ public sealed class ResponseCacheTests
         Assert.Equal("hello", await second.Content.ReadAsStringAsync());
     }
 
+    [Theory]
+    [InlineData("Fine, thanks", "Fine, thanks")]
+    [InlineData(null, "OK")]
+    public void ToResponse_ReplaysAReasonPhraseOfItsOwn_AndTheStandardOneOtherwise(string? captured, string replayed)
+    {
+        using var cache = new ResponseCache(10, 1_000_000);
+        Store(cache, "http://a.test/1", [], response: r => r.ReasonPhrase = captured);
+
+        using var request = new HttpRequestMessage(HttpMethod.Get, "http://a.test/1");
+        using var response = cache.Find(request, TimeSpan.FromMinutes(1), _time.GetUtcNow())!.ToResponse(request, TimeSpan.FromSeconds(7.9));
+
+        Assert.Equal(replayed, response.ReasonPhrase);
+        Assert.Equal(TimeSpan.FromSeconds(7), response.Headers.Age);
+    }
+
     private void Store(ResponseCache cache, string uri, byte[] body, Action<HttpRequestMessage>? request = null, Action<HttpResponseMessage>? response = null)
     {
         using var req = new HttpRequestMessage(HttpMethod.Get, uri);
