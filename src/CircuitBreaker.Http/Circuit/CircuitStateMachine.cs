@@ -43,7 +43,7 @@ internal class CircuitStateMachine : IDisposable
     {
         _settings = settings;
         _timeProvider = timeProvider;
-        _clock = new CoarseClock(timeProvider);
+        _clock = CoarseClock.For(timeProvider);
         _onTransition = onTransition;
         _closedAt = timeProvider.GetUtcNow();
         if (settings.SamplesRatio)

@@ -20,7 +20,7 @@ internal sealed class CacheClock : ISystemClock
 
     public CacheClock(TimeProvider timeProvider)
     {
-        _clock = new CoarseClock(timeProvider);
+        _clock = CoarseClock.For(timeProvider);
         _origin = timeProvider.GetUtcNow();
         _originUnits = _clock.Now;
     }

@@ -29,7 +29,7 @@ internal sealed class AttemptTimeouts
     public AttemptTimeouts(TimeProvider timeProvider)
     {
         _timeProvider = timeProvider;
-        _clock = new CoarseClock(timeProvider);
+        _clock = CoarseClock.For(timeProvider);
         _pool = new DefaultObjectPool<Slot>(new Policy(this), maximumRetained: 256);
     }
 

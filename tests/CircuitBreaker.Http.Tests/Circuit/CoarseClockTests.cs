@@ -8,7 +8,7 @@ public sealed class CoarseClockTests
     public void Now_FakeTimeProvider_AdvancesExactlyWithIt()
     {
         var time = new FakeTimeProvider();
-        var clock = new CoarseClock(time);
+        var clock = CoarseClock.For(time);
         var start = clock.Now;
 
         time.Advance(TimeSpan.FromMilliseconds(1234.5));
@@ -19,7 +19,7 @@ public sealed class CoarseClockTests
     [Fact]
     public void ToUnits_SystemClock_CountsMillisecondsRoundedUp()
     {
-        var clock = new CoarseClock(TimeProvider.System);
+        var clock = CoarseClock.For(TimeProvider.System);
 
         Assert.Equal(2, clock.ToUnits(TimeSpan.FromMilliseconds(1.5)));
         Assert.Equal(10_000, clock.ToUnits(TimeSpan.FromSeconds(10)));
@@ -29,7 +29,7 @@ public sealed class CoarseClockTests
     [Fact]
     public void Now_SystemClock_IsTheRuntimeTimersClock()
     {
-        var clock = new CoarseClock(TimeProvider.System);
+        var clock = CoarseClock.For(TimeProvider.System);
 
         var before = Environment.TickCount64;
         var now = clock.Now;
