@@ -1,14 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Net;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
-using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 
 namespace CircuitBreaker.Http.Benchmarks;
 
@@ -29,13 +22,8 @@ internal static class ThroughputCheck
         var rounds = Math.Max(2, (int)Option(args, "--rounds", 10));
         var warmup = Option(args, "--warmup", 4.0);
 
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0));
-        await using var app = builder.Build();
-        app.MapGet("/", () => Results.Text("ok"));
-        await app.StartAsync();
-        var address = new Uri(app.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>().Addresses.First());
+        await using var server = await LoopbackServer.StartAsync();
+        var address = server.Address;
 
         var services = new ServiceCollection();
         services.AddHttpClient("bare", c => c.BaseAddress = address);

@@ -63,12 +63,6 @@ internal sealed class AttemptTimeouts
         }
     }
 
-    private long Now() => _clock.Now;
-
-    private long ToUnits(TimeSpan duration) => _clock.ToUnits(duration);
-
-    private TimeSpan ToTimeSpan(long units) => _clock.ToTimeSpan(units);
-
     /// <summary>One pooled timeout: a token source, its timer, and the deadline of the call that holds it.</summary>
 #pragma warning disable CA1001 // Pooled for the registry's lifetime. A slot the pool drops is left to the collector: its
     // timer fires at most once more and finds it idle, and its source never hands out a wait handle, the one thing to dispose.
@@ -118,10 +112,10 @@ internal sealed class AttemptTimeouts
             {
                 // Converted once per slot and timeout rather than per call: a slot mostly serves one client's calls.
                 Timeout = timeout;
-                _timeoutUnits = _owner.ToUnits(timeout);
+                _timeoutUnits = _owner._clock.ToUnits(timeout);
             }
 
-            var now = _owner.Now();
+            var now = _owner._clock.Now;
             var deadline = now + _timeoutUnits;
             _deadline = deadline;
 
@@ -160,7 +154,7 @@ internal sealed class AttemptTimeouts
                 if (_armedFor > deadline)
                 {
                     _armedFor = deadline;
-                    _timer.Change(_owner.ToTimeSpan(Math.Max(0, deadline - now)), System.Threading.Timeout.InfiniteTimeSpan);
+                    _timer.Change(_owner._clock.ToTimeSpan(Math.Max(0, deadline - now)), System.Threading.Timeout.InfiniteTimeSpan);
                 }
             }
         }
@@ -180,12 +174,12 @@ internal sealed class AttemptTimeouts
                     }
 
                     var deadline = Volatile.Read(ref _deadline);
-                    var now = _owner.Now();
+                    var now = _owner._clock.Now;
                     if (now < deadline)
                     {
                         // Armed for an earlier call that has ended: sleep until the deadline of the one running now.
                         _armedFor = deadline;
-                        _timer.Change(_owner.ToTimeSpan(deadline - now), System.Threading.Timeout.InfiniteTimeSpan);
+                        _timer.Change(_owner._clock.ToTimeSpan(deadline - now), System.Threading.Timeout.InfiniteTimeSpan);
                         return;
                     }
 

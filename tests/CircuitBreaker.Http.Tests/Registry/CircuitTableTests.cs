@@ -50,7 +50,7 @@ public sealed class CircuitTableTests
         var circuits = Circuits(harness);
         var created = Enumerable.Range(0, 100).Select(i => circuits.GetOrCreate(HostUri(i))).ToArray();
 
-        // Use every circuit but the first ten, so that the next creation evicts exactly those (a tenth of 100).
+        // The 101st circuit evicts a tenth of 100: the ten least recently used, which are the first ten created.
         circuits.GetOrCreate(HostUri(100));
         for (var i = 10; i < 100; i++)
         {
