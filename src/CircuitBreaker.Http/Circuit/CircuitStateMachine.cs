@@ -7,7 +7,9 @@ namespace CircuitBreaker.Http;
 /// </summary>
 internal class CircuitStateMachine : IDisposable
 {
-    private readonly Lock _lock = new();
+    // Transitions lock the machine itself (Monitor, in its object header) rather than a Lock of its own: it is
+    // internal and never handed out, so nothing else locks it, and with many hosts a Lock per circuit was 40 bytes
+    // of every circuit the registry keeps. Only transitions take it; the closed path never does.
     private readonly TimeProvider _timeProvider;
     private readonly CoarseClock _clock;
     private readonly Action<CircuitTransition>? _onTransition;
@@ -19,12 +21,12 @@ internal class CircuitStateMachine : IDisposable
     private RollingWindow? _window;
     private int _probesInFlight;
     private int _probeSuccesses;
-    private DateTimeOffset _openedAt;
-    private DateTimeOffset _retryAt;
+    private UtcTime _openedAt;
+    private UtcTime _retryAt;
     private long _retryAtCoarse; // _retryAt on the coarse clock (rounded up), which a reader without the lock can read whole
-    private DateTimeOffset _closedAt;
-    private DateTimeOffset _leftClosedAt;
-    private DateTimeOffset? _recoveredAt;
+    private UtcTime _closedAt;
+    private UtcTime _leftClosedAt;
+    private UtcTime? _recoveredAt;
     private int _failedProbes;
     private string? _lastFailure;
     private TimeSpan _lastBreak;
@@ -34,7 +36,7 @@ internal class CircuitStateMachine : IDisposable
     // Set while a fleet-wide open is in force here: at half-open this instance sends no probe of its own unless
     // the fleet grants it one, until the hold runs out (so a fleet prober that crashed cannot block recovery).
     private bool _fleetHeld;
-    private DateTimeOffset _fleetHeldUntil;
+    private UtcTime _fleetHeldUntil;
 
     /// <param name="settings">The breaker's settings.</param>
     /// <param name="timeProvider">Its clock.</param>
@@ -63,7 +65,7 @@ internal class CircuitStateMachine : IDisposable
             var state = _state;
             if (state == CircuitState.Open)
             {
-                lock (_lock)
+                lock (this)
                 {
                     if (_state == CircuitState.Open && _timeProvider.GetUtcNow() >= _retryAt)
                     {
@@ -85,7 +87,7 @@ internal class CircuitStateMachine : IDisposable
     {
         get
         {
-            lock (_lock)
+            lock (this)
             {
                 return _state == CircuitState.Closed ? _recoveredAt : null;
             }
@@ -112,7 +114,7 @@ internal class CircuitStateMachine : IDisposable
         }
 
         CircuitTransition? transition = null;
-        lock (_lock)
+        lock (this)
         {
             if (!IsCurrent(permit))
             {
@@ -146,7 +148,7 @@ internal class CircuitStateMachine : IDisposable
     public void OnFailure(in CircuitPermit permit, string? failure = null, TimeSpan? requestedBreak = null)
     {
         CircuitTransition? transition = null;
-        lock (_lock)
+        lock (this)
         {
             if (!IsCurrent(permit))
             {
@@ -189,7 +191,7 @@ internal class CircuitStateMachine : IDisposable
             return;
         }
 
-        lock (_lock)
+        lock (this)
         {
             if (IsCurrent(permit))
             {
@@ -201,7 +203,7 @@ internal class CircuitStateMachine : IDisposable
     public void Isolate()
     {
         CircuitTransition? transition = null;
-        lock (_lock)
+        lock (this)
         {
             if (_state != CircuitState.Isolated)
             {
@@ -228,7 +230,7 @@ internal class CircuitStateMachine : IDisposable
     public void Reset()
     {
         CircuitTransition? transition = null;
-        lock (_lock)
+        lock (this)
         {
             _lastBreak = TimeSpan.Zero;
             if (_state != CircuitState.Closed)
@@ -255,7 +257,7 @@ internal class CircuitStateMachine : IDisposable
     public void OpenForFleet(TimeSpan breakDuration, TimeSpan probeWait)
     {
         CircuitTransition? transition = null;
-        lock (_lock)
+        lock (this)
         {
             if (_state == CircuitState.Isolated || _disposed)
             {
@@ -279,7 +281,7 @@ internal class CircuitStateMachine : IDisposable
             }
 
             _fleetHeld = true;
-            _fleetHeldUntil = _retryAt + probeWait;
+            _fleetHeldUntil = _retryAt.ToDateTimeOffset() + probeWait;
         }
 
         Notify(transition);
@@ -289,7 +291,7 @@ internal class CircuitStateMachine : IDisposable
     /// <returns><see langword="true"/> if the circuit was held.</returns>
     public bool GrantFleetProbe()
     {
-        lock (_lock)
+        lock (this)
         {
             var held = _fleetHeld;
             _fleetHeld = false;
@@ -302,7 +304,7 @@ internal class CircuitStateMachine : IDisposable
     public bool CloseForFleet()
     {
         CircuitTransition? transition = null;
-        lock (_lock)
+        lock (this)
         {
             // A circuit this instance opened on its own, outside a fleet decision, keeps probing for itself: its
             // own path to the downstream may be the broken one.
@@ -322,7 +324,7 @@ internal class CircuitStateMachine : IDisposable
     /// <summary>Forgets a fleet hold: the circuit probes by itself again after its break.</summary>
     public void ReleaseFleetHold()
     {
-        lock (_lock)
+        lock (this)
         {
             _fleetHeld = false;
         }
@@ -331,7 +333,7 @@ internal class CircuitStateMachine : IDisposable
     /// <summary>Applies reloaded options without touching the state or the counters.</summary>
     public void UpdateSettings(BreakerSettings settings)
     {
-        lock (_lock)
+        lock (this)
         {
             _settings = settings;
             if (!settings.SamplesRatio)
@@ -347,7 +349,7 @@ internal class CircuitStateMachine : IDisposable
 
     public CircuitSnapshot GetSnapshot()
     {
-        lock (_lock)
+        lock (this)
         {
             var state = EffectiveStateLocked();
             var open = state != CircuitState.Closed;
@@ -364,7 +366,7 @@ internal class CircuitStateMachine : IDisposable
 
     public void Dispose()
     {
-        lock (_lock)
+        lock (this)
         {
             _disposed = true;
             _breakTimer?.Dispose();
@@ -409,7 +411,7 @@ internal class CircuitStateMachine : IDisposable
     {
         CircuitTransition? transition = null;
         CircuitPermit permit;
-        lock (_lock)
+        lock (this)
         {
             var now = _timeProvider.GetUtcNow();
             if (_state == CircuitState.Open && now >= _retryAt)
@@ -559,7 +561,7 @@ internal class CircuitStateMachine : IDisposable
     private void OnBreakElapsed()
     {
         CircuitTransition? transition = null;
-        lock (_lock)
+        lock (this)
         {
             if (_state != CircuitState.Open || _disposed)
             {

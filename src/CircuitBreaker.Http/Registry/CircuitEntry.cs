@@ -11,6 +11,8 @@ namespace CircuitBreaker.Http;
 internal sealed class CircuitEntry : CircuitStateMachine
 {
     private readonly Action<CircuitEntry, CircuitTransition> _onTransition;
+    private readonly string _clientName;
+    private string? _authority;
     private object? _port;
     private volatile HttpFailureClassifier _classifier;
     private volatile FallbackPolicy _fallback;
@@ -21,18 +23,18 @@ internal sealed class CircuitEntry : CircuitStateMachine
     /// <summary>The next circuit in its chain of the client's <see cref="CircuitTable"/>.</summary>
     internal CircuitEntry? Next;
 
-    /// <param name="key">The circuit's key.</param>
+    /// <param name="clientName">The name of the client it belongs to.</param>
     /// <param name="host">Its lookup key.</param>
     /// <param name="rules">The rules of its host's options, shared with every circuit that has the same options.</param>
     /// <param name="generation">The registry's generation at creation, its first <see cref="LastUsed"/>.</param>
     /// <param name="timeProvider">The clock of the state machine and the limits.</param>
     /// <param name="onTransition">Told of every state change, after the machine's lock is released.</param>
-    public CircuitEntry(CircuitKey key, HostKey host, CircuitRules rules, long generation, TimeProvider timeProvider, Action<CircuitEntry, CircuitTransition> onTransition)
+    public CircuitEntry(string clientName, HostKey host, CircuitRules rules, long generation, TimeProvider timeProvider, Action<CircuitEntry, CircuitTransition> onTransition)
         : base(rules.Settings, timeProvider)
     {
         var hostOptions = rules.Options;
         _limits = CircuitLimits.From(hostOptions, timeProvider);
-        Key = key;
+        _clientName = clientName;
         Host = host;
         Hash = host.GetHashCode();
         _classifier = rules.Classifier;
@@ -42,7 +44,13 @@ internal sealed class CircuitEntry : CircuitStateMachine
         _onTransition = onTransition;
     }
 
-    public CircuitKey Key { get; }
+    /// <summary>The circuit's key, whose authority string is built the first time something needs it.</summary>
+    /// <remarks>
+    /// Only logs, events, exceptions and snapshots read it, and most circuits of an app with many hosts never make
+    /// any: built eagerly, the string was about a sixth of what the registry kept per circuit. Two threads racing to
+    /// build it build equal strings, and either may be kept.
+    /// </remarks>
+    public CircuitKey Key => new(_clientName, _authority ??= Host.Authority);
 
     public HostKey Host { get; }
 

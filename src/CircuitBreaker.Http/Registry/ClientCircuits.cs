@@ -137,7 +137,7 @@ internal sealed class ClientCircuits
 
             var generation = Interlocked.Increment(ref _generation);
             var entry = new CircuitEntry(
-                new CircuitKey(ClientName, key.Authority),
+                ClientName,
                 key,
                 RulesFor(options, key),
                 generation,

@@ -1,0 +1,24 @@
+namespace CircuitBreaker.Http;
+
+/// <summary>
+/// A point in time kept as UTC ticks: 8 bytes, where a <see cref="DateTimeOffset"/> takes 16 (24 when nullable).
+/// </summary>
+/// <remarks>
+/// Every circuit keeps several of these, and with many hosts they were a fifth of what the registry held per
+/// circuit. The times all come from <see cref="TimeProvider.GetUtcNow"/>, so only a zero offset is lost. The
+/// conversions are implicit so that the state machine compares and subtracts them as the times they are.
+/// </remarks>
+internal readonly struct UtcTime
+{
+    private readonly long _utcTicks;
+
+    private UtcTime(long utcTicks) => _utcTicks = utcTicks;
+
+    public static implicit operator DateTimeOffset(UtcTime time) => time.ToDateTimeOffset();
+
+    public static implicit operator UtcTime(DateTimeOffset time) => FromDateTimeOffset(time);
+
+    public static UtcTime FromDateTimeOffset(DateTimeOffset time) => new(time.UtcTicks);
+
+    public DateTimeOffset ToDateTimeOffset() => new(_utcTicks, TimeSpan.Zero);
+}
