@@ -32,6 +32,9 @@ internal sealed class CoarseClock
     public static CoarseClock For(TimeProvider timeProvider) =>
         ReferenceEquals(timeProvider, TimeProvider.System) ? SystemClock : new CoarseClock(timeProvider);
 
+    /// <summary>The time provider it reads.</summary>
+    public TimeProvider TimeProvider => _timeProvider;
+
     /// <summary>Now, in the clock's units.</summary>
     public long Now => _system ? Environment.TickCount64 : _timeProvider.GetTimestamp();
 

@@ -10,10 +10,8 @@ namespace CircuitBreaker.Http;
 /// </remarks>
 internal sealed class CircuitEntry : CircuitStateMachine
 {
-    private readonly Action<CircuitEntry, CircuitTransition> _onTransition;
-    private readonly string _clientName;
-    private string? _authority;
-    private object? _port;
+    private readonly ClientCircuits _owner;
+    private Labels? _labels;
     private volatile HttpFailureClassifier _classifier;
     private volatile FallbackPolicy _fallback;
     private volatile bool _enforce;
@@ -23,34 +21,27 @@ internal sealed class CircuitEntry : CircuitStateMachine
     /// <summary>The next circuit in its chain of the client's <see cref="CircuitTable"/>.</summary>
     internal CircuitEntry? Next;
 
-    /// <param name="clientName">The name of the client it belongs to.</param>
+    /// <param name="owner">The client's circuits, which it belongs to and reports its transitions to.</param>
     /// <param name="host">Its lookup key.</param>
     /// <param name="rules">The rules of its host's options, shared with every circuit that has the same options.</param>
     /// <param name="generation">The registry's generation at creation, its first <see cref="LastUsed"/>.</param>
     /// <param name="timeProvider">The clock of the state machine and the limits.</param>
-    /// <param name="onTransition">Told of every state change, after the machine's lock is released.</param>
-    public CircuitEntry(string clientName, HostKey host, CircuitRules rules, long generation, TimeProvider timeProvider, Action<CircuitEntry, CircuitTransition> onTransition)
+    public CircuitEntry(ClientCircuits owner, HostKey host, CircuitRules rules, long generation, TimeProvider timeProvider)
         : base(rules.Settings, timeProvider)
     {
-        var hostOptions = rules.Options;
-        _limits = CircuitLimits.From(hostOptions, timeProvider);
-        _clientName = clientName;
+        _owner = owner;
         Host = host;
         Hash = host.GetHashCode();
+        var hostOptions = rules.Options;
+        _limits = CircuitLimits.From(hostOptions, timeProvider);
         _classifier = rules.Classifier;
         _fallback = rules.Fallback;
         _enforce = hostOptions.Enforce;
         _lastUsed = generation;
-        _onTransition = onTransition;
     }
 
     /// <summary>The circuit's key, whose authority string is built the first time something needs it.</summary>
-    /// <remarks>
-    /// Only logs, events, exceptions and snapshots read it, and most circuits of an app with many hosts never make
-    /// any: built eagerly, the string was about a sixth of what the registry kept per circuit. Two threads racing to
-    /// build it build equal strings, and either may be kept.
-    /// </remarks>
-    public CircuitKey Key => new(_clientName, _authority ??= Host.Authority);
+    public CircuitKey Key => new(_owner.ClientName, LabelsOf().Authority);
 
     public HostKey Host { get; }
 
@@ -79,9 +70,9 @@ internal sealed class CircuitEntry : CircuitStateMachine
     /// <summary>The tags every instrument carries for this circuit.</summary>
     public TagList Tags() => new()
     {
-        { "http.client.name", Key.ClientName },
+        { "http.client.name", _owner.ClientName },
         { "server.address", Host.Host },
-        { "server.port", _port ??= Host.Port }, // boxed once, and only once someone listens
+        { "server.port", LabelsOf().Port },
     };
 
     /// <summary>Notes a call; written only when the generation moved, so that a busy circuit's callers do not fight over its cache line.</summary>
@@ -105,5 +96,22 @@ internal sealed class CircuitEntry : CircuitStateMachine
         _enforce = hostOptions.Enforce;
     }
 
-    protected override void OnTransition(CircuitTransition transition) => _onTransition(this, transition);
+    protected override void OnTransition(CircuitTransition transition) => _owner.Registry.OnTransition(this, transition);
+
+    private Labels LabelsOf() => _labels ?? CreateLabels();
+
+    // Two threads racing here build equal labels, and either may be kept.
+    private Labels CreateLabels() => _labels = new Labels(Host.Authority, Host.Port);
+
+    /// <summary>
+    /// What only logs, events, exceptions, snapshots and listened-to instruments need: the authority string and the
+    /// port boxed once for tags. Built the first time one of them asks, since most circuits of an app with many
+    /// hosts never do, and kept apart so that a circuit that never asks carries one reference instead of two.
+    /// </summary>
+    private sealed class Labels(string authority, object port)
+    {
+        public string Authority { get; } = authority;
+
+        public object Port { get; } = port;
+    }
 }

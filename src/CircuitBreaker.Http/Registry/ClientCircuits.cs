@@ -10,7 +10,6 @@ internal sealed class ClientCircuits
     private readonly CircuitTable _circuits = new();
     private readonly Lock _createLock = new();
     private readonly CircuitBreakerRegistry _registry;
-    private readonly Action<CircuitEntry, CircuitTransition> _onTransition;
     private volatile CircuitBreakerOptions? _options;
     private volatile OptionsValidationException? _invalid;
     private CircuitRules? _sharedRules;
@@ -30,7 +29,6 @@ internal sealed class ClientCircuits
         _options = options;
         _invalid = invalid;
         _registry = registry;
-        _onTransition = registry.OnTransition;
         Cache = CacheFor(options, current: null, registry.TimeProvider);
     }
 
@@ -136,13 +134,7 @@ internal sealed class ClientCircuits
             }
 
             var generation = Interlocked.Increment(ref _generation);
-            var entry = new CircuitEntry(
-                ClientName,
-                key,
-                RulesFor(options, key),
-                generation,
-                _registry.TimeProvider,
-                _onTransition);
+            var entry = new CircuitEntry(this, key, RulesFor(options, key), generation, _registry.TimeProvider);
             _circuits.Add(entry);
             return entry;
         }
