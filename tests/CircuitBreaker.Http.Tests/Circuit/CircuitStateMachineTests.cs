@@ -590,6 +590,61 @@ public sealed class CircuitStateMachineTests : IDisposable
         Assert.Equal(CircuitPermitKind.Probe, machine.TryAcquire().Kind);
     }
 
+    // The registry's circuits have no listener, so they only create their cold state (break times, probes, fleet
+    // hold, timer) at the first failure; the machines of the other tests have one from the start.
+    [Fact]
+    public void WithoutAListener_BeforeAnyFailure_FleetCallsAndSnapshotSeeNothingToUndo()
+    {
+        using var machine = new CircuitStateMachine(BreakerSettings.From(new CircuitBreakerOptions { FailureThreshold = 2 }), _time);
+
+        machine.ReleaseFleetHold();
+        Assert.False(machine.GrantFleetProbe());
+        Assert.False(machine.CloseForFleet());
+        Assert.Null(machine.RecoveredAt);
+        var snapshot = machine.GetSnapshot();
+        Assert.Equal(CircuitState.Closed, snapshot.State);
+        Assert.Null(snapshot.OpenedAt);
+        Assert.Null(snapshot.RetryAt);
+        Assert.Equal(0, snapshot.FailedProbes);
+        Assert.Equal(CircuitPermitKind.Closed, machine.TryAcquire().Kind);
+    }
+
+    [Fact]
+    public void WithoutAListener_FailuresOpenTheCircuit_AndItRecoversAndBacksOffAsUsual()
+    {
+        using var machine = new CircuitStateMachine(
+            BreakerSettings.From(new CircuitBreakerOptions { FailureThreshold = 2, BreakDuration = TimeSpan.FromSeconds(10), BreakDurationMultiplier = 2 }),
+            _time);
+        var openedAt = _time.GetUtcNow();
+
+        Fail(machine, 2);
+        var whileOpen = machine.GetSnapshot();
+        _time.Advance(TimeSpan.FromSeconds(10));
+        machine.OnFailure(machine.TryAcquire()); // the probe fails: the break doubles
+
+        Assert.Equal((CircuitState.Open, openedAt, openedAt + TimeSpan.FromSeconds(10)), (whileOpen.State, whileOpen.OpenedAt, whileOpen.RetryAt));
+        Assert.Equal(_time.GetUtcNow() + TimeSpan.FromSeconds(20), machine.GetSnapshot().RetryAt);
+        Assert.Equal(1, machine.GetSnapshot().FailedProbes);
+
+        _time.Advance(TimeSpan.FromSeconds(20));
+        machine.OnSuccess(machine.TryAcquire());
+
+        Assert.Equal(CircuitState.Closed, machine.State);
+        Assert.Equal(_time.GetUtcNow(), machine.RecoveredAt);
+    }
+
+    [Fact]
+    public void WithoutAListener_Disposed_BeforeAnyFailure_IgnoresTheFleet()
+    {
+        var machine = new CircuitStateMachine(BreakerSettings.From(new CircuitBreakerOptions()), _time);
+
+        machine.Dispose();
+        machine.OpenForFleet(TimeSpan.FromSeconds(10), probeWait: TimeSpan.FromSeconds(5));
+
+        Assert.Equal(CircuitState.Closed, machine.State);
+        Assert.True(machine.TryAcquire().IsGranted);
+    }
+
     private CircuitStateMachine Create(CircuitBreakerOptions? options = null)
     {
         _machine = new CircuitStateMachine(
