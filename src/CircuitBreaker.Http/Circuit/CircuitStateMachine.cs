@@ -434,7 +434,6 @@ internal class CircuitStateMachine : IDisposable
         CircuitPermit permit;
         lock (this)
         {
-            var now = TimeProvider.GetUtcNow();
             if (_state == CircuitState.Closed)
             {
                 // It closed between the lock-free read and this one.
@@ -442,6 +441,7 @@ internal class CircuitStateMachine : IDisposable
             }
             else
             {
+                var now = TimeProvider.GetUtcNow();
                 var cold = ColdLocked;
                 if (_state == CircuitState.Open && now >= cold.RetryAt)
                 {

@@ -4,8 +4,9 @@ namespace CircuitBreaker.Http;
 /// A point in time kept as UTC ticks: 8 bytes, where a <see cref="DateTimeOffset"/> takes 16 (24 when nullable).
 /// </summary>
 /// <remarks>
-/// Every circuit keeps several of these, and with many hosts they were a fifth of what the registry held per
-/// circuit. The times all come from <see cref="TimeProvider.GetUtcNow"/>, so only a zero offset is lost. The
+/// A circuit keeps several of these once it has failed (in the state machine's cold state), and with many hosts in
+/// trouble at once every byte of a circuit counts. The times all come from <see cref="TimeProvider.GetUtcNow"/>, so
+/// only a zero offset is lost. The
 /// conversions are implicit so that the state machine compares and subtracts them as the times they are.
 /// </remarks>
 internal readonly struct UtcTime

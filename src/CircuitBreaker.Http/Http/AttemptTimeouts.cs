@@ -23,12 +23,10 @@ internal sealed class AttemptTimeouts
     private static Slot? t_cached;
 
     private readonly ObjectPool<Slot> _pool;
-    private readonly TimeProvider _timeProvider;
     private readonly CoarseClock _clock;
 
     public AttemptTimeouts(TimeProvider timeProvider)
     {
-        _timeProvider = timeProvider;
         _clock = CoarseClock.For(timeProvider);
         _pool = new DefaultObjectPool<Slot>(new Policy(this), maximumRetained: 256);
     }
@@ -93,7 +91,7 @@ internal sealed class AttemptTimeouts
             // its logging scopes) alive, and run every callback in it.
             using (ExecutionContext.IsFlowSuppressed() ? default(AsyncFlowControl?) : ExecutionContext.SuppressFlow())
             {
-                _timer = owner._timeProvider.CreateTimer(static s => ((Slot)s!).OnTimer(), this, System.Threading.Timeout.InfiniteTimeSpan, System.Threading.Timeout.InfiniteTimeSpan);
+                _timer = owner._clock.TimeProvider.CreateTimer(static s => ((Slot)s!).OnTimer(), this, System.Threading.Timeout.InfiniteTimeSpan, System.Threading.Timeout.InfiniteTimeSpan);
             }
         }
 
