@@ -1,8 +1,8 @@
 namespace CircuitBreaker.Http;
 
 /// <summary>
-/// One call's <see cref="CircuitBreakerOptions.AttemptTimeout"/>: a token that fires on the timeout or on the
-/// caller's cancellation, measured with the injected <see cref="TimeProvider"/>, and the call's duration when
+/// One call's <see cref="CircuitBreakerOptions.AttemptTimeout"/>: a token that fires on the timeout or, once
+/// <see cref="LinkCaller"/> has linked it, on the caller's cancellation, measured with the injected <see cref="TimeProvider"/>, and the call's duration when
 /// <see cref="CircuitBreakerOptions.SlowCallDuration"/> needs it. Kept small, as it lives in the state machine of
 /// every call that completes asynchronously.
 /// </summary>
@@ -19,12 +19,14 @@ internal readonly struct Attempt : IDisposable
     /// <param name="measured">Whether <see cref="Elapsed"/> will be asked for: the clock is read only then.</param>
     /// <param name="timeouts">The pool of timeouts.</param>
     /// <param name="timeProvider">The clock of the duration.</param>
-    /// <param name="callerToken">The caller's token.</param>
-    public Attempt(TimeSpan? timeout, bool measured, AttemptTimeouts timeouts, TimeProvider timeProvider, CancellationToken callerToken)
+    public Attempt(TimeSpan? timeout, bool measured, AttemptTimeouts timeouts, TimeProvider timeProvider)
     {
         _started = measured ? timeProvider.GetTimestamp() : Unmeasured;
-        _timeout = timeout is { } t ? timeouts.Start(t, callerToken) : null;
+        _timeout = timeout is { } t ? timeouts.Start(t) : null;
     }
+
+    /// <summary>Makes the caller's cancellation cancel <see cref="Token"/> too; nothing to do without a timeout, whose token is the caller's.</summary>
+    public void LinkCaller(CancellationToken callerToken) => _timeout?.LinkCaller(callerToken);
 
     /// <summary>The token to send the call with: the timeout's, or the caller's own when there is no timeout.</summary>
     public CancellationToken Token(CancellationToken callerToken) => _timeout?.Token ?? callerToken;

@@ -13,6 +13,13 @@ namespace CircuitBreaker.Http;
 /// of whichever call holds the slot then. A slot's timer therefore fires about once per timeout while the slot is in
 /// use, and never earlier than the deadline of the call it cancels. Deadlines are read from the injected
 /// <see cref="TimeProvider"/> through its <see cref="CoarseClock"/>.
+/// <para>
+/// The caller's token is linked to a slot's only once the call below has gone asynchronous (<see cref="Slot.LinkCaller"/>),
+/// as sockets and semaphores register for cancellation only when they must wait. The caller's token is
+/// <c>HttpClient</c>'s own source, new for every request, so the first registration on it allocates. A call answered
+/// synchronously therefore allocates nothing here. A call that goes asynchronous registers once, as the bare client's
+/// handler would have done on that source had the breaker not given it the slot's token instead.
+/// </para>
 /// </remarks>
 internal sealed class AttemptTimeouts
 {
@@ -31,8 +38,8 @@ internal sealed class AttemptTimeouts
         _pool = new DefaultObjectPool<Slot>(new Policy(this), maximumRetained: 256);
     }
 
-    /// <summary>A slot whose token fires at <paramref name="timeout"/> from now or when <paramref name="callerToken"/> fires.</summary>
-    public Slot Start(TimeSpan timeout, CancellationToken callerToken)
+    /// <summary>A slot whose token fires at <paramref name="timeout"/> from now, and on the caller's cancellation once <see cref="Slot.LinkCaller"/> has linked it.</summary>
+    public Slot Start(TimeSpan timeout)
     {
         // Through a ref: each access to a thread-static is a TLS lookup (a call into the loader on Linux), and the
         // ref makes one serve the read and the write.
@@ -44,7 +51,7 @@ internal sealed class AttemptTimeouts
             slot = _pool.Get();
         }
 
-        slot.Start(timeout, callerToken);
+        slot.Start(timeout);
         return slot;
     }
 
@@ -104,7 +111,7 @@ internal sealed class AttemptTimeouts
         /// <summary>Whether the timeout, and not the caller, cancelled the call.</summary>
         public bool TimedOut => (Volatile.Read(ref _state) & StateMask) == Fired;
 
-        public void Start(TimeSpan timeout, CancellationToken callerToken)
+        public void Start(TimeSpan timeout)
         {
             if (timeout != Timeout)
             {
@@ -124,9 +131,14 @@ internal sealed class AttemptTimeouts
             {
                 Arm(deadline, now);
             }
-
-            _callerRegistration = callerToken.UnsafeRegister(static s => ((CancellationTokenSource)s!).Cancel(), _source);
         }
+
+        /// <summary>
+        /// From now on, <paramref name="callerToken"/> firing cancels <see cref="Token"/>; at once when it has fired
+        /// already. At most once per call.
+        /// </summary>
+        public void LinkCaller(CancellationToken callerToken) =>
+            _callerRegistration = callerToken.UnsafeRegister(static s => ((CancellationTokenSource)s!).Cancel(), _source);
 
         /// <summary>Ends the call and puts the slot back in the pool.</summary>
         public void End()

@@ -182,7 +182,20 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
     private Task<HttpResponseMessage> SendThroughAsync(HttpRequestMessage request, CircuitEntry circuit, CircuitPermit permit, CancellationToken cancellationToken)
     {
         var probe = permit.Kind == CircuitPermitKind.Probe ? CircuitBreakerTracing.StartProbe(circuit) : null;
-        var attempt = StartAttempt(circuit, cancellationToken);
+        var attempt = StartAttempt(circuit);
+
+        // The caller's cancellation is linked to the attempt's token only once the call below has gone asynchronous,
+        // as sockets and semaphores register only when they must wait: the caller's token is HttpClient's source, new
+        // for every request, whose first registration allocates, and a call answered synchronously needs none. The
+        // price: a handler below that blocks before returning sees the caller's cancellation only once it returns
+        // (the AttemptTimeout still reaches it). A caller that has already cancelled is linked first, so that the
+        // call below starts cancelled.
+        var linked = cancellationToken.IsCancellationRequested;
+        if (linked)
+        {
+            attempt.LinkCaller(cancellationToken);
+        }
+
         Task<HttpResponseMessage> sending;
         try
         {
@@ -195,6 +208,12 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
 
         if (!sending.IsCompletedSuccessfully)
         {
+            if (!linked && !sending.IsCompleted)
+            {
+                // A cancellation during the synchronous part fires the link at once.
+                attempt.LinkCaller(cancellationToken);
+            }
+
             return CompleteAsync(sending, request, circuit, permit, attempt, probe, cancellationToken);
         }
 
@@ -242,16 +261,17 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
         }
     }
 
-    private Attempt StartAttempt(CircuitEntry circuit, CancellationToken cancellationToken)
+    private Attempt StartAttempt(CircuitEntry circuit)
     {
         var classifier = circuit.Classifier;
-        return new Attempt(classifier.AttemptTimeout, classifier.SlowCallDuration is not null, _circuits.Registry.AttemptTimeouts, _timeProvider, cancellationToken);
+        return new Attempt(classifier.AttemptTimeout, classifier.SlowCallDuration is not null, _circuits.Registry.AttemptTimeouts, _timeProvider);
     }
 
     private HttpResponseMessage SendThrough(HttpRequestMessage request, CircuitEntry circuit, CircuitPermit permit, CancellationToken cancellationToken)
     {
         using var probe = permit.Kind == CircuitPermitKind.Probe ? CircuitBreakerTracing.StartProbe(circuit) : null;
-        using var attempt = StartAttempt(circuit, cancellationToken);
+        using var attempt = StartAttempt(circuit);
+        attempt.LinkCaller(cancellationToken); // the call below blocks this thread for as long as it takes
         HttpResponseMessage response;
         try
         {

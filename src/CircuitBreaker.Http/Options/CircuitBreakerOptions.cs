@@ -96,6 +96,13 @@ public class CircuitBreakerOptions
     /// Keep it shorter than <see cref="HttpClient.Timeout"/>: inside a handler that timeout looks exactly like
     /// the caller cancelling, so it is never counted as a failure.
     /// </summary>
+    /// <remarks>
+    /// While it is on, the handlers below the breaker get a token of the breaker's own, which fires on this timeout
+    /// or on the caller's cancellation. The caller's cancellation is passed on to it once the call below has gone
+    /// asynchronous (at once if the caller had cancelled before the call), so that a call answered synchronously
+    /// costs no registration. A handler below that blocks its thread before returning sees the caller's
+    /// cancellation only when it returns; this timeout still reaches it.
+    /// </remarks>
     /// <value>The default value is 10 seconds.</value>
     public TimeSpan? AttemptTimeout { get; set; } = TimeSpan.FromSeconds(10);
 

@@ -12,7 +12,7 @@ public sealed class AttemptTimeoutsTests
         var time = new FakeTimeProvider();
         var timeouts = new AttemptTimeouts(time);
 
-        var slot = timeouts.Start(Timeout, CancellationToken.None);
+        var slot = timeouts.Start(Timeout);
         time.Advance(Timeout - TimeSpan.FromMilliseconds(1));
         Assert.False(slot.Token.IsCancellationRequested);
 
@@ -29,10 +29,10 @@ public sealed class AttemptTimeoutsTests
         var timeouts = new AttemptTimeouts(time);
 
         // The first call ends at once and leaves the slot's timer armed for its own deadline, 2 s from now.
-        var first = timeouts.Start(Timeout, CancellationToken.None);
+        var first = timeouts.Start(Timeout);
         first.End();
         time.Advance(TimeSpan.FromSeconds(1.5));
-        var second = timeouts.Start(Timeout, CancellationToken.None);
+        var second = timeouts.Start(Timeout);
         Assert.Same(first, second); // the same thread gets its slot back
 
         // The first call's deadline passes: the second, 0.5 s old, goes on.
@@ -45,7 +45,7 @@ public sealed class AttemptTimeoutsTests
         second.End();
 
         // A fired slot comes back with a fresh source.
-        var third = timeouts.Start(Timeout, CancellationToken.None);
+        var third = timeouts.Start(Timeout);
         Assert.False(third.Token.IsCancellationRequested);
         Assert.False(third.TimedOut);
         third.End();
@@ -58,14 +58,50 @@ public sealed class AttemptTimeoutsTests
         var timeouts = new AttemptTimeouts(time);
         using var caller = new CancellationTokenSource();
 
-        var slot = timeouts.Start(Timeout, caller.Token);
+        var slot = timeouts.Start(Timeout);
+        slot.LinkCaller(caller.Token);
         caller.Cancel();
 
         Assert.True(slot.Token.IsCancellationRequested);
         Assert.False(slot.TimedOut);
         slot.End();
 
-        var next = timeouts.Start(Timeout, CancellationToken.None);
+        var next = timeouts.Start(Timeout);
+        Assert.False(next.Token.IsCancellationRequested);
+        next.End();
+    }
+
+    [Fact]
+    public void LinkCaller_ToATokenCancelledAlready_CancelsTheTokenAtOnce_ButIsNotATimeout()
+    {
+        var time = new FakeTimeProvider();
+        var timeouts = new AttemptTimeouts(time);
+        using var caller = new CancellationTokenSource();
+
+        var slot = timeouts.Start(Timeout);
+        caller.Cancel();
+        Assert.False(slot.Token.IsCancellationRequested); // not linked yet
+
+        slot.LinkCaller(caller.Token);
+        Assert.True(slot.Token.IsCancellationRequested);
+        Assert.False(slot.TimedOut);
+        slot.End();
+    }
+
+    [Fact]
+    public void EndedSlot_ItsCallersLaterCancellation_DoesNotReachTheNextCall()
+    {
+        var time = new FakeTimeProvider();
+        var timeouts = new AttemptTimeouts(time);
+        using var caller = new CancellationTokenSource();
+
+        var slot = timeouts.Start(Timeout);
+        slot.LinkCaller(caller.Token);
+        slot.End();
+        var next = timeouts.Start(Timeout);
+        Assert.Same(slot, next);
+        caller.Cancel();
+
         Assert.False(next.Token.IsCancellationRequested);
         next.End();
     }
@@ -76,7 +112,7 @@ public sealed class AttemptTimeoutsTests
         var time = new FakeTimeProvider();
         var timeouts = new AttemptTimeouts(time);
 
-        var slot = timeouts.Start(Timeout, CancellationToken.None);
+        var slot = timeouts.Start(Timeout);
         var token = slot.Token;
         slot.End();
         time.Advance(TimeSpan.FromSeconds(10));

@@ -8,6 +8,9 @@ public sealed class CircuitBreakerHandlerTests
 {
     private const string Users = "http://users.test:80";
 
+    /// <summary>Only a guard against a hang: the awaited call ends at once when the library works.</summary>
+    private static readonly TimeSpan Guard = TimeSpan.FromSeconds(10);
+
     [Fact]
     public async Task SendAsync_FailingResponsesUpToThreshold_AreReturnedUnchangedAndThenTheCircuitOpens()
     {
@@ -129,7 +132,7 @@ public sealed class CircuitBreakerHandlerTests
 
         var call = client.GetAsync(new Uri("http://users.test/"), cancellation.Token);
         await cancellation.CancelAsync();
-        var ex = await Assert.ThrowsAnyAsync<OperationCanceledException>(() => call);
+        var ex = await Assert.ThrowsAnyAsync<OperationCanceledException>(() => call.WaitAsync(Guard));
 
         Assert.IsNotType<TimeoutException>(ex.InnerException);
         Assert.Equal(CircuitState.Closed, harness.Circuit(Users).State);
@@ -273,5 +276,56 @@ public sealed class CircuitBreakerHandlerTests
         var ex = await Assert.ThrowsAsync<InvalidOperationException>(() => invoker.SendAsync(request, CancellationToken.None));
 
         Assert.Contains("RequestUri", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task SendAsync_CallerCancelledBeforeTheCall_TheCallBelowStartsCancelled_AndItIsNotCounted()
+    {
+        using var harness = new BreakerHarness(o => o.FailureThreshold = 1);
+        bool? cancelledOnEntry = null;
+        using var invoker = Invoker(harness, token =>
+        {
+            cancelledOnEntry = token.IsCancellationRequested;
+            return Task.FromCanceled<HttpResponseMessage>(token);
+        });
+        using var cancellation = new CancellationTokenSource();
+        await cancellation.CancelAsync();
+        using var request = new HttpRequestMessage(HttpMethod.Get, new Uri("http://users.test/"));
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => invoker.SendAsync(request, cancellation.Token));
+
+        Assert.True(cancelledOnEntry);
+        Assert.Equal(0, harness.Circuit(Users).ConsecutiveFailures);
+    }
+
+    [Fact]
+    public async Task SendAsync_CallerCancelsBeforeTheCallBelowHasReturnedItsTask_ThePendingCallIsCancelled()
+    {
+        using var harness = new BreakerHarness(o => o.FailureThreshold = 1);
+        using var cancellation = new CancellationTokenSource();
+        using var invoker = Invoker(harness, token =>
+        {
+            // The caller gives up while the call below is still running synchronously, then it waits for its token.
+            cancellation.Cancel();
+            return new TaskCompletionSource<HttpResponseMessage>().Task.WaitAsync(token);
+        });
+        using var request = new HttpRequestMessage(HttpMethod.Get, new Uri("http://users.test/"));
+
+        var ex = await Assert.ThrowsAnyAsync<OperationCanceledException>(() => invoker.SendAsync(request, cancellation.Token).WaitAsync(Guard));
+
+        Assert.IsNotType<TimeoutException>(ex.InnerException);
+        Assert.Equal(CircuitState.Closed, harness.Circuit(Users).State);
+        Assert.Equal(0, harness.Circuit(Users).ConsecutiveFailures);
+    }
+
+    private static HttpMessageInvoker Invoker(BreakerHarness harness, Func<CancellationToken, Task<HttpResponseMessage>> below) =>
+        new(new CircuitBreakerHandler(((CircuitBreakerRegistry)harness.Registry).GetClient(BreakerHarness.ClientName), harness.Time)
+        {
+            InnerHandler = new FuncHandler(below),
+        });
+
+    private sealed class FuncHandler(Func<CancellationToken, Task<HttpResponseMessage>> send) : HttpMessageHandler
+    {
+        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken) => send(cancellationToken);
     }
 }
