@@ -58,7 +58,7 @@ internal static class ProfileRun
         return 0;
     }
 
-    private static async Task<ServiceProvider> BuildAsync(string scenario, Uri? server)
+    internal static async Task<ServiceProvider> BuildAsync(string scenario, Uri? server)
     {
         var stub = new StubHandler { Asynchronous = scenario.EndsWith("-async", StringComparison.Ordinal) };
         var services = new ServiceCollection();
@@ -143,7 +143,7 @@ internal static class ProfileRun
         return provider;
     }
 
-    private static async Task<Func<Task>> SenderAsync(IServiceProvider services, string scenario)
+    internal static async Task<Func<Task>> SenderAsync(IServiceProvider services, string scenario)
     {
         var http = services.GetRequiredService<IHttpClientFactory>().CreateClient("client");
         if (http.BaseAddress is { } server)

@@ -127,7 +127,8 @@ internal static class ThroughputCheck
         return (latencies, errors);
     }
 
-    private static double Option(string[] args, string name, double fallback)
+    /// <summary>The value after <paramref name="name"/> in <paramref name="args"/>, or <paramref name="fallback"/>.</summary>
+    internal static double Option(string[] args, string name, double fallback)
     {
         var i = Array.IndexOf(args, name);
         return i >= 0 && i + 1 < args.Length ? double.Parse(args[i + 1], CultureInfo.InvariantCulture) : fallback;
