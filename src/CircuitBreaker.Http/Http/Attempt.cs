@@ -2,9 +2,9 @@ namespace CircuitBreaker.Http;
 
 /// <summary>
 /// One call's <see cref="CircuitBreakerOptions.AttemptTimeout"/>: a token that fires on the timeout or, once
-/// <see cref="LinkCaller"/> has linked it, on the caller's cancellation, measured with the injected <see cref="TimeProvider"/>, and the call's duration when
-/// <see cref="CircuitBreakerOptions.SlowCallDuration"/> needs it. Kept small, as it lives in the state machine of
-/// every call that completes asynchronously.
+/// <see cref="LinkCaller"/> has linked it, on the caller's cancellation, measured with the injected
+/// <see cref="TimeProvider"/>, and the call's duration when <see cref="CircuitBreakerOptions.SlowCallDuration"/>
+/// needs it. Kept small, as it lives in the state machine of every call that completes asynchronously.
 /// </summary>
 #pragma warning disable CA1001 // It is disposable; the analyzer misreads disposable readonly structs.
 internal readonly struct Attempt : IDisposable

@@ -14,11 +14,11 @@ namespace CircuitBreaker.Http;
 /// use, and never earlier than the deadline of the call it cancels. Deadlines are read from the injected
 /// <see cref="TimeProvider"/> through its <see cref="CoarseClock"/>.
 /// <para>
-/// The caller's token is linked to a slot's only once the call below has gone asynchronous (<see cref="Slot.LinkCaller"/>),
-/// as sockets and semaphores register for cancellation only when they must wait. The caller's token is
-/// <c>HttpClient</c>'s own source, new for every request, so the first registration on it allocates. A call answered
-/// synchronously therefore allocates nothing here. A call that goes asynchronous registers once, as the bare client's
-/// handler would have done on that source had the breaker not given it the slot's token instead.
+/// The handler links the caller's token to a slot's (<see cref="Slot.LinkCaller"/>) only once the call below has gone
+/// asynchronous, as sockets and semaphores register for cancellation only when they must wait. The caller's token is
+/// <c>HttpClient</c>'s own source, new for every request, so the first registration on it allocates: a call answered
+/// synchronously allocates nothing here, and one that goes asynchronous registers on that source once, where a
+/// socket below would otherwise have registered.
 /// </para>
 /// </remarks>
 internal sealed class AttemptTimeouts
