@@ -54,8 +54,7 @@ public sealed class AttemptTimeoutsTests
     [Fact]
     public void CallerCancellation_CancelsTheToken_ButIsNotATimeout()
     {
-        var time = new FakeTimeProvider();
-        var timeouts = new AttemptTimeouts(time);
+        var timeouts = new AttemptTimeouts(new FakeTimeProvider());
         using var caller = new CancellationTokenSource();
 
         var slot = timeouts.Start(Timeout);
@@ -74,8 +73,7 @@ public sealed class AttemptTimeoutsTests
     [Fact]
     public void LinkCaller_ToATokenCancelledAlready_CancelsTheTokenAtOnce_ButIsNotATimeout()
     {
-        var time = new FakeTimeProvider();
-        var timeouts = new AttemptTimeouts(time);
+        var timeouts = new AttemptTimeouts(new FakeTimeProvider());
         using var caller = new CancellationTokenSource();
 
         var slot = timeouts.Start(Timeout);
@@ -91,8 +89,7 @@ public sealed class AttemptTimeoutsTests
     [Fact]
     public void EndedSlot_ItsCallersLaterCancellation_DoesNotReachTheNextCall()
     {
-        var time = new FakeTimeProvider();
-        var timeouts = new AttemptTimeouts(time);
+        var timeouts = new AttemptTimeouts(new FakeTimeProvider());
         using var caller = new CancellationTokenSource();
 
         var slot = timeouts.Start(Timeout);
