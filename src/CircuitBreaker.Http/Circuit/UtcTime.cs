@@ -6,8 +6,8 @@ namespace CircuitBreaker.Http;
 /// <remarks>
 /// A circuit keeps several of these once it has failed (in the state machine's cold state), and with many hosts in
 /// trouble at once every byte of a circuit counts. The times all come from <see cref="TimeProvider.GetUtcNow"/>, so
-/// only a zero offset is lost. The
-/// conversions are implicit so that the state machine compares and subtracts them as the times they are.
+/// only a zero offset is lost. The conversions are implicit so that the state machine compares and subtracts them as
+/// the times they are.
 /// </remarks>
 internal readonly struct UtcTime
 {

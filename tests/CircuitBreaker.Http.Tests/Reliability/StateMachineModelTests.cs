@@ -512,8 +512,6 @@ public sealed class StateMachineModelTests
     // Running a case on both
     // ---------------------------------------------------------------------------------------------------------
 
-    private static int ProbesInFlight(CircuitStateMachine machine) => machine.ProbesInFlight;
-
     private static void Run(Case c)
     {
         var time = new FakeTimeProvider(Start);
@@ -693,7 +691,7 @@ public sealed class StateMachineModelTests
             // circuit whose break has elapsed to half-open when asked; the real one may have done so on its timer).
             var expected = model.Acquire();
             var actual = machine.TryAcquire();
-            var probesWhileAsked = ProbesInFlight(machine);
+            var probesWhileAsked = machine.ProbesInFlight;
             model.Release(expected);
             machine.Release(actual);
             if (probesWhileAsked > model.ProbeLimitThisPeriod)
@@ -703,7 +701,7 @@ public sealed class StateMachineModelTests
 
             var snapshot = machine.GetSnapshot();
             var state = machine.State;
-            var probes = ProbesInFlight(machine);
+            var probes = machine.ProbesInFlight;
             _trace.Append("  ").Append(step).Append(" -> ").Append(state)
                 .Append(" failures=").Append(snapshot.ConsecutiveFailures)
                 .Append(" probes=").Append(probes)
