@@ -5,8 +5,8 @@ namespace CircuitBreaker.Http;
 /// <summary>One circuit as the registry holds it: its state machine, and the HTTP and fallback rules in force for its host.</summary>
 /// <remarks>
 /// It extends the state machine rather than holding one, so that the two are one object: with many hosts, finding a
-/// circuit is a chain of cache misses (the dictionary's bucket, its node, the circuit), and a separate machine would
-/// be one more on every call. The machine itself still knows nothing about HTTP.
+/// circuit is a chain of cache misses (the table's slot, the circuit), and a separate machine would be one more on
+/// every call. The machine itself still knows nothing about HTTP.
 /// </remarks>
 internal sealed class CircuitEntry : CircuitStateMachine
 {
@@ -17,9 +17,6 @@ internal sealed class CircuitEntry : CircuitStateMachine
     private volatile bool _enforce;
     private volatile CircuitLimits? _limits;
     private long _lastUsed;
-
-    /// <summary>The next circuit in its chain of the client's <see cref="CircuitTable"/>.</summary>
-    internal CircuitEntry? Next;
 
     /// <param name="owner">The client's circuits, which it belongs to and reports its transitions to.</param>
     /// <param name="host">Its lookup key.</param>

@@ -15,7 +15,7 @@ public sealed class CircuitTableTests
         using var harness = new BreakerHarness(o => o.MaxCircuits = 10_000);
         var circuits = Circuits(harness);
 
-        // 5,000 hosts take the table from 16 buckets through nine growths.
+        // 5,000 hosts take the table from 16 slots through nine growths.
         var first = Enumerable.Range(0, 5_000).Select(i => circuits.GetOrCreate(HostUri(i))).ToArray();
 
         Assert.Equal(5_000, circuits.Count);
@@ -44,7 +44,7 @@ public sealed class CircuitTableTests
     }
 
     [Fact]
-    public void Eviction_RemovesCircuitsFromTheirChains_AndKeepsTheRestFindable()
+    public void Eviction_RemovesCircuitsFromTheTable_AndKeepsTheRestFindable()
     {
         using var harness = new BreakerHarness(o => o.MaxCircuits = 100);
         var circuits = Circuits(harness);
@@ -61,6 +61,44 @@ public sealed class CircuitTableTests
         Assert.Equal(91, circuits.Entries.Count());
         Assert.All(created.Take(10), evicted => Assert.False(circuits.TryGet(evicted.Host, out _)));
         Assert.All(created.Skip(10), kept => Assert.True(circuits.TryGet(kept.Host, out var found) && ReferenceEquals(found, kept)));
+    }
+
+    [Fact]
+    public void Eviction_OfTheFirstCircuitInARunOfCollidingSlots_LeavesTheOthersFindable()
+    {
+        using var harness = new BreakerHarness(o => o.MaxCircuits = 10);
+        var circuits = Circuits(harness);
+
+        // A host's hash is its name's hash XOR its port, so ports 16 apart start their probes at the same one of the
+        // table's 16 slots: ten of them fill a run of adjacent slots, in the order they were created.
+        var created = Enumerable.Range(0, 10).Select(i => circuits.GetOrCreate(new Uri($"http://users.test:{8000 + (16 * i)}/"))).ToArray();
+        Assert.All(created, c => Assert.Equal(created[0].Hash & 15, c.Hash & 15));
+
+        // The eleventh evicts the least recently used, the first: the head of the run is removed, and the others are
+        // only found by probing past its slot.
+        var eleventh = circuits.GetOrCreate(new Uri($"http://users.test:{8000 + (16 * 10)}/"));
+
+        Assert.False(circuits.TryGet(created[0].Host, out _));
+        Assert.All(created.Skip(1).Append(eleventh), kept => Assert.True(circuits.TryGet(kept.Host, out var found) && ReferenceEquals(found, kept)));
+        Assert.Equal(10, circuits.Count);
+    }
+
+    [Fact]
+    public void GetOrCreate_HostsChurningThroughAFullTable_KeepsEveryLiveCircuitFindable()
+    {
+        using var harness = new BreakerHarness(o => o.MaxCircuits = 100);
+        var circuits = Circuits(harness);
+
+        // 5,000 hosts through 100 slots' worth of circuits: every creation past the 100th evicts, and the removed slots
+        // pile up until the table is rebuilt at its size, many times over.
+        var created = Enumerable.Range(0, 5_000).Select(i => circuits.GetOrCreate(HostUri(i))).ToArray();
+
+        var live = circuits.Entries.ToArray();
+        Assert.InRange(live.Length, 91, 100);
+        Assert.Equal(live.Length, circuits.Count);
+        Assert.All(created.TakeLast(90), recent => Assert.Contains(recent, live));
+        Assert.All(live, kept => Assert.True(circuits.TryGet(kept.Host, out var found) && ReferenceEquals(found, kept)));
+        Assert.All(created.Except(live), evicted => Assert.False(circuits.TryGet(evicted.Host, out _)));
     }
 
     [Fact]
