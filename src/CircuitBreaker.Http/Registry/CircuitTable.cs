@@ -12,7 +12,8 @@ namespace CircuitBreaker.Http;
 /// ahead of the one sought (a quarter to a half of one per lookup at a load of one half to one), and each of those
 /// visits cost as much as the rest of the lookup. Here a lookup compares hashes in adjacent slots, mostly within one
 /// cache line, and reads only the circuit whose hash matches. Issue 6 asks that a request among 100,000 hosts cost at
-/// most 1.5 times the single-host one; moving from the chained table took that quotient from about 1.65 to 1.48.
+/// most 1.5 times the single-host one; moving from the chained table took that quotient from about 1.58 to 1.49
+/// (medians of paired runs, docs/benchmarks.md).
 /// </para>
 /// <para>
 /// Readers never loop forever, and never miss a circuit that was in the table before they started: a slot is written
