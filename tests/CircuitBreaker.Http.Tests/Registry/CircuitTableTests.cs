@@ -89,8 +89,8 @@ public sealed class CircuitTableTests
         using var harness = new BreakerHarness(o => o.MaxCircuits = 100);
         var circuits = Circuits(harness);
 
-        // 5,000 hosts through 100 slots' worth of circuits: every creation past the 100th evicts, and the removed slots
-        // pile up until the table is rebuilt at its size, many times over.
+        // 5,000 hosts through a client bounded at 100 circuits: each creation that finds it full evicts ten, and the
+        // removed slots pile up until the table is rebuilt at its own size, many times over.
         var created = Enumerable.Range(0, 5_000).Select(i => circuits.GetOrCreate(HostUri(i))).ToArray();
 
         var live = circuits.Entries.ToArray();
