@@ -5,7 +5,7 @@ using CircuitBreaker.Http.Benchmarks;
 // dotnet run -c Release --project tests/CircuitBreaker.Http.Benchmarks -- --filter '*' --job dry     (starts each once)
 // dotnet run -c Release --project tests/CircuitBreaker.Http.Benchmarks -- throughput [--seconds 10] [--concurrency 32]
 // dotnet run -c Release --project tests/CircuitBreaker.Http.Benchmarks -- profile [scenario|all] [count]  (bytes per request; callgrind workload)
-// dotnet run -c Release --project tests/CircuitBreaker.Http.Benchmarks -- paired [closed|open|many-hosts|all]  (issue 6's ratios, variants interleaved)
+// dotnet run -c Release --project tests/CircuitBreaker.Http.Benchmarks -- paired [closed|open|many-hosts|async|all]  (issue 6's ratios, variants interleaved)
 if (args.Length > 0 && args[0] == "throughput")
 {
     return await ThroughputCheck.RunAsync(args[1..]);
