@@ -268,9 +268,7 @@ public sealed class CircuitBreakerHandlerTests
     public async Task SendAsync_RelativeUriWithoutBaseAddress_ThrowsClearError()
     {
         using var harness = new BreakerHarness();
-        using var invoker = new HttpMessageInvoker(new CircuitBreakerHandler(
-            ((CircuitBreakerRegistry)harness.Registry).GetClient(BreakerHarness.ClientName),
-            harness.Time) { InnerHandler = harness.Mock });
+        using var invoker = Invoker(harness, harness.Mock);
         using var request = new HttpRequestMessage(HttpMethod.Get, new Uri("/relative", UriKind.Relative));
 
         var ex = await Assert.ThrowsAsync<InvalidOperationException>(() => invoker.SendAsync(request, CancellationToken.None));
@@ -283,11 +281,11 @@ public sealed class CircuitBreakerHandlerTests
     {
         using var harness = new BreakerHarness(o => o.FailureThreshold = 1);
         bool? cancelledOnEntry = null;
-        using var invoker = Invoker(harness, token =>
+        using var invoker = Invoker(harness, new FuncHandler(token =>
         {
             cancelledOnEntry = token.IsCancellationRequested;
             return Task.FromCanceled<HttpResponseMessage>(token);
-        });
+        }));
         using var cancellation = new CancellationTokenSource();
         await cancellation.CancelAsync();
         using var request = new HttpRequestMessage(HttpMethod.Get, new Uri("http://users.test/"));
@@ -303,12 +301,12 @@ public sealed class CircuitBreakerHandlerTests
     {
         using var harness = new BreakerHarness(o => o.FailureThreshold = 1);
         using var cancellation = new CancellationTokenSource();
-        using var invoker = Invoker(harness, token =>
+        using var invoker = Invoker(harness, new FuncHandler(token =>
         {
             // The caller gives up while the call below is still running synchronously, then it waits for its token.
             cancellation.Cancel();
             return new TaskCompletionSource<HttpResponseMessage>().Task.WaitAsync(token);
-        });
+        }));
         using var request = new HttpRequestMessage(HttpMethod.Get, new Uri("http://users.test/"));
 
         var ex = await Assert.ThrowsAnyAsync<OperationCanceledException>(() => invoker.SendAsync(request, cancellation.Token).WaitAsync(Guard));
@@ -318,10 +316,11 @@ public sealed class CircuitBreakerHandlerTests
         Assert.Equal(0, harness.Circuit(Users).ConsecutiveFailures);
     }
 
-    private static HttpMessageInvoker Invoker(BreakerHarness harness, Func<CancellationToken, Task<HttpResponseMessage>> below) =>
+    /// <summary>The harness's client's breaker alone, without the factory's pipeline, over <paramref name="below"/>.</summary>
+    private static HttpMessageInvoker Invoker(BreakerHarness harness, HttpMessageHandler below) =>
         new(new CircuitBreakerHandler(((CircuitBreakerRegistry)harness.Registry).GetClient(BreakerHarness.ClientName), harness.Time)
         {
-            InnerHandler = new FuncHandler(below),
+            InnerHandler = below,
         });
 
     private sealed class FuncHandler(Func<CancellationToken, Task<HttpResponseMessage>> send) : HttpMessageHandler
