@@ -18,7 +18,7 @@ internal sealed class CachedResponse
     private readonly KeyValuePair<string, string[]>[] _headers;
     private readonly KeyValuePair<string, string[]>[] _contentHeaders;
 
-    public CachedResponse(HttpResponseMessage response, (string Name, string? Value)[] vary, byte[] body, DateTimeOffset storedAt)
+    public CachedResponse(HttpResponseMessage response, (string Name, string? Value)[] vary, byte[] body, long storedAt)
     {
         var isHead = response.RequestMessage?.Method == HttpMethod.Head;
         StatusCode = response.StatusCode;
@@ -45,7 +45,8 @@ internal sealed class CachedResponse
 
     public byte[] Body { get; }
 
-    public DateTimeOffset StoredAt { get; }
+    /// <summary>The cache clock's reading (<see cref="CacheClock.Now"/>) when the response was stored.</summary>
+    public long StoredAt { get; }
 
     /// <summary>Bytes the entry holds, as counted against the cache's size limit.</summary>
     public long Size => Body.Length + 64L * (_headers.Length + _contentHeaders.Length);

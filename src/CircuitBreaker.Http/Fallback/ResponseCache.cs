@@ -51,13 +51,17 @@ internal sealed class ResponseCache : IDisposable
         cacheEntry.Size = charge;
     }
 
-    public CachedResponse? Find(HttpRequestMessage request, TimeSpan maxAge, DateTimeOffset now, bool knownWithoutCredentials = false) =>
+    /// <summary>The entry for <paramref name="request"/> no older than <paramref name="maxAge"/> at the reading <paramref name="now"/> of <see cref="Clock"/>.</summary>
+    public CachedResponse? Find(HttpRequestMessage request, TimeSpan maxAge, long now, bool knownWithoutCredentials = false) =>
         _cache.TryGetValue(ResponseCacheKey.For(request, knownWithoutCredentials), out CachedResponse? entry)
         && entry is not null
-        && now - entry.StoredAt <= maxAge
+        && AgeOf(entry, now) <= maxAge
         && entry.VaryMatches(request)
             ? entry
             : null;
+
+    /// <summary>The age of <paramref name="entry"/> at the reading <paramref name="now"/> of <see cref="Clock"/>.</summary>
+    public TimeSpan AgeOf(CachedResponse entry, long now) => Clock.Between(entry.StoredAt, now);
 
     public void Dispose() => _cache.Dispose();
 }

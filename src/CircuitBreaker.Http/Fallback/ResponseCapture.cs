@@ -71,7 +71,7 @@ internal sealed class ResponseCapture
                 Array.Resize(ref body, _length);
             }
 
-            _cache.Store(_key, new CachedResponse(_response, _vary, body, _cache.Clock.UtcNow));
+            _cache.Store(_key, new CachedResponse(_response, _vary, body, _cache.Clock.Now));
         }
 #pragma warning disable CA1031 // The cache is a convenience: a fault in it must never fail the caller's read.
         catch (Exception)

@@ -346,11 +346,11 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
     {
         var policy = circuit.Fallback;
         var cache = policy.CacheEnabled ? _circuits.Cache : null;
-        var entry = cache is null ? null : FromCache(request, policy, cache, cache.Clock.UtcNow);
+        var entry = cache is null ? null : FromCache(request, policy, cache, cache.Clock.Now);
         if (policy.OnOpen is { } onOpen)
         {
             // The delegate gets a copy of its own: whatever it does with it, the cache step below builds a fresh one.
-            var offered = entry is null ? null : Replay(entry, request, cache!.Clock.UtcNow);
+            var offered = entry is null ? null : Replay(entry, request, cache!, cache!.Clock.Now);
             var custom = await AskCustomAsync(onOpen, request, circuit, rejection, offered, cancellationToken).ConfigureAwait(false);
             if (!ReferenceEquals(custom, offered))
             {
@@ -363,7 +363,7 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
             }
         }
 
-        if (entry is not null && Replay(entry, request, cache!.Clock.UtcNow) is { } cached)
+        if (entry is not null && Replay(entry, request, cache!, cache!.Clock.Now) is { } cached)
         {
             return (FallbackPolicy.MarkFresh(cached, FallbackPolicy.CacheKind, rejection.RetryAfter), FallbackPolicy.CacheKind);
         }
@@ -419,15 +419,15 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
             return null;
         }
 
-        var now = cache.Clock.UtcNow;
-        return Replay(FromCache(request, policy, cache, now), request, now);
+        var now = cache.Clock.Now;
+        return Replay(FromCache(request, policy, cache, now), request, cache, now);
     }
 
     /// <summary>The cached response replayed with its age at <paramref name="now"/>.</summary>
-    private static HttpResponseMessage? Replay(CachedResponse? entry, HttpRequestMessage request, DateTimeOffset now) =>
-        entry?.ToResponse(request, now - entry.StoredAt);
+    private static HttpResponseMessage? Replay(CachedResponse? entry, HttpRequestMessage request, ResponseCache cache, long now) =>
+        entry?.ToResponse(request, cache.AgeOf(entry, now));
 
-    private CachedResponse? FromCache(HttpRequestMessage request, FallbackPolicy policy, ResponseCache cache, DateTimeOffset now)
+    private CachedResponse? FromCache(HttpRequestMessage request, FallbackPolicy policy, ResponseCache cache, long now)
     {
         if (!ResponseCacheKey.IsCacheableRequest(request, policy.CacheExcludesCredentials))
         {

@@ -116,7 +116,7 @@ public sealed class CapturingContentTests : IDisposable
     private CachedResponse? Stored()
     {
         using var request = new HttpRequestMessage(HttpMethod.Get, "http://a.test/");
-        return _cache.Find(request, TimeSpan.FromMinutes(1), _time.GetUtcNow());
+        return _cache.Find(request, TimeSpan.FromMinutes(1), _cache.Clock.Now);
     }
 
     /// <summary>A stream of unknown length, as a chunked response body is.</summary>

@@ -10,7 +10,7 @@ public sealed class ResponseCacheTests
     [Fact]
     public void Store_ManyEntries_NeverHoldsMoreThanMaxEntries()
     {
-        using var cache = new ResponseCache(maxEntries: 10, maxTotalBytes: 1_000_000);
+        using var cache = new ResponseCache(maxEntries: 10, maxTotalBytes: 1_000_000, _time);
 
         for (var i = 0; i < 200; i++)
         {
@@ -24,7 +24,7 @@ public sealed class ResponseCacheTests
     [Fact]
     public void Store_LargeBodies_NeverChargesMoreThanMaxTotalBytes()
     {
-        using var cache = new ResponseCache(maxEntries: 1000, maxTotalBytes: 100_000);
+        using var cache = new ResponseCache(maxEntries: 1000, maxTotalBytes: 100_000, _time);
 
         for (var i = 0; i < 200; i++)
         {
@@ -38,7 +38,7 @@ public sealed class ResponseCacheTests
     [Fact]
     public void Find_ReturnsEntryOnlyForSameRequestWithinMaxAge()
     {
-        using var cache = new ResponseCache(10, 1_000_000);
+        using var cache = new ResponseCache(10, 1_000_000, _time);
         Store(cache, "http://a.test/1", "hello"u8.ToArray());
 
         _time.Advance(TimeSpan.FromSeconds(30));
@@ -51,7 +51,7 @@ public sealed class ResponseCacheTests
     [Fact]
     public void Find_RequestWithOtherCredentials_Misses()
     {
-        using var cache = new ResponseCache(10, 1_000_000);
+        using var cache = new ResponseCache(10, 1_000_000, _time);
         Store(cache, "http://a.test/1", [1], request => request.Headers.TryAddWithoutValidation("Authorization", "Bearer A"));
 
         Assert.NotNull(Find(cache, "http://a.test/1", TimeSpan.FromMinutes(1), r => r.Headers.TryAddWithoutValidation("Authorization", "Bearer A")));
@@ -72,7 +72,7 @@ public sealed class ResponseCacheTests
     [Fact]
     public void Find_VaryHeaderWithOtherValue_Misses()
     {
-        using var cache = new ResponseCache(10, 1_000_000);
+        using var cache = new ResponseCache(10, 1_000_000, _time);
         Store(cache, "http://a.test/1", [1], r => r.Headers.TryAddWithoutValidation("X-Tenant", "blue"), response => response.Headers.Vary.Add("X-Tenant"));
 
         Assert.NotNull(Find(cache, "http://a.test/1", TimeSpan.FromMinutes(1), r => r.Headers.TryAddWithoutValidation("X-Tenant", "blue")));
@@ -126,10 +126,10 @@ public sealed class ResponseCacheTests
     [Fact]
     public async Task ToResponse_GivesAFreshCopyEachTime()
     {
-        using var cache = new ResponseCache(10, 1_000_000);
+        using var cache = new ResponseCache(10, 1_000_000, _time);
         Store(cache, "http://a.test/1", "hello"u8.ToArray());
         using var request = new HttpRequestMessage(HttpMethod.Get, "http://a.test/1");
-        var entry = cache.Find(request, TimeSpan.FromMinutes(1), _time.GetUtcNow())!;
+        var entry = cache.Find(request, TimeSpan.FromMinutes(1), cache.Clock.Now)!;
 
         var first = entry.ToResponse(request, TimeSpan.Zero);
         using var second = entry.ToResponse(request, TimeSpan.Zero);
@@ -144,29 +144,29 @@ public sealed class ResponseCacheTests
     [InlineData(null, "OK")]
     public void ToResponse_ReplaysAReasonPhraseOfItsOwn_AndTheStandardOneOtherwise(string? captured, string replayed)
     {
-        using var cache = new ResponseCache(10, 1_000_000);
+        using var cache = new ResponseCache(10, 1_000_000, _time);
         Store(cache, "http://a.test/1", [], response: r => r.ReasonPhrase = captured);
 
         using var request = new HttpRequestMessage(HttpMethod.Get, "http://a.test/1");
-        using var response = cache.Find(request, TimeSpan.FromMinutes(1), _time.GetUtcNow())!.ToResponse(request, TimeSpan.FromSeconds(7.9));
+        using var response = cache.Find(request, TimeSpan.FromMinutes(1), cache.Clock.Now)!.ToResponse(request, TimeSpan.FromSeconds(7.9));
 
         Assert.Equal(replayed, response.ReasonPhrase);
         Assert.Equal(TimeSpan.FromSeconds(7), response.Headers.Age);
     }
 
-    private void Store(ResponseCache cache, string uri, byte[] body, Action<HttpRequestMessage>? request = null, Action<HttpResponseMessage>? response = null)
+    private static void Store(ResponseCache cache, string uri, byte[] body, Action<HttpRequestMessage>? request = null, Action<HttpResponseMessage>? response = null)
     {
         using var req = new HttpRequestMessage(HttpMethod.Get, uri);
         request?.Invoke(req);
         using var resp = new HttpResponseMessage(HttpStatusCode.OK) { Content = new ByteArrayContent(body) };
         response?.Invoke(resp);
-        cache.Store(ResponseCacheKey.For(req), new CachedResponse(resp, ResponseCacheKey.Vary(resp, req), body, _time.GetUtcNow()));
+        cache.Store(ResponseCacheKey.For(req), new CachedResponse(resp, ResponseCacheKey.Vary(resp, req), body, cache.Clock.Now));
     }
 
-    private CachedResponse? Find(ResponseCache cache, string uri, TimeSpan maxAge, Action<HttpRequestMessage>? request = null)
+    private static CachedResponse? Find(ResponseCache cache, string uri, TimeSpan maxAge, Action<HttpRequestMessage>? request = null)
     {
         using var req = new HttpRequestMessage(HttpMethod.Get, uri);
         request?.Invoke(req);
-        return cache.Find(req, maxAge, _time.GetUtcNow());
+        return cache.Find(req, maxAge, cache.Clock.Now);
     }
 }
