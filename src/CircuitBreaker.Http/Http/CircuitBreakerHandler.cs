@@ -5,20 +5,22 @@ namespace CircuitBreaker.Http;
 
 /// <summary>
 /// The circuit breaker in the <c>IHttpClientFactory</c> pipeline. It is thin on purpose: it finds the
-/// circuit of the request's authority in the registry, asks it for a permit, sends the request under
-/// <see cref="CircuitBreakerOptions.AttemptTimeout"/> and reports the outcome; a call the circuit turns away
-/// goes down the fallback chain. Add it with <c>AddCircuitBreaker()</c>; its state lives in the registry, so
+/// circuit of the request's authority in the registry, asks it (and the host's limits) for a permit, sends the
+/// request under <see cref="CircuitBreakerOptions.AttemptTimeout"/> and reports the outcome; a call that is turned
+/// away goes down the fallback chain. Add it with <c>AddCircuitBreaker()</c>; its state lives in the registry, so
 /// rebuilt handlers lose nothing.
 /// </summary>
 public sealed class CircuitBreakerHandler : DelegatingHandler
 {
     private readonly ClientCircuits _circuits;
     private readonly TimeProvider _timeProvider;
+    private readonly FallbackChain _fallback; // what answers a call that is turned away, and the cache's capture of good responses
 
     internal CircuitBreakerHandler(ClientCircuits circuits, TimeProvider timeProvider)
     {
         _circuits = circuits;
         _timeProvider = timeProvider;
+        _fallback = new FallbackChain(circuits, SendThroughAsync, SendThrough);
     }
 
     /// <inheritdoc />
@@ -32,7 +34,7 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
         var permit = circuit.Machine.TryAcquire();
         if (!permit.IsGranted && !Observed(circuit, Rejection.ByCircuit(permit)))
         {
-            return FallBackAsync(request, circuit, Rejection.ByCircuit(permit), cancellationToken);
+            return _fallback.FallBackAsync(request, circuit, Rejection.ByCircuit(permit), cancellationToken);
         }
 
         return circuit.Limits is { } limits
@@ -51,7 +53,7 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
         var permit = circuit.Machine.TryAcquire();
         if (!permit.IsGranted && !Observed(circuit, Rejection.ByCircuit(permit)))
         {
-            return FallBack(request, circuit, Rejection.ByCircuit(permit), cancellationToken);
+            return _fallback.FallBack(request, circuit, Rejection.ByCircuit(permit), cancellationToken);
         }
 
         if (circuit.Limits is not { } limits)
@@ -62,14 +64,14 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
         // The synchronous path cannot wait in the bulkhead's queue: beyond the limit, calls are shed at once.
         if (Shed(circuit, permit, limits, out var shed))
         {
-            return FallBack(request, circuit, shed, cancellationToken);
+            return _fallback.FallBack(request, circuit, shed, cancellationToken);
         }
 
         using var lease = limits.HasConcurrencyLimit ? limits.Enter() : null;
         if (lease is { IsAcquired: false } && !Observed(circuit, Rejection.ByLimit(LoadSheddingReason.Concurrency)))
         {
             circuit.Machine.Release(permit);
-            return FallBack(request, circuit, Rejection.ByLimit(LoadSheddingReason.Concurrency), cancellationToken);
+            return _fallback.FallBack(request, circuit, Rejection.ByLimit(LoadSheddingReason.Concurrency), cancellationToken);
         }
 
         return SendThrough(request, circuit, permit, cancellationToken);
@@ -84,7 +86,7 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
     {
         if (Shed(circuit, permit, limits, out var shed))
         {
-            return await FallBackAsync(request, circuit, shed, cancellationToken).ConfigureAwait(false);
+            return await _fallback.FallBackAsync(request, circuit, shed, cancellationToken).ConfigureAwait(false);
         }
 
         if (!limits.HasConcurrencyLimit)
@@ -108,7 +110,7 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
             if (!lease.IsAcquired && !Observed(circuit, Rejection.ByLimit(LoadSheddingReason.Concurrency)))
             {
                 circuit.Machine.Release(permit);
-                return await FallBackAsync(request, circuit, Rejection.ByLimit(LoadSheddingReason.Concurrency), cancellationToken).ConfigureAwait(false);
+                return await _fallback.FallBackAsync(request, circuit, Rejection.ByLimit(LoadSheddingReason.Concurrency), cancellationToken).ConfigureAwait(false);
             }
 
             return await SendThroughAsync(request, circuit, permit, cancellationToken).ConfigureAwait(false);
@@ -287,216 +289,6 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
         return response;
     }
 
-    private Task<HttpResponseMessage> FallBackAsync(HttpRequestMessage request, CircuitEntry circuit, Rejection rejection, CancellationToken cancellationToken)
-    {
-        var policy = circuit.Fallback;
-        if (policy.OnOpen is not null || policy.AlternateBaseAddress is not null)
-        {
-            return FallBackSlowAsync(request, circuit, rejection, cancellationToken);
-        }
-
-        // Only the cache and the degraded answer, which need no waiting: answered here, with no state machine,
-        // and a call nothing answers fails its task without a throw (the caller's await throws it once).
-        using var span = CircuitBreakerTracing.StartRejection(circuit, rejection);
-        var (response, kind) = ReplayFromCache(request, policy) is { } cached
-            ? (FallbackPolicy.MarkFresh(cached, FallbackPolicy.CacheKind, rejection.RetryAfter), FallbackPolicy.CacheKind)
-            : DegradedOrNone(request, circuit, rejection);
-        return Answered(response, kind, circuit, rejection, span) is { } exception
-            ? Task.FromException<HttpResponseMessage>(exception)
-            : Task.FromResult(response!);
-    }
-
-    private async Task<HttpResponseMessage> FallBackSlowAsync(HttpRequestMessage request, CircuitEntry circuit, Rejection rejection, CancellationToken cancellationToken)
-    {
-        using var span = CircuitBreakerTracing.StartRejection(circuit, rejection);
-        var (response, kind) = await ChainAsync(request, circuit, rejection, cancellationToken).ConfigureAwait(false);
-        return Answered(response, kind, circuit, rejection, span) is { } exception ? throw exception : response!;
-    }
-
-    private HttpResponseMessage FallBack(HttpRequestMessage request, CircuitEntry circuit, Rejection rejection, CancellationToken cancellationToken)
-    {
-        using var span = CircuitBreakerTracing.StartRejection(circuit, rejection);
-        var (response, kind) = Chain(request, circuit, rejection, cancellationToken);
-        return Answered(response, kind, circuit, rejection, span) is { } exception ? throw exception : response!;
-    }
-
-    /// <summary>
-    /// Accounts for a call that was not sent: the fallback that answered it, or none. Returns the exception the
-    /// caller gets when none did, for the caller to throw or to fail its task with.
-    /// </summary>
-    private HttpRequestException? Answered(HttpResponseMessage? response, string fallback, CircuitEntry circuit, in Rejection rejection, Activity? span)
-    {
-        var registry = _circuits.Registry;
-        registry.Metrics.RecordRejected(circuit, fallback, rejection.Reason, enforced: true);
-        Log.CallRejected(registry.Logger, circuit.Key.Authority, circuit.Key.ClientName, rejection.State, rejection.Reason, fallback);
-        if (span is not null)
-        {
-            span.SetTag("circuit.fallback", fallback);
-            if (response is null)
-            {
-                span.SetStatus(ActivityStatusCode.Error, rejection.Shed is null ? "circuit open" : "load shed");
-            }
-        }
-
-        return response is null ? rejection.ToException(circuit.Key) : null;
-    }
-
-    /// <summary>The fallback chain: custom, cache, alternate backend, degraded; a <see langword="null"/> response when none answers.</summary>
-    private async Task<(HttpResponseMessage? Response, string Kind)> ChainAsync(HttpRequestMessage request, CircuitEntry circuit, Rejection rejection, CancellationToken cancellationToken)
-    {
-        var policy = circuit.Fallback;
-        var cache = policy.CacheEnabled ? _circuits.Cache : null;
-        var entry = cache is null ? null : FromCache(request, policy, cache, cache.Clock.Now);
-        if (policy.OnOpen is { } onOpen)
-        {
-            // The delegate gets a copy of its own: whatever it does with it, the cache step below builds a fresh one.
-            var offered = entry is null ? null : Replay(entry, request, cache!, cache!.Clock.Now);
-            var custom = await AskCustomAsync(onOpen, request, circuit, rejection, offered, cancellationToken).ConfigureAwait(false);
-            if (!ReferenceEquals(custom, offered))
-            {
-                offered?.Dispose();
-            }
-
-            if (custom is not null)
-            {
-                return (FallbackPolicy.Mark(custom, FallbackPolicy.CustomKind, rejection.RetryAfter), FallbackPolicy.CustomKind);
-            }
-        }
-
-        if (entry is not null && Replay(entry, request, cache!, cache!.Clock.Now) is { } cached)
-        {
-            return (FallbackPolicy.MarkFresh(cached, FallbackPolicy.CacheKind, rejection.RetryAfter), FallbackPolicy.CacheKind);
-        }
-
-        if (TryMoveToAlternate(request, policy, out var alternate, out var alternatePermit, out var original))
-        {
-            try
-            {
-                var response = await SendThroughAsync(request, alternate, alternatePermit, cancellationToken).ConfigureAwait(false);
-                return (FallbackPolicy.Mark(response, FallbackPolicy.AlternateKind, rejection.RetryAfter), FallbackPolicy.AlternateKind);
-            }
-            catch (Exception ex) when (IsDownstreamFailure(ex, cancellationToken))
-            {
-                request.RequestUri = original; // the alternate failed too: go on down the chain
-            }
-        }
-
-        return DegradedOrNone(request, circuit, rejection);
-    }
-
-    /// <summary>The synchronous chain, for <see cref="HttpClient.Send(HttpRequestMessage)"/>: as the asynchronous one, without the asynchronous custom delegate.</summary>
-    private (HttpResponseMessage? Response, string Kind) Chain(HttpRequestMessage request, CircuitEntry circuit, Rejection rejection, CancellationToken cancellationToken)
-    {
-        var policy = circuit.Fallback;
-        if (ReplayFromCache(request, policy) is { } cached)
-        {
-            return (FallbackPolicy.MarkFresh(cached, FallbackPolicy.CacheKind, rejection.RetryAfter), FallbackPolicy.CacheKind);
-        }
-
-        if (TryMoveToAlternate(request, policy, out var alternate, out var alternatePermit, out var original))
-        {
-            try
-            {
-                return (FallbackPolicy.Mark(SendThrough(request, alternate, alternatePermit, cancellationToken), FallbackPolicy.AlternateKind, rejection.RetryAfter), FallbackPolicy.AlternateKind);
-            }
-            catch (Exception ex) when (IsDownstreamFailure(ex, cancellationToken))
-            {
-                request.RequestUri = original;
-            }
-        }
-
-        return DegradedOrNone(request, circuit, rejection);
-    }
-
-    private static (HttpResponseMessage? Response, string Kind) DegradedOrNone(HttpRequestMessage request, CircuitEntry circuit, in Rejection rejection) =>
-        Degraded(request, circuit, rejection) is { } degraded ? (degraded, FallbackPolicy.DegradedKind) : (null, FallbackPolicy.NoneKind);
-
-    /// <summary>The cached response, if any, replayed at once: one clock read serves the lookup and the age.</summary>
-    private HttpResponseMessage? ReplayFromCache(HttpRequestMessage request, FallbackPolicy policy)
-    {
-        if (!policy.CacheEnabled || _circuits.Cache is not { } cache)
-        {
-            return null;
-        }
-
-        var now = cache.Clock.Now;
-        return Replay(FromCache(request, policy, cache, now), request, cache, now);
-    }
-
-    /// <summary>The cached response replayed with its age at <paramref name="now"/>.</summary>
-    private static HttpResponseMessage? Replay(CachedResponse? entry, HttpRequestMessage request, ResponseCache cache, long now) =>
-        entry?.ToResponse(request, cache.AgeOf(entry, now));
-
-    private CachedResponse? FromCache(HttpRequestMessage request, FallbackPolicy policy, ResponseCache cache, long now)
-    {
-        if (!ResponseCacheKey.IsCacheableRequest(request, policy.CacheExcludesCredentials))
-        {
-            return null;
-        }
-
-        try
-        {
-            return cache.Find(request, policy.CacheMaxAge, now, knownWithoutCredentials: policy.CacheExcludesCredentials);
-        }
-#pragma warning disable CA1031 // A fault in the cache must not turn a possible fallback into a failure.
-        catch (Exception ex)
-#pragma warning restore CA1031
-        {
-            Log.FallbackFailed(_circuits.Registry.Logger, ex, "cache", request.RequestUri!.Authority, _circuits.ClientName);
-            return null;
-        }
-    }
-
-    private async Task<HttpResponseMessage?> AskCustomAsync(
-        Func<CircuitFallbackContext, ValueTask<HttpResponseMessage?>> onOpen,
-        HttpRequestMessage request,
-        CircuitEntry circuit,
-        Rejection rejection,
-        HttpResponseMessage? cached,
-        CancellationToken cancellationToken)
-    {
-        try
-        {
-            return await onOpen(new CircuitFallbackContext(request, circuit.Key, rejection.State, rejection.RetryAfter, cached, cancellationToken)).ConfigureAwait(false);
-        }
-        catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
-        {
-            Log.FallbackFailed(_circuits.Registry.Logger, ex, "custom", circuit.Key.Authority, circuit.Key.ClientName);
-            return null;
-        }
-    }
-
-    private bool TryMoveToAlternate(HttpRequestMessage request, FallbackPolicy policy, out CircuitEntry alternate, out CircuitPermit alternatePermit, out Uri original)
-    {
-        original = request.RequestUri!;
-        alternate = null!;
-        alternatePermit = default;
-        if (policy.AlternateBaseAddress is null)
-        {
-            return false;
-        }
-
-        var target = policy.AlternateFor(original);
-        alternate = _circuits.GetOrCreate(target);
-        alternatePermit = alternate.Machine.TryAcquire();
-        if (!alternatePermit.IsGranted)
-        {
-            return false; // the alternate's own circuit is open too
-        }
-
-        request.RequestUri = target;
-        return true;
-    }
-
-    private static HttpResponseMessage? Degraded(HttpRequestMessage request, CircuitEntry circuit, in Rejection rejection) =>
-        circuit.Fallback.Degraded is { } degraded
-            ? FallbackPolicy.MarkFresh(degraded.Create(request), FallbackPolicy.DegradedKind, rejection.RetryAfter)
-            : null;
-
-    private static bool IsDownstreamFailure(Exception exception, CancellationToken callerToken) =>
-        exception is HttpRequestException
-        || (exception is TaskCanceledException { InnerException: TimeoutException } && !callerToken.IsCancellationRequested);
-
     private void OnResponse(HttpRequestMessage request, HttpResponseMessage response, CircuitEntry circuit, in CircuitPermit permit, in Attempt attempt, Activity? probe)
     {
         // The breaker observes and never rewrites: a counted 5xx still goes back to the caller unchanged.
@@ -512,36 +304,7 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
 
         CircuitBreakerTracing.ProbeSucceeded(probe);
         circuit.Machine.OnSuccess(permit);
-        var fallback = circuit.Fallback;
-        if (fallback.CacheEnabled && _circuits.Cache is { } cache)
-        {
-            CaptureForCache(request, response, fallback, cache);
-        }
-    }
-
-    private void CaptureForCache(HttpRequestMessage request, HttpResponseMessage response, FallbackPolicy policy, ResponseCache cache)
-    {
-        try
-        {
-            if (ResponseCacheKey.IsCacheableRequest(request, policy.CacheExcludesCredentials) && ResponseCacheKey.IsCacheableResponse(response))
-            {
-                var capture = new ResponseCapture(cache, ResponseCacheKey.For(request), response, ResponseCacheKey.Vary(response, request), policy.CacheMaxEntryBytes);
-                if (request.Method == HttpMethod.Head)
-                {
-                    capture.Complete(); // no body will ever be read: the headers are the whole response
-                }
-                else
-                {
-                    response.Content = new CapturingContent(response.Content, capture);
-                }
-            }
-        }
-#pragma warning disable CA1031 // A fault in the cache must never fail a request that succeeded.
-        catch (Exception ex)
-#pragma warning restore CA1031
-        {
-            Log.FallbackFailed(_circuits.Registry.Logger, ex, "cache", request.RequestUri!.Authority, _circuits.ClientName);
-        }
+        _fallback.CaptureForCache(request, response, circuit.Fallback);
     }
 
     private void Failed(CircuitEntry circuit, in CircuitPermit permit, string errorType, Activity? probe, TimeSpan? requestedBreak = null)

@@ -1,0 +1,278 @@
+using System.Diagnostics;
+
+namespace CircuitBreaker.Http;
+
+/// <summary>A call sent through a circuit that granted it a permit: the handler's own send path, for the alternate backend.</summary>
+internal delegate Task<HttpResponseMessage> SendThroughAsync(HttpRequestMessage request, CircuitEntry circuit, CircuitPermit permit, CancellationToken cancellationToken);
+
+/// <summary>The synchronous <see cref="SendThroughAsync"/>.</summary>
+internal delegate HttpResponseMessage SendThrough(HttpRequestMessage request, CircuitEntry circuit, CircuitPermit permit, CancellationToken cancellationToken);
+
+/// <summary>
+/// What answers a call that a circuit or a limit turned away, for one client's handler: the custom delegate, the
+/// cached last good response, the alternate backend, the degraded response, in that order, or the exception when
+/// none does; the accounting of the rejection (metric, log, span); and, on the way back from a good call, the
+/// capture of its response for the cache.
+/// </summary>
+internal sealed class FallbackChain
+{
+    private readonly ClientCircuits _circuits;
+    private readonly SendThroughAsync _sendAsync;
+    private readonly SendThrough _send;
+
+    public FallbackChain(ClientCircuits circuits, SendThroughAsync sendAsync, SendThrough send)
+    {
+        _circuits = circuits;
+        _sendAsync = sendAsync;
+        _send = send;
+    }
+
+    /// <summary>Answers a call that was turned away, asynchronously: the whole chain.</summary>
+    public Task<HttpResponseMessage> FallBackAsync(HttpRequestMessage request, CircuitEntry circuit, Rejection rejection, CancellationToken cancellationToken)
+    {
+        var policy = circuit.Fallback;
+        if (policy.OnOpen is not null || policy.AlternateBaseAddress is not null)
+        {
+            return FallBackSlowAsync(request, circuit, rejection, cancellationToken);
+        }
+
+        // Only the cache and the degraded answer, which need no waiting: answered here, with no state machine,
+        // and a call nothing answers fails its task without a throw (the caller's await throws it once).
+        using var span = CircuitBreakerTracing.StartRejection(circuit, rejection);
+        var (response, kind) = ReplayFromCache(request, policy) is { } cached
+            ? (FallbackPolicy.MarkFresh(cached, FallbackPolicy.CacheKind, rejection.RetryAfter), FallbackPolicy.CacheKind)
+            : DegradedOrNone(request, circuit, rejection);
+        return Answered(response, kind, circuit, rejection, span) is { } exception
+            ? Task.FromException<HttpResponseMessage>(exception)
+            : Task.FromResult(response!);
+    }
+
+    private async Task<HttpResponseMessage> FallBackSlowAsync(HttpRequestMessage request, CircuitEntry circuit, Rejection rejection, CancellationToken cancellationToken)
+    {
+        using var span = CircuitBreakerTracing.StartRejection(circuit, rejection);
+        var (response, kind) = await ChainAsync(request, circuit, rejection, cancellationToken).ConfigureAwait(false);
+        return Answered(response, kind, circuit, rejection, span) is { } exception ? throw exception : response!;
+    }
+
+    /// <summary>Answers a call that was turned away, for <see cref="HttpClient.Send(HttpRequestMessage)"/>: the chain without the asynchronous custom delegate.</summary>
+    public HttpResponseMessage FallBack(HttpRequestMessage request, CircuitEntry circuit, Rejection rejection, CancellationToken cancellationToken)
+    {
+        using var span = CircuitBreakerTracing.StartRejection(circuit, rejection);
+        var (response, kind) = Chain(request, circuit, rejection, cancellationToken);
+        return Answered(response, kind, circuit, rejection, span) is { } exception ? throw exception : response!;
+    }
+
+    /// <summary>
+    /// Accounts for a call that was not sent: the fallback that answered it, or none. Returns the exception the
+    /// caller gets when none did, for the caller to throw or to fail its task with.
+    /// </summary>
+    private HttpRequestException? Answered(HttpResponseMessage? response, string fallback, CircuitEntry circuit, in Rejection rejection, Activity? span)
+    {
+        var registry = _circuits.Registry;
+        registry.Metrics.RecordRejected(circuit, fallback, rejection.Reason, enforced: true);
+        Log.CallRejected(registry.Logger, circuit.Key.Authority, circuit.Key.ClientName, rejection.State, rejection.Reason, fallback);
+        if (span is not null)
+        {
+            span.SetTag("circuit.fallback", fallback);
+            if (response is null)
+            {
+                span.SetStatus(ActivityStatusCode.Error, rejection.Shed is null ? "circuit open" : "load shed");
+            }
+        }
+
+        return response is null ? rejection.ToException(circuit.Key) : null;
+    }
+
+    /// <summary>The fallback chain: custom, cache, alternate backend, degraded; a <see langword="null"/> response when none answers.</summary>
+    private async Task<(HttpResponseMessage? Response, string Kind)> ChainAsync(HttpRequestMessage request, CircuitEntry circuit, Rejection rejection, CancellationToken cancellationToken)
+    {
+        var policy = circuit.Fallback;
+        var cache = policy.CacheEnabled ? _circuits.Cache : null;
+        var entry = cache is null ? null : FromCache(request, policy, cache, cache.Clock.Now);
+        if (policy.OnOpen is { } onOpen)
+        {
+            // The delegate gets a copy of its own: whatever it does with it, the cache step below builds a fresh one.
+            var offered = entry is null ? null : Replay(entry, request, cache!, cache!.Clock.Now);
+            var custom = await AskCustomAsync(onOpen, request, circuit, rejection, offered, cancellationToken).ConfigureAwait(false);
+            if (!ReferenceEquals(custom, offered))
+            {
+                offered?.Dispose();
+            }
+
+            if (custom is not null)
+            {
+                return (FallbackPolicy.Mark(custom, FallbackPolicy.CustomKind, rejection.RetryAfter), FallbackPolicy.CustomKind);
+            }
+        }
+
+        if (entry is not null && Replay(entry, request, cache!, cache!.Clock.Now) is { } cached)
+        {
+            return (FallbackPolicy.MarkFresh(cached, FallbackPolicy.CacheKind, rejection.RetryAfter), FallbackPolicy.CacheKind);
+        }
+
+        if (TryMoveToAlternate(request, policy, out var alternate, out var alternatePermit, out var original))
+        {
+            try
+            {
+                var response = await _sendAsync(request, alternate, alternatePermit, cancellationToken).ConfigureAwait(false);
+                return (FallbackPolicy.Mark(response, FallbackPolicy.AlternateKind, rejection.RetryAfter), FallbackPolicy.AlternateKind);
+            }
+            catch (Exception ex) when (IsDownstreamFailure(ex, cancellationToken))
+            {
+                request.RequestUri = original; // the alternate failed too: go on down the chain
+            }
+        }
+
+        return DegradedOrNone(request, circuit, rejection);
+    }
+
+    /// <summary>The synchronous chain, for <see cref="HttpClient.Send(HttpRequestMessage)"/>: as the asynchronous one, without the asynchronous custom delegate.</summary>
+    private (HttpResponseMessage? Response, string Kind) Chain(HttpRequestMessage request, CircuitEntry circuit, Rejection rejection, CancellationToken cancellationToken)
+    {
+        var policy = circuit.Fallback;
+        if (ReplayFromCache(request, policy) is { } cached)
+        {
+            return (FallbackPolicy.MarkFresh(cached, FallbackPolicy.CacheKind, rejection.RetryAfter), FallbackPolicy.CacheKind);
+        }
+
+        if (TryMoveToAlternate(request, policy, out var alternate, out var alternatePermit, out var original))
+        {
+            try
+            {
+                return (FallbackPolicy.Mark(_send(request, alternate, alternatePermit, cancellationToken), FallbackPolicy.AlternateKind, rejection.RetryAfter), FallbackPolicy.AlternateKind);
+            }
+            catch (Exception ex) when (IsDownstreamFailure(ex, cancellationToken))
+            {
+                request.RequestUri = original;
+            }
+        }
+
+        return DegradedOrNone(request, circuit, rejection);
+    }
+
+    private static (HttpResponseMessage? Response, string Kind) DegradedOrNone(HttpRequestMessage request, CircuitEntry circuit, in Rejection rejection) =>
+        Degraded(request, circuit, rejection) is { } degraded ? (degraded, FallbackPolicy.DegradedKind) : (null, FallbackPolicy.NoneKind);
+
+    /// <summary>The cached response, if any, replayed at once: one clock read serves the lookup and the age.</summary>
+    private HttpResponseMessage? ReplayFromCache(HttpRequestMessage request, FallbackPolicy policy)
+    {
+        if (!policy.CacheEnabled || _circuits.Cache is not { } cache)
+        {
+            return null;
+        }
+
+        var now = cache.Clock.Now;
+        return Replay(FromCache(request, policy, cache, now), request, cache, now);
+    }
+
+    /// <summary>The cached response replayed with its age at <paramref name="now"/>.</summary>
+    private static HttpResponseMessage? Replay(CachedResponse? entry, HttpRequestMessage request, ResponseCache cache, long now) =>
+        entry?.ToResponse(request, cache.AgeOf(entry, now));
+
+    private CachedResponse? FromCache(HttpRequestMessage request, FallbackPolicy policy, ResponseCache cache, long now)
+    {
+        if (!ResponseCacheKey.IsCacheableRequest(request, policy.CacheExcludesCredentials))
+        {
+            return null;
+        }
+
+        try
+        {
+            return cache.Find(request, policy.CacheMaxAge, now, knownWithoutCredentials: policy.CacheExcludesCredentials);
+        }
+#pragma warning disable CA1031 // A fault in the cache must not turn a possible fallback into a failure.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            Log.FallbackFailed(_circuits.Registry.Logger, ex, "cache", request.RequestUri!.Authority, _circuits.ClientName);
+            return null;
+        }
+    }
+
+    private async Task<HttpResponseMessage?> AskCustomAsync(
+        Func<CircuitFallbackContext, ValueTask<HttpResponseMessage?>> onOpen,
+        HttpRequestMessage request,
+        CircuitEntry circuit,
+        Rejection rejection,
+        HttpResponseMessage? cached,
+        CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await onOpen(new CircuitFallbackContext(request, circuit.Key, rejection.State, rejection.RetryAfter, cached, cancellationToken)).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
+        {
+            Log.FallbackFailed(_circuits.Registry.Logger, ex, "custom", circuit.Key.Authority, circuit.Key.ClientName);
+            return null;
+        }
+    }
+
+    private bool TryMoveToAlternate(HttpRequestMessage request, FallbackPolicy policy, out CircuitEntry alternate, out CircuitPermit alternatePermit, out Uri original)
+    {
+        original = request.RequestUri!;
+        alternate = null!;
+        alternatePermit = default;
+        if (policy.AlternateBaseAddress is null)
+        {
+            return false;
+        }
+
+        var target = policy.AlternateFor(original);
+        alternate = _circuits.GetOrCreate(target);
+        alternatePermit = alternate.Machine.TryAcquire();
+        if (!alternatePermit.IsGranted)
+        {
+            return false; // the alternate's own circuit is open too
+        }
+
+        request.RequestUri = target;
+        return true;
+    }
+
+    private static HttpResponseMessage? Degraded(HttpRequestMessage request, CircuitEntry circuit, in Rejection rejection) =>
+        circuit.Fallback.Degraded is { } degraded
+            ? FallbackPolicy.MarkFresh(degraded.Create(request), FallbackPolicy.DegradedKind, rejection.RetryAfter)
+            : null;
+
+    private static bool IsDownstreamFailure(Exception exception, CancellationToken callerToken) =>
+        exception is HttpRequestException
+        || (exception is TaskCanceledException { InnerException: TimeoutException } && !callerToken.IsCancellationRequested);
+
+    /// <summary>
+    /// Wraps a good response's body so that the cache gets a copy as the caller reads it, when the circuit's
+    /// policy caches and the request and response allow it.
+    /// </summary>
+    public void CaptureForCache(HttpRequestMessage request, HttpResponseMessage response, FallbackPolicy policy)
+    {
+        if (policy.CacheEnabled && _circuits.Cache is { } cache)
+        {
+            Capture(request, response, policy, cache);
+        }
+    }
+
+    private void Capture(HttpRequestMessage request, HttpResponseMessage response, FallbackPolicy policy, ResponseCache cache)
+    {
+        try
+        {
+            if (ResponseCacheKey.IsCacheableRequest(request, policy.CacheExcludesCredentials) && ResponseCacheKey.IsCacheableResponse(response))
+            {
+                var capture = new ResponseCapture(cache, ResponseCacheKey.For(request), response, ResponseCacheKey.Vary(response, request), policy.CacheMaxEntryBytes);
+                if (request.Method == HttpMethod.Head)
+                {
+                    capture.Complete(); // no body will ever be read: the headers are the whole response
+                }
+                else
+                {
+                    response.Content = new CapturingContent(response.Content, capture);
+                }
+            }
+        }
+#pragma warning disable CA1031 // A fault in the cache must never fail a request that succeeded.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            Log.FallbackFailed(_circuits.Registry.Logger, ex, "cache", request.RequestUri!.Authority, _circuits.ClientName);
+        }
+    }
+}
