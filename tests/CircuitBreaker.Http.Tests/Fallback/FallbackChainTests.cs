@@ -304,6 +304,39 @@ public sealed class FallbackChainTests
     }
 
     [Fact]
+    public void SynchronousSend_UsesTheAlternate_AndFallsThroughToDegradedWhenItFails()
+    {
+        using var harness = new BreakerHarness(o =>
+        {
+            o.FailureThreshold = 1;
+            o.Fallback.AlternateBaseAddress = new Uri("http://backup.test");
+            o.Fallback.Degraded.StatusCode = 503;
+        });
+        harness.Mock.When("http://users.test/*").Respond(HttpStatusCode.InternalServerError);
+        var backupFails = false;
+        harness.Mock.When("http://backup.test/*").Respond(() => backupFails
+            ? throw new HttpRequestException("refused")
+            : Task.FromResult(Response(HttpStatusCode.OK, "from backup")));
+        using var client = harness.CreateClient();
+        using (var failing = new HttpRequestMessage(HttpMethod.Get, Users))
+        {
+            client.Send(failing).Dispose();
+        }
+
+        using var first = new HttpRequestMessage(HttpMethod.Get, Users);
+        using var fromBackup = client.Send(first);
+        backupFails = true;
+        using var second = new HttpRequestMessage(HttpMethod.Get, Users);
+        using var degraded = client.Send(second);
+
+        Assert.Equal("from backup", new StreamReader(fromBackup.Content.ReadAsStream()).ReadToEnd());
+        Assert.Equal(["alternate"], fromBackup.Headers.GetValues("X-Circuit-Fallback"));
+        Assert.Equal(["degraded"], degraded.Headers.GetValues("X-Circuit-Fallback"));
+        Assert.Equal(Users, degraded.RequestMessage!.RequestUri);
+        Assert.Equal(CircuitState.Open, harness.Circuit("http://backup.test:80").State);
+    }
+
+    [Fact]
     public async Task HostOverride_ChangesOnlyThatHostsFallback()
     {
         using var harness = new BreakerHarness(o =>
