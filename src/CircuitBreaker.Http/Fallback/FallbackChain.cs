@@ -70,7 +70,7 @@ internal sealed class FallbackChain
     {
         var registry = _circuits.Registry;
         registry.Metrics.RecordRejected(circuit, fallback, rejection.Reason, enforced: true);
-        Log.CallRejected(registry.Logger, circuit.Key.Authority, circuit.Key.ClientName, rejection.State, rejection.Reason, fallback);
+        Log.CallRejected(registry.Logger, circuit, rejection.State, rejection.Reason, fallback);
         if (span is not null)
         {
             span.SetTag("circuit.fallback", fallback);

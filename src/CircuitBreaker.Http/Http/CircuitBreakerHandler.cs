@@ -157,7 +157,7 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
         }
 
         _circuits.Registry.Metrics.RecordRejected(circuit, FallbackPolicy.NoneKind, rejection.Reason, enforced: false);
-        Log.CallObserved(_circuits.Registry.Logger, circuit.Key.Authority, circuit.Key.ClientName, rejection.State);
+        Log.CallObserved(_circuits.Registry.Logger, circuit, rejection.State);
         return true;
     }
 

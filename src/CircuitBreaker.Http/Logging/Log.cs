@@ -25,13 +25,34 @@ internal static partial class Log
         Message = "Circuit for {Authority} (client '{ClientName}') was isolated by hand (was {PreviousState}): calls fail fast until it is reset.")]
     public static partial void CircuitIsolated(ILogger logger, string authority, string clientName, CircuitState previousState);
 
-    [LoggerMessage(EventId = 6, EventName = "CircuitCallRejected", Level = LogLevel.Debug,
-        Message = "Call to {Authority} (client '{ClientName}') not sent ({Reason}, circuit {State}); fallback: {Fallback}.")]
-    public static partial void CallRejected(ILogger logger, string authority, string clientName, CircuitState state, string reason, string fallback);
+    // The two per-call events take the circuit and read its key only when Debug is on: they run on every call a
+    // circuit turns away, where building the key (its authority string, held by the circuit, and the client's name)
+    // for a disabled event cost as much as the rest of the accounting.
+    public static void CallRejected(ILogger logger, CircuitEntry circuit, CircuitState state, string reason, string fallback)
+    {
+        if (logger.IsEnabled(LogLevel.Debug))
+        {
+            var key = circuit.Key;
+            CallRejected(logger, key.Authority, key.ClientName, state, reason, fallback);
+        }
+    }
 
-    [LoggerMessage(EventId = 7, EventName = "CircuitCallObserved", Level = LogLevel.Debug,
+    public static void CallObserved(ILogger logger, CircuitEntry circuit, CircuitState state)
+    {
+        if (logger.IsEnabled(LogLevel.Debug))
+        {
+            var key = circuit.Key;
+            CallObserved(logger, key.Authority, key.ClientName, state);
+        }
+    }
+
+    [LoggerMessage(EventId = 6, EventName = "CircuitCallRejected", Level = LogLevel.Debug, SkipEnabledCheck = true,
+        Message = "Call to {Authority} (client '{ClientName}') not sent ({Reason}, circuit {State}); fallback: {Fallback}.")]
+    private static partial void CallRejected(ILogger logger, string authority, string clientName, CircuitState state, string reason, string fallback);
+
+    [LoggerMessage(EventId = 7, EventName = "CircuitCallObserved", Level = LogLevel.Debug, SkipEnabledCheck = true,
         Message = "Call to {Authority} (client '{ClientName}') would have been turned away by its {State} circuit; sent anyway (Enforce is off).")]
-    public static partial void CallObserved(ILogger logger, string authority, string clientName, CircuitState state);
+    private static partial void CallObserved(ILogger logger, string authority, string clientName, CircuitState state);
 
     [LoggerMessage(EventId = 8, EventName = "CircuitBreakerReloadRejected", Level = LogLevel.Error,
         Message = "Reloaded circuit-breaker options of client '{ClientName}' are invalid and were ignored; the last valid options stay in force. {Errors}")]

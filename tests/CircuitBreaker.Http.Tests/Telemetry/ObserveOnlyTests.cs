@@ -61,6 +61,8 @@ public sealed class ObserveOnlyTests
             Assert.Equal(new EventId(7, "CircuitCallObserved"), r.Id);
             Assert.Equal(LogLevel.Debug, r.Level);
             Assert.Equal("Open", r.GetStructuredStateValue("State"));
+            Assert.Equal(Authority, r.GetStructuredStateValue("Authority"));
+            Assert.Equal(BreakerHarness.ClientName, r.GetStructuredStateValue("ClientName"));
         });
         Assert.DoesNotContain(logs, r => r.Id.Id == 6); // nothing was rejected
     }
