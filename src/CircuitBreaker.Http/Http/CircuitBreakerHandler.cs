@@ -183,8 +183,8 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
 
     private Task<HttpResponseMessage> SendThroughAsync(HttpRequestMessage request, CircuitEntry circuit, CircuitPermit permit, CancellationToken cancellationToken)
     {
-        var probe = permit.Kind == CircuitPermitKind.Probe ? CircuitBreakerTracing.StartProbe(circuit) : null;
-        var attempt = StartAttempt(circuit);
+        Activity? probe = null;
+        var attempt = permit.Kind == CircuitPermitKind.Probe ? StartProbe(circuit, permit, out probe) : StartAttempt(circuit);
 
         // The caller's cancellation is linked to the attempt's token only once the call below has gone asynchronous,
         // as sockets and semaphores register only when they must wait: the caller's token is HttpClient's source, new
@@ -269,10 +269,30 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
         return new Attempt(classifier.AttemptTimeout, classifier.SlowCallDuration is not null, _circuits.Registry.AttemptTimeouts, _timeProvider);
     }
 
+    /// <summary>The attempt and the span of a probe about to be sent.</summary>
+    private Attempt StartProbe(CircuitEntry circuit, in CircuitPermit permit, out Activity? probe)
+    {
+        probe = null;
+        try
+        {
+            probe = CircuitBreakerTracing.StartProbe(circuit);
+            return StartAttempt(circuit);
+        }
+        catch
+        {
+            // Nothing was sent, so nothing is counted; but the probe's slot must go back, or the circuit would stay
+            // half-open until someone resets it by hand. (Other permits hold nothing to give back.)
+            probe?.Dispose();
+            circuit.Machine.Release(permit);
+            throw;
+        }
+    }
+
     private HttpResponseMessage SendThrough(HttpRequestMessage request, CircuitEntry circuit, CircuitPermit permit, CancellationToken cancellationToken)
     {
-        using var probe = permit.Kind == CircuitPermitKind.Probe ? CircuitBreakerTracing.StartProbe(circuit) : null;
-        using var attempt = StartAttempt(circuit);
+        Activity? probe = null;
+        using var attempt = permit.Kind == CircuitPermitKind.Probe ? StartProbe(circuit, permit, out probe) : StartAttempt(circuit);
+        using var probeSpan = probe;
         attempt.LinkCaller(cancellationToken); // the call below blocks this thread for as long as it takes
         HttpResponseMessage response;
         try

@@ -9,6 +9,9 @@ namespace CircuitBreaker.Http;
 /// </summary>
 internal sealed class CircuitBreakerOptionsValidator : IValidateOptions<CircuitBreakerOptions>
 {
+    // What HttpClient.Timeout accepts; a longer one would make the attempt's timer throw on every call.
+    private static readonly TimeSpan MaxAttemptTimeout = TimeSpan.FromMilliseconds(int.MaxValue);
+
     private readonly CircuitBreakerOptionsDataValidator _dataValidator = new();
 
     public ValidateOptionsResult Validate(string? name, CircuitBreakerOptions options)
@@ -47,9 +50,11 @@ internal sealed class CircuitBreakerOptionsValidator : IValidateOptions<CircuitB
     {
         builder.AddResult(_dataValidator.Validate(path, options));
 
-        if (options.AttemptTimeout is { } attempt && attempt != Timeout.InfiniteTimeSpan && attempt <= TimeSpan.Zero)
+        if (options.AttemptTimeout is { } attempt && attempt != Timeout.InfiniteTimeSpan && (attempt <= TimeSpan.Zero || attempt > MaxAttemptTimeout))
         {
-            builder.AddError("must be a positive duration, or null or -00:00:00.001 (infinite) to turn the timeout off", $"{path}.{nameof(options.AttemptTimeout)}");
+            builder.AddError(
+                $"must be a positive duration of at most {MaxAttemptTimeout} (the longest timeout HttpClient accepts), or null or -00:00:00.001 (infinite) to turn the timeout off",
+                $"{path}.{nameof(options.AttemptTimeout)}");
         }
 
         if (options.SlowCallDuration is { } slow && slow != Timeout.InfiniteTimeSpan && slow <= TimeSpan.Zero)

@@ -1,4 +1,7 @@
+using System.Net;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
+using RichardSzalay.MockHttp;
 
 namespace CircuitBreaker.Http.Tests.Options;
 
@@ -19,6 +22,7 @@ public sealed class CircuitBreakerOptionsValidatorTests
         { nameof(CircuitBreakerOptions.MaxBreakDuration), o => o.MaxBreakDuration = TimeSpan.Zero },
         { nameof(CircuitBreakerOptions.HalfOpenProbes), o => o.HalfOpenProbes = 0 },
         { nameof(CircuitBreakerOptions.AttemptTimeout), o => o.AttemptTimeout = TimeSpan.Zero },
+        { nameof(CircuitBreakerOptions.AttemptTimeout), o => o.AttemptTimeout = TimeSpan.FromMilliseconds(int.MaxValue + 1.0) },
         { nameof(CircuitBreakerOptions.SlowCallDuration), o => o.SlowCallDuration = TimeSpan.FromSeconds(-5) },
         { nameof(CircuitBreakerOptions.FailureStatusCodes), o => o.FailureStatusCodes = "5xx,700" },
         { nameof(CircuitBreakerOptions.FailureStatusCodes), o => o.FailureStatusCodes = "" },
@@ -60,6 +64,27 @@ public sealed class CircuitBreakerOptionsValidatorTests
         var options = new CircuitBreakerOptions { AttemptTimeout = milliseconds is { } ms ? TimeSpan.FromMilliseconds(ms) : null };
 
         Assert.True(_validator.Validate("users", options).Succeeded);
+    }
+
+    [Fact]
+    public async Task AttemptTimeout_TheLongestAllowed_StartsAndEndsARealCall()
+    {
+        // The attempt's timer takes the timeout as it is: the validator's limit must be one the system clock's timer accepts.
+        var options = new CircuitBreakerOptions { AttemptTimeout = TimeSpan.FromMilliseconds(int.MaxValue) };
+        Assert.True(_validator.Validate("users", options).Succeeded);
+
+        using var downstream = new MockHttpMessageHandler();
+        downstream.When("*").Respond(HttpStatusCode.OK);
+        var services = new ServiceCollection();
+        services.AddHttpClient("users")
+            .AddCircuitBreaker(o => o.AttemptTimeout = options.AttemptTimeout)
+            .ConfigurePrimaryHttpMessageHandler(() => downstream);
+        using var provider = services.BuildServiceProvider();
+        using var client = provider.GetRequiredService<IHttpClientFactory>().CreateClient("users");
+
+        using var response = await client.GetAsync(new Uri("http://users.test/"));
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
     }
 
     [Fact]
