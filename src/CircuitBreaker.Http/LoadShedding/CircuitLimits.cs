@@ -13,15 +13,17 @@ internal sealed class CircuitLimits : IDisposable
     public const double RampUpStartShare = 0.1;
 
     private readonly TimeProvider _timeProvider;
+    private readonly Settings _settings;
     private readonly ConcurrencyLimiter? _concurrency;
     private readonly TokenBucketRateLimiter? _throttle;
     private readonly TimeSpan? _rampUp;
     private readonly Lock _rampLock = new();
     private double _rampCredit;
 
-    private CircuitLimits(CircuitBreakerOptions options, TimeProvider timeProvider)
+    private CircuitLimits(CircuitBreakerOptions options, Settings settings, TimeProvider timeProvider)
     {
         _timeProvider = timeProvider;
+        _settings = settings;
         if (options.MaxConcurrentRequests is { } permits)
         {
             _concurrency = new ConcurrencyLimiter(new ConcurrencyLimiterOptions
@@ -55,7 +57,21 @@ internal sealed class CircuitLimits : IDisposable
     public static CircuitLimits? From(CircuitBreakerOptions options, TimeProvider timeProvider) =>
         options.MaxConcurrentRequests is null && options.Throttle.PermitsPerSecond is null && options.RampUpDuration is null
             ? null
-            : new CircuitLimits(options, timeProvider);
+            : new CircuitLimits(options, Settings.Of(options), timeProvider);
+
+    /// <summary>
+    /// The limits for reloaded options: <paramref name="current"/> itself while its settings are unchanged, so that
+    /// a reload (of any key of the configuration, the breaker's or not) neither empties a bulkhead whose calls are
+    /// still running nor refills the throttle's bucket; otherwise new limits.
+    /// </summary>
+    /// <remarks>
+    /// Limits that are replaced are not disposed: disposing a <see cref="ConcurrencyLimiter"/> fails the calls
+    /// waiting in its queue, which did nothing wrong. The old limiters hold no timer, so calls queued or running
+    /// under them finish under them and they are collected afterwards; until then the old and the new limits each
+    /// admit their own calls.
+    /// </remarks>
+    public static CircuitLimits? Update(CircuitLimits? current, CircuitBreakerOptions options, TimeProvider timeProvider) =>
+        current is not null && current._settings == Settings.Of(options) ? current : From(options, timeProvider);
 
     /// <summary>
     /// Whether a call may go during the slow start after <paramref name="recoveredAt"/>: the share let through
@@ -124,5 +140,12 @@ internal sealed class CircuitLimits : IDisposable
     {
         _concurrency?.Dispose();
         _throttle?.Dispose();
+    }
+
+    /// <summary>Every option the limits are built from, to tell whether a reload changed them.</summary>
+    private readonly record struct Settings(int? MaxConcurrentRequests, int MaxQueuedRequests, double? PermitsPerSecond, int? Burst, TimeSpan? RampUpDuration)
+    {
+        public static Settings Of(CircuitBreakerOptions options) =>
+            new(options.MaxConcurrentRequests, options.MaxQueuedRequests, options.Throttle.PermitsPerSecond, options.Throttle.Burst, options.RampUpDuration);
     }
 }

@@ -85,8 +85,7 @@ internal sealed class CircuitEntry : CircuitStateMachine
     {
         var hostOptions = rules.Options;
 
-        // New limits start empty-handed: permits held under the old ones are released into those, unharmed.
-        Interlocked.Exchange(ref _limits, CircuitLimits.From(hostOptions, timeProvider))?.Dispose();
+        _limits = CircuitLimits.Update(_limits, hostOptions, timeProvider);
         UpdateSettings(rules.Settings);
         _classifier = rules.Classifier;
         _fallback = rules.Fallback;

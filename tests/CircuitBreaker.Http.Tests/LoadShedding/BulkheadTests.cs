@@ -64,6 +64,60 @@ public sealed class BulkheadTests
         Assert.Equal(2, server.RequestCount);
     }
 
+    [Fact]
+    public async Task Reload_ThatLeavesTheLimitsAlone_KeepsTheBulkhead_AndTheCallsItHolds()
+    {
+        // Any reload of the configuration re-applies every client's options; the bulkhead must not start empty
+        // while its calls still run, or the limit is exceeded.
+        await using var server = await KestrelDownstream.StartAsync();
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        server.Behavior = async context =>
+        {
+            await release.Task.WaitAsync(context.RequestAborted);
+            context.Response.StatusCode = StatusCodes.Status200OK;
+        };
+        using var settings = new AppSettingsFile("""{ "CircuitBreaker": { "MaxConcurrentRequests": 1, "FailureThreshold": 5 } }""");
+        using var side = ClientSide.ForClient(settings.Root, server);
+        using var client = side.CreateClient();
+
+        var running = client.GetAsync("a");
+        await WaitForAsync(() => server.RequestCount == 1);
+        settings.Rewrite("""{ "CircuitBreaker": { "MaxConcurrentRequests": 1, "FailureThreshold": 6 } }""");
+        var shed = await Assert.ThrowsAsync<LoadSheddingException>(() => client.GetAsync("b").WaitAsync(TimeSpan.FromSeconds(10)));
+        release.SetResult();
+        (await running).Dispose();
+
+        Assert.Equal(LoadSheddingReason.Concurrency, shed.Reason);
+        Assert.Equal(1, server.RequestCount);
+    }
+
+    [Fact]
+    public async Task Reload_ThatChangesTheLimit_LetsTheQueuedCallFinishUnderTheOldOne()
+    {
+        await using var server = await KestrelDownstream.StartAsync();
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        server.Behavior = async context =>
+        {
+            await release.Task.WaitAsync(context.RequestAborted);
+            context.Response.StatusCode = StatusCodes.Status200OK;
+        };
+        using var settings = new AppSettingsFile("""{ "CircuitBreaker": { "MaxConcurrentRequests": 1, "MaxQueuedRequests": 1 } }""");
+        using var side = ClientSide.ForClient(settings.Root, server);
+        using var client = side.CreateClient();
+
+        var running = client.GetAsync("a");
+        await WaitForAsync(() => server.RequestCount == 1);
+        var queued = client.GetAsync("b");
+        settings.Rewrite("""{ "CircuitBreaker": { "MaxConcurrentRequests": 2, "MaxQueuedRequests": 1 } }""");
+        Assert.False(queued.IsCompleted); // still waiting for the running call's permit, not failed by the reload
+        release.SetResult();
+        (await running).Dispose();
+        using var afterwards = await queued;
+
+        Assert.Equal(HttpStatusCode.OK, afterwards.StatusCode);
+        Assert.Equal(2, server.RequestCount);
+    }
+
     /// <summary>Waits, bounded, for the server to see requests that are on their way.</summary>
     private static async Task WaitForAsync(Func<bool> condition)
     {
