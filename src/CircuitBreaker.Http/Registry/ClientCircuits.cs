@@ -186,8 +186,9 @@ internal sealed class ClientCircuits
 
     private void Evict(int maxCircuits)
     {
-        // Evicting a batch keeps the scan's cost spread over many creations when hosts churn.
-        var toEvict = Math.Max(1, maxCircuits / 10);
+        // Evicting a batch keeps the scan's cost spread over many creations when hosts churn. Beyond the batch, whatever
+        // exceeds the limit: a reload may have lowered it below the circuits the client already has.
+        var toEvict = Math.Max(1, maxCircuits / 10) + (_circuits.Count - maxCircuits);
         var victims = _circuits.ToArray()
             .Select(e => (Entry: e, State: e.Machine.State))
             .Where(c => c.State != CircuitState.Isolated)

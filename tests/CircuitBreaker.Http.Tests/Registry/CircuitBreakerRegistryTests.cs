@@ -236,6 +236,25 @@ public sealed class CircuitBreakerRegistryTests
     }
 
     [Fact]
+    public async Task MaxCircuits_LoweredByAReload_HoldsFromTheNextNewHost()
+    {
+        using var settings = new Integration.AppSettingsFile("""{ "CircuitBreaker": { "MaxCircuits": 100 } }""");
+        using var downstream = new MockHttpMessageHandler();
+        downstream.When("*").Respond(HttpStatusCode.OK);
+        using var side = Integration.ClientSide.Create(settings.Root, s => s.AddHttpClient("users").AddCircuitBreaker().ConfigurePrimaryHttpMessageHandler(() => downstream));
+        using var client = side.CreateClient();
+        for (var i = 0; i < 100; i++)
+        {
+            (await client.GetAsync(new Uri($"http://host{i}.test/"))).Dispose();
+        }
+
+        settings.Rewrite("""{ "CircuitBreaker": { "MaxCircuits": 10 } }""");
+        (await client.GetAsync(new Uri("http://one-more.test/"))).Dispose();
+
+        Assert.InRange(side.Registry.GetCircuits().Count, 1, 10);
+    }
+
+    [Fact]
     public async Task CircuitState_SurvivesHandlerRebuilds()
     {
         using var harness = new BreakerHarness(o => o.FailureThreshold = 1);
