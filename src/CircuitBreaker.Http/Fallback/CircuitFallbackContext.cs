@@ -33,7 +33,8 @@ public sealed class CircuitFallbackContext
 
     /// <summary>
     /// Gets a fresh copy of the last good response to the same request, when the cache holds one. Return it to
-    /// serve it as is; otherwise the breaker disposes it.
+    /// serve it as is, or build a response of your own from it (its <see cref="HttpResponseMessage.Content"/>, or a
+    /// stream read from it): the breaker disposes it only when the delegate returns <see langword="null"/>.
     /// </summary>
     public HttpResponseMessage? CachedResponse { get; }
 

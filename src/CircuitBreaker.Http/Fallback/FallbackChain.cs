@@ -94,13 +94,15 @@ internal sealed class FallbackChain
             // The delegate gets a copy of its own: whatever it does with it, the cache step below builds a fresh one.
             var offered = entry is null ? null : Replay(entry, request, cache!, cache!.Clock.Now);
             var custom = await AskCustomAsync(onOpen, request, circuit, rejection, offered, cancellationToken).ConfigureAwait(false);
-            if (!ReferenceEquals(custom, offered))
+            if (custom is null)
             {
                 offered?.Dispose();
             }
-
-            if (custom is not null)
+            else
             {
+                // The answer may be the offered copy itself, or built from it (its Content, or a stream read from it),
+                // which disposing the copy would dispose under the caller. The copy holds only memory (the cached
+                // bytes), so it is left to the collector rather than disposed.
                 return (FallbackPolicy.Mark(custom, FallbackPolicy.CustomKind, rejection.RetryAfter), FallbackPolicy.CustomKind);
             }
         }
@@ -119,7 +121,13 @@ internal sealed class FallbackChain
             }
             catch (Exception ex) when (IsDownstreamFailure(ex, cancellationToken))
             {
-                request.RequestUri = original; // the alternate failed too: go on down the chain
+                // the alternate failed too: go on down the chain
+            }
+            finally
+            {
+                // Whatever the outcome: a retry handler above the breaker re-sends this same message, which must go
+                // through the primary's circuit (and its fallback mark) again, not straight to the alternate.
+                request.RequestUri = original;
             }
         }
 
@@ -143,7 +151,11 @@ internal sealed class FallbackChain
             }
             catch (Exception ex) when (IsDownstreamFailure(ex, cancellationToken))
             {
-                request.RequestUri = original;
+                // the alternate failed too: go on down the chain
+            }
+            finally
+            {
+                request.RequestUri = original; // as in the asynchronous chain: a re-sent message must meet the primary's circuit
             }
         }
 

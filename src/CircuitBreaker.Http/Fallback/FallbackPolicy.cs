@@ -9,7 +9,8 @@ internal sealed class FallbackPolicy
     /// <summary>The header that tells a fallback from a real answer: <c>custom</c>, <c>cache</c>, <c>alternate</c> or <c>degraded</c>.</summary>
     public const string FallbackHeaderName = "X-Circuit-Fallback";
 
-    private const string RetryAfterHeaderName = "Retry-After";
+    /// <summary>The header that tells when the next probe is due, which the breaker sets on a fallback response when it knows.</summary>
+    public const string RetryAfterHeaderName = "Retry-After";
 
     /// <summary>The <c>fallback</c> tag and header values.</summary>
     public const string CustomKind = "custom", CacheKind = "cache", AlternateKind = "alternate", DegradedKind = "degraded", NoneKind = "none";
@@ -50,14 +51,27 @@ internal sealed class FallbackPolicy
             Port = AlternateBaseAddress.Port,
         }.Uri;
 
-    /// <summary>Marks a response the fallback did not build (a custom or alternate answer), replacing any mark it carries.</summary>
+    /// <summary>
+    /// Marks a response the fallback did not build (a custom or alternate answer), replacing any mark it carries
+    /// and, when the breaker knows when the next probe is due, any <c>Retry-After</c> of its own.
+    /// </summary>
     public static HttpResponseMessage Mark(HttpResponseMessage response, string kind, TimeSpan? retryAfter)
     {
         response.Headers.Remove(FallbackHeaderName);
+        if (retryAfter is not null)
+        {
+            // Retry-After takes one value: appended to the answer's own, it would make two, and the typed
+            // HttpResponseHeaders.RetryAfter reads only the first. Without a time to promise, the answer's own stays.
+            response.Headers.Remove(RetryAfterHeaderName);
+        }
+
         return MarkFresh(response, kind, retryAfter);
     }
 
-    /// <summary>Marks a response the fallback built itself (cached or degraded), which carries no mark yet.</summary>
+    /// <summary>
+    /// Marks a response the fallback built itself (cached or degraded), which carries no mark yet: the cache drops
+    /// both headers when it stores a response, and validation keeps them out of the degraded response's headers.
+    /// </summary>
     public static HttpResponseMessage MarkFresh(HttpResponseMessage response, string kind, TimeSpan? retryAfter)
     {
         response.Headers.TryAddWithoutValidation(FallbackHeaderName, kind);

@@ -107,6 +107,17 @@ internal sealed class CircuitBreakerOptionsValidator : IValidateOptions<CircuitB
 
         foreach (var (name, value) in degraded.Headers)
         {
+            // The breaker adds both to every degraded response, so configured ones would make two values. They are
+            // refused here, once at start-up, rather than filtered out of each rejected call's answer, a measured hot path.
+            var setByTheBreaker = string.Equals(name, FallbackPolicy.RetryAfterHeaderName, StringComparison.OrdinalIgnoreCase) ? "the seconds until the next probe"
+                : string.Equals(name, FallbackPolicy.FallbackHeaderName, StringComparison.OrdinalIgnoreCase) ? "the kind of fallback, degraded"
+                : null;
+            if (setByTheBreaker is not null)
+            {
+                builder.AddError($"'{name}' cannot be configured: the circuit breaker sets it itself, to {setByTheBreaker}", $"{degradedPath}.{nameof(degraded.Headers)}");
+                continue;
+            }
+
             using var probe = new HttpResponseMessage();
             using var content = new ByteArrayContent([]);
             if (!probe.Headers.TryAddWithoutValidation(name, value) && !content.Headers.TryAddWithoutValidation(name, value))

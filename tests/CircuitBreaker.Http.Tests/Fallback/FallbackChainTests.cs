@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Http.Headers;
 using CircuitBreaker.Http.Tests.TestSupport;
+using Microsoft.Extensions.DependencyInjection;
 using RichardSzalay.MockHttp;
 
 namespace CircuitBreaker.Http.Tests.Fallback;
@@ -247,6 +248,144 @@ public sealed class FallbackChainTests
     }
 
     [Fact]
+    public async Task Alternate_AfterItAnswers_PutsTheOriginalRequestUriBack()
+    {
+        using var harness = AlternateHarness();
+        Uri? sentTo = null;
+        harness.Mock.When("http://backup.test/*").Respond(request =>
+        {
+            sentTo = request.RequestUri;
+            var answer = Response(HttpStatusCode.OK, "from backup");
+            answer.RequestMessage = request; // as SocketsHttpHandler does
+            return Task.FromResult(answer);
+        });
+        using var client = harness.CreateClient();
+        (await client.GetAsync(Users)).Dispose();
+        using var request = new HttpRequestMessage(HttpMethod.Get, Users);
+
+        using var response = await client.SendAsync(request);
+
+        Assert.Equal(["alternate"], response.Headers.GetValues("X-Circuit-Fallback"));
+        Assert.Equal(new Uri("http://backup.test/u/1"), sentTo);
+        Assert.Equal(Users, request.RequestUri);
+        Assert.Same(request, response.RequestMessage);
+    }
+
+    [Fact]
+    public async Task Alternate_WhenTheCallerCancelsDuringIt_PutsTheOriginalRequestUriBack()
+    {
+        using var harness = AlternateHarness();
+        var arrived = new TaskCompletionSource();
+        var never = new TaskCompletionSource<HttpResponseMessage>(); // MockHttp ends a pending response when its token fires
+        harness.Mock.When("http://backup.test/*").Respond(() =>
+        {
+            arrived.SetResult();
+            return never.Task;
+        });
+        using var client = harness.CreateClient();
+        (await client.GetAsync(Users)).Dispose();
+        using var request = new HttpRequestMessage(HttpMethod.Get, Users);
+        using var cancellation = new CancellationTokenSource();
+
+        var call = client.SendAsync(request, cancellation.Token);
+        await arrived.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        await cancellation.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => call.WaitAsync(TimeSpan.FromSeconds(10)));
+
+        Assert.Equal(Users, request.RequestUri);
+    }
+
+    [Fact]
+    public async Task Alternate_ResentByARetryHandlerAboveTheBreaker_GoesThroughThePrimarysCircuitAgain()
+    {
+        using var harness = new BreakerHarness(
+            o =>
+            {
+                o.FailureThreshold = 1;
+                o.Fallback.AlternateBaseAddress = new Uri("http://backup.test");
+                o.Hosts["backup.test"] = new CircuitBreakerHostOptions { FailureThreshold = 10 };
+            },
+            services => services.AddHttpClient(BreakerHarness.ClientName)
+                .ConfigureAdditionalHttpMessageHandlers((handlers, _) => handlers.Insert(0, new ResendOn5xxHandler())));
+        harness.Mock.When("http://users.test/*").Respond(HttpStatusCode.InternalServerError);
+        var backupCalls = 0;
+        var backupFailsNext = false;
+        harness.Mock.When("http://backup.test/*").Respond(() =>
+        {
+            backupCalls++;
+            var fails = backupFailsNext;
+            backupFailsNext = false;
+            return Task.FromResult(fails ? new HttpResponseMessage(HttpStatusCode.ServiceUnavailable) : Response(HttpStatusCode.OK, "from backup"));
+        });
+        using var client = harness.CreateClient();
+        (await client.GetAsync(Users)).Dispose(); // opens the primary's circuit (the resend of that 500 meets it open already)
+        backupCalls = 0;
+        backupFailsNext = true;
+
+        using var response = await client.GetAsync(Users);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(2, backupCalls);
+        Assert.Equal(["alternate"], response.Headers.GetValues("X-Circuit-Fallback"));
+    }
+
+    [Fact]
+    public async Task Alternate_WithARetryAfterOfItsOwn_CarriesOnlyTheBreakersRetryAfter()
+    {
+        using var harness = AlternateHarness();
+        harness.Mock.When("http://backup.test/*").Respond(() =>
+            Task.FromResult(Response(HttpStatusCode.TooManyRequests, "slow down", ("Retry-After", "120"))));
+        using var client = harness.CreateClient();
+        (await client.GetAsync(Users)).Dispose();
+
+        using var response = await client.GetAsync(Users);
+
+        Assert.Equal(["alternate"], response.Headers.GetValues("X-Circuit-Fallback"));
+        Assert.Equal(["30"], response.Headers.NonValidated["Retry-After"]);
+    }
+
+    [Fact]
+    public async Task Custom_WithARetryAfterOfItsOwn_CarriesOnlyTheBreakersRetryAfter()
+    {
+        var (harness, client) = await OpenAsync(o => o.Fallback.OnOpen = _ =>
+            ValueTask.FromResult<HttpResponseMessage?>(Response(HttpStatusCode.OK, "custom", ("Retry-After", "120"))));
+        using var _ = harness;
+        using var __ = client;
+
+        using var response = await client.GetAsync(Users);
+
+        Assert.Equal(["custom"], response.Headers.GetValues("X-Circuit-Fallback"));
+        Assert.Equal(["30"], response.Headers.NonValidated["Retry-After"]);
+    }
+
+    [Fact]
+    public async Task Custom_ServingTheCachedCopysContentInAResponseOfItsOwn_GivesTheCallerTheCachedBody()
+    {
+        using var harness = CachedCustomHarness(context => new HttpResponseMessage(HttpStatusCode.OK) { Content = context.CachedResponse!.Content });
+        using var client = await CacheThenOpenAsync(harness);
+
+        using var response = await client.GetAsync(Users);
+
+        Assert.Equal(["custom"], response.Headers.GetValues("X-Circuit-Fallback"));
+        Assert.Equal("alice", await response.Content.ReadAsStringAsync());
+    }
+
+    [Fact]
+    public async Task Custom_ServingAStreamReadFromTheCachedCopy_GivesTheCallerTheCachedBody()
+    {
+        using var harness = CachedCustomHarness(async context => new HttpResponseMessage(HttpStatusCode.OK)
+        {
+            Content = new StreamContent(await context.CachedResponse!.Content.ReadAsStreamAsync(context.CancellationToken)),
+        });
+        using var client = await CacheThenOpenAsync(harness);
+
+        using var response = await client.GetAsync(Users);
+
+        Assert.Equal(["custom"], response.Headers.GetValues("X-Circuit-Fallback"));
+        Assert.Equal("alice", await response.Content.ReadAsStringAsync());
+    }
+
+    [Fact]
     public async Task HalfOpenWithProbeInFlight_TurnedAwayCallsGetTheFallback()
     {
         using var harness = new BreakerHarness(o =>
@@ -337,6 +476,47 @@ public sealed class FallbackChainTests
     }
 
     [Fact]
+    public void SynchronousSend_AfterTheAlternateAnswers_PutsTheOriginalRequestUriBack()
+    {
+        using var harness = AlternateHarness();
+        Uri? sentTo = null;
+        harness.Mock.When("http://backup.test/*").Respond(request =>
+        {
+            sentTo = request.RequestUri;
+            return Task.FromResult(Response(HttpStatusCode.OK, "from backup"));
+        });
+        using var client = harness.CreateClient();
+        using (var failing = new HttpRequestMessage(HttpMethod.Get, Users))
+        {
+            client.Send(failing).Dispose();
+        }
+
+        using var request = new HttpRequestMessage(HttpMethod.Get, Users);
+        using var response = client.Send(request);
+
+        Assert.Equal(["alternate"], response.Headers.GetValues("X-Circuit-Fallback"));
+        Assert.Equal(new Uri("http://backup.test/u/1"), sentTo);
+        Assert.Equal(Users, request.RequestUri);
+    }
+
+    [Fact]
+    public void SynchronousSend_WhenTheAlternateThrowsAFaultThatIsNotTheHosts_PutsTheOriginalRequestUriBack()
+    {
+        using var harness = AlternateHarness();
+        harness.Mock.When("http://backup.test/*").Throw(new InvalidOperationException("a bug below the breaker"));
+        using var client = harness.CreateClient();
+        using (var failing = new HttpRequestMessage(HttpMethod.Get, Users))
+        {
+            client.Send(failing).Dispose();
+        }
+
+        using var request = new HttpRequestMessage(HttpMethod.Get, Users);
+        Assert.Throws<InvalidOperationException>(() => client.Send(request));
+
+        Assert.Equal(Users, request.RequestUri);
+    }
+
+    [Fact]
     public async Task HostOverride_ChangesOnlyThatHostsFallback()
     {
         using var harness = new BreakerHarness(o =>
@@ -363,6 +543,41 @@ public sealed class FallbackChainTests
         Assert.Equal(["orders"], orders.Headers.GetValues("X-Host"));
     }
 
+    /// <summary>A primary that answers 500 and opens at once, with <c>http://backup.test</c> as its alternate, whose answers the test sets.</summary>
+    private static BreakerHarness AlternateHarness()
+    {
+        var harness = new BreakerHarness(o =>
+        {
+            o.FailureThreshold = 1;
+            o.Fallback.AlternateBaseAddress = new Uri("http://backup.test");
+        });
+        harness.Mock.When("http://users.test/*").Respond(HttpStatusCode.InternalServerError);
+        return harness;
+    }
+
+    private static BreakerHarness CachedCustomHarness(Func<CircuitFallbackContext, ValueTask<HttpResponseMessage?>> onOpen) =>
+        new(o =>
+        {
+            o.FailureThreshold = 1;
+            o.Fallback.Cache.Enabled = true;
+            o.Fallback.OnOpen = onOpen;
+        });
+
+    private static BreakerHarness CachedCustomHarness(Func<CircuitFallbackContext, HttpResponseMessage?> onOpen) =>
+        CachedCustomHarness(context => ValueTask.FromResult(onOpen(context)));
+
+    /// <summary>Caches <c>alice</c> for <see cref="Users"/>, then opens the circuit with a 500.</summary>
+    private static async Task<HttpClient> CacheThenOpenAsync(BreakerHarness harness)
+    {
+        var status = HttpStatusCode.OK;
+        harness.Mock.When("*").Respond(() => Task.FromResult(Response(status, "alice")));
+        var client = harness.CreateClient();
+        Assert.Equal("alice", await client.GetStringAsync(Users));
+        status = HttpStatusCode.InternalServerError;
+        (await client.GetAsync(Users)).Dispose();
+        return client;
+    }
+
     private static async Task<(BreakerHarness Harness, HttpClient Client)> OpenAsync(Action<CircuitBreakerOptions> configure)
     {
         var harness = new BreakerHarness(o =>
@@ -386,5 +601,21 @@ public sealed class FallbackChainTests
         }
 
         return response;
+    }
+
+    /// <summary>What Polly's or Microsoft.Extensions.Http.Resilience's retry does above the breaker: the same message sent again after a 5xx.</summary>
+    private sealed class ResendOn5xxHandler : DelegatingHandler
+    {
+        protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            var response = await base.SendAsync(request, cancellationToken);
+            if ((int)response.StatusCode < 500)
+            {
+                return response;
+            }
+
+            response.Dispose();
+            return await base.SendAsync(request, cancellationToken);
+        }
     }
 }

@@ -35,6 +35,23 @@ public sealed class FallbackOptionsTests
         Assert.Contains(key, result.FailureMessage, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("Retry-After")]
+    [InlineData("retry-after")]
+    [InlineData("X-Circuit-Fallback")]
+    public void Validate_DegradedHeaderThatTheBreakerSetsItself_FailsNamingTheKeyAndTheHeader(string header)
+    {
+        var options = new CircuitBreakerOptions();
+        options.Fallback.Degraded.StatusCode = 503;
+        options.Fallback.Degraded.Headers[header] = "60";
+
+        var result = _validator.Validate("users", options);
+
+        Assert.True(result.Failed);
+        Assert.Contains("CircuitBreaker.Fallback.Degraded.Headers", result.FailureMessage, StringComparison.Ordinal);
+        Assert.Contains($"'{header}' cannot be configured", result.FailureMessage, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void Validate_InvalidHostFallbackOverride_FailsNamingTheHost()
     {

@@ -205,6 +205,26 @@ public class FallbackKindsTests
     }
 
     [Fact]
+    public async Task Alternate_AfterItAnswers_TheCallersRequestAndTheResponsesRequestMessageShowThePrimaryAddressAgain()
+    {
+        await using var primary = await KestrelDownstream.StartAsync();
+        await using var backup = await KestrelDownstream.StartAsync();
+        using var side = ClientSide.ForClient(JsonConfiguration.From(AlternateConfig(backup)), primary);
+        using var client = side.CreateClient();
+        backup.Behavior = Ok("from backup");
+        await OpenAsync(side, client, primary);
+        using var request = Get("users/42?q=1");
+
+        using var response = await client.SendAsync(request);
+
+        Assert.Equal("from backup", await response.Content.ReadAsStringAsync());
+        Assert.Equal("alternate", Header(response, FallbackHeader));
+        Assert.Equal(1, backup.RequestCount);
+        Assert.Equal(new Uri(primary.BaseAddress, "users/42?q=1"), request.RequestUri);
+        Assert.Same(request, response.RequestMessage);
+    }
+
+    [Fact]
     public async Task Alternate_HasACircuitOfItsOwn_ThatOpensOnItsFailuresAndThenIsNoLongerCalled()
     {
         await using var primary = await KestrelDownstream.StartAsync();
