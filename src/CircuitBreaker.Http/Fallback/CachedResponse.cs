@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Net;
 
 namespace CircuitBreaker.Http;
@@ -8,7 +9,11 @@ namespace CircuitBreaker.Http;
 /// </summary>
 internal sealed class CachedResponse
 {
-    // Headers that describe one transfer or one client, not the resource: never replayed.
+    // RFC 9111 §1.2.2: the value a cache takes for delta-seconds greater than it can represent.
+    private const long MaxDeltaSeconds = 1L << 31;
+
+    // Headers that describe one transfer or one client, not the resource: never replayed. Age is replayed as the
+    // cache computes it, from the received one (ReceivedAge) and the time since.
     private static readonly HashSet<string> SkippedHeaders = new(StringComparer.OrdinalIgnoreCase)
     {
         "Age", "Connection", "Keep-Alive", "Proxy-Connection", "Retry-After", "Set-Cookie", "Trailer", "Transfer-Encoding", "Upgrade",
@@ -32,6 +37,7 @@ internal sealed class CachedResponse
         Vary = vary;
         Body = body;
         StoredAt = storedAt;
+        ReceivedAge = ReceivedAgeOf(response);
     }
 
     public HttpStatusCode StatusCode { get; }
@@ -47,6 +53,12 @@ internal sealed class CachedResponse
 
     /// <summary>The cache clock's reading (<see cref="CacheClock.Now"/>) when the response was stored.</summary>
     public long StoredAt { get; }
+
+    /// <summary>
+    /// The age the response already had when it was received, from its <c>Age</c> header, in whole seconds: an
+    /// answer a CDN kept for an hour is an hour old on arrival, and its age in this cache starts from there.
+    /// </summary>
+    public TimeSpan ReceivedAge { get; }
 
     /// <summary>Bytes the entry holds, as counted against the cache's size limit.</summary>
     public long Size => Body.Length + 64L * (_headers.Length + _contentHeaders.Length);
@@ -93,6 +105,29 @@ internal sealed class CachedResponse
             // The single-value overload stores the string as it is; the other walks an enumerator.
             _ = values.Length == 1 ? headers.TryAddWithoutValidation(name, values[0]) : headers.TryAddWithoutValidation(name, values);
         }
+    }
+
+    /// <summary>The <c>Age</c> header's seconds as RFC 9111 reads them (§5.1, §1.2.2), or zero when there is none.</summary>
+    private static TimeSpan ReceivedAgeOf(HttpResponseMessage response)
+    {
+        if (!response.Headers.NonValidated.TryGetValues("Age", out var values))
+        {
+            return TimeSpan.Zero;
+        }
+
+        // A list (one line or several, joined with commas) counts by its first member; a value that is not a
+        // non-negative integer is ignored.
+        var all = values.ToString().AsSpan();
+        var comma = all.IndexOf(',');
+        var text = (comma < 0 ? all : all[..comma]).Trim();
+        if (text.IsEmpty || text.ContainsAnyExceptInRange('0', '9'))
+        {
+            return TimeSpan.Zero;
+        }
+
+        // Too large to represent counts as 2^31 seconds rather than as invalid: such an answer is old, not new.
+        return TimeSpan.FromSeconds(
+            long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var seconds) && seconds < MaxDeltaSeconds ? seconds : MaxDeltaSeconds);
     }
 
     private static string? CustomReasonPhrase(HttpResponseMessage response)

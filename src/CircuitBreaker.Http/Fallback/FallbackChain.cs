@@ -269,7 +269,7 @@ internal sealed class FallbackChain
         {
             if (ResponseCacheKey.IsCacheableRequest(request, policy.CacheExcludesCredentials) && ResponseCacheKey.IsCacheableResponse(response))
             {
-                var capture = new ResponseCapture(cache, ResponseCacheKey.For(request), response, ResponseCacheKey.Vary(response, request), policy.CacheMaxEntryBytes);
+                var capture = new ResponseCapture(cache, ResponseCacheKey.For(request), response, ResponseCacheKey.Vary(response, request), policy.CacheMaxEntryBytes, bodiless: request.Method == HttpMethod.Head);
                 if (request.Method == HttpMethod.Head)
                 {
                     capture.Complete(); // no body will ever be read: the headers are the whole response

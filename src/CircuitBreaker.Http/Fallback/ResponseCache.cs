@@ -4,8 +4,8 @@ namespace CircuitBreaker.Http;
 
 /// <summary>
 /// The last good response per request of one client, bounded in count and bytes by a size-limited
-/// <see cref="MemoryCache"/>. Each entry is charged at least <c>MaxTotalBytes / MaxEntries</c>, so the one size
-/// limit enforces both bounds; under pressure the cache compacts least recently used entries first.
+/// <see cref="MemoryCache"/>. Each entry is charged at least <c>MaxTotalBytes / MaxEntries</c>, rounded up, so the
+/// one size limit enforces both bounds; under pressure the cache compacts least recently used entries first.
 /// </summary>
 internal sealed class ResponseCache : IDisposable
 {
@@ -16,7 +16,9 @@ internal sealed class ResponseCache : IDisposable
     {
         MaxEntries = maxEntries;
         MaxTotalBytes = maxTotalBytes;
-        _minimumCharge = Math.Max(1, maxTotalBytes / maxEntries);
+        // Rounded up: rounded down, MaxEntries + 1 minimum charges can fit in the limit when it is not a multiple
+        // of MaxEntries (the default 64 MiB over 10,000 entries holds 10,001). Not (a + b - 1) / b, which can overflow.
+        _minimumCharge = Math.Max(1, (maxTotalBytes / maxEntries) + (maxTotalBytes % maxEntries == 0 ? 0 : 1));
         Clock = new CacheClock(timeProvider ?? TimeProvider.System);
         _cache = new MemoryCache(new MemoryCacheOptions { SizeLimit = maxTotalBytes, CompactionPercentage = 0.1, TrackStatistics = true, Clock = Clock });
     }
@@ -60,8 +62,11 @@ internal sealed class ResponseCache : IDisposable
             ? entry
             : null;
 
-    /// <summary>The age of <paramref name="entry"/> at the reading <paramref name="now"/> of <see cref="Clock"/>.</summary>
-    public TimeSpan AgeOf(CachedResponse entry, long now) => Clock.Between(entry.StoredAt, now);
+    /// <summary>
+    /// The age of <paramref name="entry"/> at the reading <paramref name="now"/> of <see cref="Clock"/>: the time it
+    /// has been here plus the age it already had when it was received (RFC 9111 §4.2.3).
+    /// </summary>
+    public TimeSpan AgeOf(CachedResponse entry, long now) => Clock.Between(entry.StoredAt, now) + entry.ReceivedAge;
 
     public void Dispose() => _cache.Dispose();
 }

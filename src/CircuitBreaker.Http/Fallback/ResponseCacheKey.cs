@@ -1,3 +1,4 @@
+using System.Net.Http.Headers;
 using System.Security.Cryptography;
 using System.Text;
 
@@ -18,7 +19,7 @@ internal static class ResponseCacheKey
     public static bool IsCacheableResponse(HttpResponseMessage response) =>
         response.IsSuccessStatusCode
         && response.StatusCode != System.Net.HttpStatusCode.PartialContent
-        && response.Headers.CacheControl?.NoStore != true
+        && CacheControlAllowsStoring(response.Headers)
         && !response.Headers.Contains("Set-Cookie")
         && !response.Headers.Vary.Contains("*");
 
@@ -48,6 +49,13 @@ internal static class ResponseCacheKey
 
     public static string? HeaderValue(HttpRequestMessage request, string name) =>
         request.Headers.NonValidated.TryGetValues(name, out var values) ? string.Join(", ", values) : null;
+
+    // One cache serves every caller of the client, so it is a shared cache, which may not keep a response marked
+    // private (RFC 9111 §5.2.2.7), even when the directive names only some fields. A Cache-Control the parser
+    // rejects as a whole (it reads as null) could hide either directive, so it forbids storing too. Most responses
+    // have none, and for them the one lookup is all.
+    private static bool CacheControlAllowsStoring(HttpResponseHeaders headers) =>
+        !headers.NonValidated.Contains("Cache-Control") || headers.CacheControl is { NoStore: false, Private: false };
 
     // A request without headers has no credentials to look for; each lookup by name costs a parse of the name.
     private static bool HasCredentials(HttpRequestMessage request) =>

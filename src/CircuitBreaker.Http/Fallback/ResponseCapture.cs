@@ -16,13 +16,31 @@ internal sealed class ResponseCapture
     private byte[]? _body;
     private int _length;
 
-    public ResponseCapture(ResponseCache cache, string key, HttpResponseMessage response, (string Name, string? Value)[] vary, int maxBytes)
+    /// <param name="cache">The cache to store the response in.</param>
+    /// <param name="key">The response's key.</param>
+    /// <param name="response">The response.</param>
+    /// <param name="vary">The request's values of the headers the response's <c>Vary</c> names.</param>
+    /// <param name="maxBytes">The largest body stored.</param>
+    /// <param name="bodiless">
+    /// Whether the response has no body whatever its headers say (the answer to a HEAD): it is stored by
+    /// <see cref="Complete"/> alone.
+    /// </param>
+    public ResponseCapture(ResponseCache cache, string key, HttpResponseMessage response, (string Name, string? Value)[] vary, int maxBytes, bool bodiless = false)
     {
         _cache = cache;
         _key = key;
         _response = response;
         _vary = vary;
         _maxBytes = maxBytes;
+        if (bodiless)
+        {
+            // A HEAD's Content-Length is the resource's, not a body's: it neither counts against the limit nor
+            // sizes a buffer, and the empty body is the whole of what is stored.
+            _expectedLength = 0;
+            _body = [];
+            return;
+        }
+
         // A known length is allocated exactly, so the finished body is stored without another copy.
         _expectedLength = response.Content.Headers.ContentLength;
         _body = _expectedLength > maxBytes ? null : new byte[_expectedLength ?? Math.Min(maxBytes, 4096)];

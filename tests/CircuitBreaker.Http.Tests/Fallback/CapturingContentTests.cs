@@ -105,6 +105,43 @@ public sealed class CapturingContentTests : IDisposable
         Assert.Equal(2, response.Content.Headers.ContentLength);
     }
 
+    [Fact]
+    public void Head_WithAnAnnouncedLengthAboveMaxEntryBytes_IsStoredWithItsContentLength()
+    {
+        using var response = HeadResponse(contentLength: 5000);
+
+        new ResponseCapture(_cache, Key, response, [], maxBytes: 1000, bodiless: true).Complete();
+
+        using var request = new HttpRequestMessage(HttpMethod.Head, Key);
+        using var replayed = Stored()!.ToResponse(request, TimeSpan.Zero);
+        Assert.Equal(5000, replayed.Content.Headers.ContentLength);
+    }
+
+    [Fact]
+    public void Head_WithAnAnnouncedLengthWithinMaxEntryBytes_AllocatesNoBufferOfThatLength()
+    {
+        using var response = HeadResponse(contentLength: 1_000_000);
+        new ResponseCapture(_cache, "http://a.test/warm-up", response, [], maxBytes: 1_048_576, bodiless: true).Complete();
+
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        new ResponseCapture(_cache, Key, response, [], maxBytes: 1_048_576, bodiless: true).Complete();
+        var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+
+        Assert.NotNull(Stored());
+        Assert.InRange(allocated, 0, 100_000);
+    }
+
+    private static HttpResponseMessage HeadResponse(long contentLength)
+    {
+        var response = new HttpResponseMessage(HttpStatusCode.OK)
+        {
+            Content = new ByteArrayContent([]),
+            RequestMessage = new HttpRequestMessage(HttpMethod.Head, Key),
+        };
+        response.Content.Headers.ContentLength = contentLength;
+        return response;
+    }
+
     private HttpResponseMessage Wrap(HttpContent inner, int maxBytes)
     {
         var response = new HttpResponseMessage(HttpStatusCode.OK) { Content = inner };

@@ -35,6 +35,22 @@ public sealed class ResponseCacheTests
         Assert.InRange(cache.Charged, 1, 100_000);
     }
 
+    [Theory]
+    [InlineData(10, 19)] // each entry charged 1 byte rounded down: 19 would fit
+    [InlineData(10_000, 64L * 1024 * 1024)] // MaxEntries 10,000 with the default MaxTotalBytes: 10,001 would fit
+    public void Store_MaxTotalBytesNotAMultipleOfMaxEntries_NeverHoldsMoreThanMaxEntries(int maxEntries, long maxTotalBytes)
+    {
+        using var cache = new ResponseCache(maxEntries, maxTotalBytes, _time);
+
+        for (var i = 0; i <= maxEntries; i++)
+        {
+            Store(cache, $"http://a.test/{i}", []);
+        }
+
+        Assert.InRange(cache.Count, 1, maxEntries);
+        Assert.InRange(cache.Charged, 1, maxTotalBytes);
+    }
+
     [Fact]
     public void Find_ReturnsEntryOnlyForSameRequestWithinMaxAge()
     {
@@ -46,6 +62,53 @@ public sealed class ResponseCacheTests
         Assert.NotNull(Find(cache, "http://a.test/1", TimeSpan.FromSeconds(30)));
         Assert.Null(Find(cache, "http://a.test/1", TimeSpan.FromSeconds(29)));
         Assert.Null(Find(cache, "http://a.test/2", TimeSpan.FromMinutes(1)));
+    }
+
+    [Fact]
+    public void Find_ResponseReceivedWithAnAge_CountsThatAgeAgainstMaxAge()
+    {
+        using var cache = new ResponseCache(10, 1_000_000, _time);
+        Store(cache, "http://a.test/1", [1], response: r => r.Headers.TryAddWithoutValidation("Age", "3600"));
+
+        Assert.Null(Find(cache, "http://a.test/1", TimeSpan.FromMinutes(5)));
+        Assert.NotNull(Find(cache, "http://a.test/1", TimeSpan.FromHours(1)));
+        _time.Advance(TimeSpan.FromSeconds(1));
+        Assert.Null(Find(cache, "http://a.test/1", TimeSpan.FromHours(1)));
+    }
+
+    [Fact]
+    public void AgeOf_ResponseReceivedWithAnAge_IsThatAgePlusTheTimeSinceItWasStored()
+    {
+        using var cache = new ResponseCache(10, 1_000_000, _time);
+        Store(cache, "http://a.test/1", [1], response: r => r.Headers.TryAddWithoutValidation("Age", "100"));
+        var entry = Find(cache, "http://a.test/1", TimeSpan.FromMinutes(5))!;
+
+        _time.Advance(TimeSpan.FromSeconds(30));
+
+        Assert.Equal(TimeSpan.FromSeconds(130), cache.AgeOf(entry, cache.Clock.Now));
+    }
+
+    [Theory]
+    [InlineData(null, 0)]
+    [InlineData("0", 0)]
+    [InlineData("3600", 3600)]
+    [InlineData(" 42 ", 42)]
+    [InlineData("7, 9", 7)] // a list counts by its first member (RFC 9111 §5.1)
+    [InlineData("abc", 0)] // invalid: ignored
+    [InlineData("-5", 0)]
+    [InlineData("1.5", 0)]
+    [InlineData("99999999999", 2147483648)] // too large: 2^31 (RFC 9111 §1.2.2), old rather than new
+    public void ReceivedAge_IsTheAgeHeadersWholeSeconds_AsRfc9111ReadsThem(string? age, long seconds)
+    {
+        using var response = new HttpResponseMessage(HttpStatusCode.OK) { Content = new ByteArrayContent([]) };
+        if (age is not null)
+        {
+            response.Headers.TryAddWithoutValidation("Age", age);
+        }
+
+        var entry = new CachedResponse(response, [], [], storedAt: 0);
+
+        Assert.Equal(TimeSpan.FromSeconds(seconds), entry.ReceivedAge);
     }
 
     [Fact]
@@ -85,6 +148,12 @@ public sealed class ResponseCacheTests
     [InlineData("Cache-Control", "max-age=60", true)]
     [InlineData("Set-Cookie", "session=1", false)]
     [InlineData("Vary", "*", false)]
+    [InlineData("Cache-Control", "private", false)]
+    [InlineData("Cache-Control", "max-age=60, private", false)]
+    [InlineData("Cache-Control", "private=\"X-Api-Key\"", false)] // qualified: still not for a shared cache
+    [InlineData("Cache-Control", "public, max-age=60", true)]
+    [InlineData("Cache-Control", "private, max-age=abc", false)] // unreadable as a whole: it could say private
+    [InlineData("Cache-Control", "PRIVATE", false)]
     public void IsCacheableResponse_HonoursHeaders(string header, string value, bool cacheable)
     {
         using var response = new HttpResponseMessage(HttpStatusCode.OK);

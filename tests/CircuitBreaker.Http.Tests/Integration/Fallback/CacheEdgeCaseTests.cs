@@ -6,8 +6,9 @@ using static CircuitBreaker.Http.Tests.Integration.Fallback.FallbackSupport;
 namespace CircuitBreaker.Http.Tests.Integration.Fallback;
 
 /// <summary>
-/// Edge cases of the fallback cache that once lost the last good response: HEAD responses, a full cache, and
-/// a custom fallback that disposes the cached copy it was offered.
+/// Edge cases of the fallback cache that once lost the last good response, or replayed one it should not have:
+/// HEAD responses, a full cache, a custom fallback that disposes the cached copy it was offered, and responses
+/// that were already old when they arrived.
 /// </summary>
 public class CacheEdgeCaseTests
 {
@@ -16,6 +17,19 @@ public class CacheEdgeCaseTests
           "CircuitBreaker": {
             "FailureThreshold": 1,
             "Fallback": { "Cache": { "Enabled": true, "MaxEntries": 10, "MaxTotalBytes": 10000 } }
+          }
+        }
+        """;
+
+    // The break (30 s by default) outlasts the test's steps of the clock, so the circuit stays open throughout.
+    private const string WithMaxAgeOfTwoMinutes = """
+        {
+          "CircuitBreaker": {
+            "FailureThreshold": 1,
+            "Fallback": {
+              "Cache": { "Enabled": true, "MaxAge": "00:02:00" },
+              "Degraded": { "StatusCode": 503, "ContentType": "text/plain", "Body": "degraded" }
+            }
           }
         }
         """;
@@ -39,6 +53,72 @@ public class CacheEdgeCaseTests
         using var again = new HttpRequestMessage(HttpMethod.Head, "users/1");
         using var replayed = await client.SendAsync(again);
         Assert.Equal("cache", Header(replayed, FallbackHeader));
+    }
+
+    [Fact]
+    public async Task HeadOfAResourceLargerThanMaxEntryBytes_WhileOpen_IsReplayedFromTheCache_WithItsContentLength()
+    {
+        await using var server = await KestrelDownstream.StartAsync();
+        using var side = ClientSide.ForClient(
+            JsonConfiguration.From("""{ "CircuitBreaker": { "FailureThreshold": 1, "Fallback": { "Cache": { "Enabled": true, "MaxEntryBytes": 1000 } } } }"""),
+            server);
+        using var client = side.CreateClient();
+        server.Behavior = context =>
+        {
+            // A HEAD announces the length of the body a GET would get, and sends none.
+            context.Response.StatusCode = 200;
+            context.Response.ContentLength = 5000;
+            return Task.CompletedTask;
+        };
+        using (var head = new HttpRequestMessage(HttpMethod.Head, "files/big"))
+        using (var response = await client.SendAsync(head))
+        {
+            Assert.Equal(5000, response.Content.Headers.ContentLength);
+        }
+
+        await OpenAsync(side, client, server);
+
+        using var again = new HttpRequestMessage(HttpMethod.Head, "files/big");
+        using var replayed = await client.SendAsync(again);
+        Assert.Equal("cache", Header(replayed, FallbackHeader));
+        Assert.Equal(5000, replayed.Content.Headers.ContentLength);
+    }
+
+    [Fact]
+    public async Task ResponseAlreadyOlderThanMaxAgeWhenReceived_IsNotReplayed()
+    {
+        await using var server = await KestrelDownstream.StartAsync();
+        using var side = ClientSide.ForClient(JsonConfiguration.From(WithMaxAgeOfTwoMinutes), server);
+        using var client = side.CreateClient();
+        server.Behavior = Ok("from the CDN", ("Age", "3600"));
+        Assert.Equal("from the CDN", await FetchAsync(client, "users/1"));
+        await OpenAsync(side, client, server);
+
+        using var response = await client.GetAsync("users/1");
+
+        Assert.Equal("degraded", Header(response, FallbackHeader));
+    }
+
+    [Fact]
+    public async Task ResponseReceivedWithAnAge_IsReplayedWithThatAgePlusItsTimeInTheCache_UntilTogetherTheyPassMaxAge()
+    {
+        await using var server = await KestrelDownstream.StartAsync();
+        using var side = ClientSide.ForClient(JsonConfiguration.From(WithMaxAgeOfTwoMinutes), server);
+        using var client = side.CreateClient();
+        server.Behavior = Ok("from the CDN", ("Age", "100"));
+        Assert.Equal("from the CDN", await FetchAsync(client, "users/1"));
+        await OpenAsync(side, client, server);
+
+        side.Time.Advance(TimeSpan.FromSeconds(20));
+        using (var replayed = await client.GetAsync("users/1"))
+        {
+            Assert.Equal("cache", Header(replayed, FallbackHeader));
+            Assert.Equal("120", Header(replayed, "Age"));
+        }
+
+        side.Time.Advance(TimeSpan.FromSeconds(1));
+        using var tooOld = await client.GetAsync("users/1");
+        Assert.Equal("degraded", Header(tooOld, FallbackHeader));
     }
 
     [Fact]

@@ -194,6 +194,26 @@ public class CacheSafetyTests
         Assert.Equal("plain", await plain.Content.ReadAsStringAsync());
     }
 
+    [Theory]
+    [InlineData("private")]
+    [InlineData("private=\"X-Api-Key\", max-age=60")]
+    public async Task PrivateResponse_IsNotCached_SoNoOtherCallerIsServedIt(string cacheControl)
+    {
+        // The caller's credential is in a header the cache does not know to key by: only `private` tells.
+        await using var server = await KestrelDownstream.StartAsync();
+        using var side = ClientSide.ForClient(JsonConfiguration.From(WithDegraded), server);
+        using var client = side.CreateClient();
+        server.Behavior = OkFrom(r => $"data of {r.Headers["X-Api-Key"]}", ("Cache-Control", cacheControl));
+        Assert.Equal("data of A", await FetchAsync(client, "me", ("X-Api-Key", "A")));
+        Assert.Equal(0, CacheOf(side).Count);
+        await OpenAsync(side, client, server);
+
+        using var otherCaller = await GetAsync(client, "me", ("X-Api-Key", "B"));
+
+        Assert.Equal("degraded", Header(otherCaller, FallbackHeader));
+        Assert.Equal("degraded", await otherCaller.Content.ReadAsStringAsync());
+    }
+
     [Fact]
     public async Task FailedAndNonGetResponses_AreNotCached()
     {
