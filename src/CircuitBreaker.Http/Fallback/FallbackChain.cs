@@ -83,6 +83,19 @@ internal sealed class FallbackChain
         return response is null ? rejection.ToException(circuit.Key) : null;
     }
 
+    /// <summary>
+    /// Accounts for a call to the alternate backend that the alternate host's own limits shed, and returns what it
+    /// fails with: a <see cref="LoadSheddingException"/>, which the chain takes as an unavailable alternate. The call
+    /// the caller made is accounted for once the chain has answered it.
+    /// </summary>
+    public HttpRequestException AlternateShed(CircuitEntry alternate, in Rejection shed)
+    {
+        var registry = _circuits.Registry;
+        registry.Metrics.RecordRejected(alternate, FallbackPolicy.NoneKind, shed.Reason, enforced: true);
+        Log.CallRejected(registry.Logger, alternate, shed.State, shed.Reason, FallbackPolicy.NoneKind);
+        return shed.ToException(alternate.Key);
+    }
+
     /// <summary>The fallback chain: custom, cache, alternate backend, degraded; a <see langword="null"/> response when none answers.</summary>
     private async Task<(HttpResponseMessage? Response, string Kind)> ChainAsync(HttpRequestMessage request, CircuitEntry circuit, Rejection rejection, CancellationToken cancellationToken)
     {

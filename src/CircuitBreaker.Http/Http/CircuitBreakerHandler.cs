@@ -20,7 +20,7 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
     {
         _circuits = circuits;
         _timeProvider = timeProvider;
-        _fallback = new FallbackChain(circuits, SendThroughAsync, SendThrough);
+        _fallback = new FallbackChain(circuits, SendToAlternateAsync, SendToAlternate);
     }
 
     /// <inheritdoc />
@@ -38,7 +38,7 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
         }
 
         return circuit.Limits is { } limits
-            ? SendWithinLimitsAsync(request, circuit, permit, limits, cancellationToken)
+            ? SendWithinLimitsAsync(request, circuit, permit, limits, toAlternate: false, cancellationToken)
             : SendThroughAsync(request, circuit, permit, cancellationToken);
     }
 
@@ -56,22 +56,44 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
             return _fallback.FallBack(request, circuit, Rejection.ByCircuit(permit), cancellationToken);
         }
 
-        if (circuit.Limits is not { } limits)
-        {
-            return SendThrough(request, circuit, permit, cancellationToken);
-        }
+        return circuit.Limits is { } limits
+            ? SendWithinLimits(request, circuit, permit, limits, toAlternate: false, cancellationToken)
+            : SendThrough(request, circuit, permit, cancellationToken);
+    }
 
-        // The synchronous path cannot wait in the bulkhead's queue: beyond the limit, calls are shed at once.
+    /// <summary>
+    /// The fallback chain's call to the alternate backend, whose circuit granted <paramref name="permit"/>: through
+    /// the alternate host's own limits, like any call to that host; all traffic moves there exactly when the primary
+    /// is broken, which is when its bulkhead and throttle matter most.
+    /// </summary>
+    private Task<HttpResponseMessage> SendToAlternateAsync(HttpRequestMessage request, CircuitEntry alternate, CircuitPermit permit, CancellationToken cancellationToken) =>
+        alternate.Limits is { } limits
+            ? SendWithinLimitsAsync(request, alternate, permit, limits, toAlternate: true, cancellationToken)
+            : SendThroughAsync(request, alternate, permit, cancellationToken);
+
+    /// <summary>The synchronous <see cref="SendToAlternateAsync"/>.</summary>
+    private HttpResponseMessage SendToAlternate(HttpRequestMessage request, CircuitEntry alternate, CircuitPermit permit, CancellationToken cancellationToken) =>
+        alternate.Limits is { } limits
+            ? SendWithinLimits(request, alternate, permit, limits, toAlternate: true, cancellationToken)
+            : SendThrough(request, alternate, permit, cancellationToken);
+
+    /// <summary>
+    /// Sends a call the circuit let through within the host's limits, for <see cref="HttpClient.Send(HttpRequestMessage)"/>.
+    /// It cannot wait in the bulkhead's queue: beyond the limit, calls are shed at once.
+    /// </summary>
+    private HttpResponseMessage SendWithinLimits(HttpRequestMessage request, CircuitEntry circuit, CircuitPermit permit, CircuitLimits limits, bool toAlternate, CancellationToken cancellationToken)
+    {
         if (Shed(circuit, permit, limits, out var shed))
         {
-            return _fallback.FallBack(request, circuit, shed, cancellationToken);
+            return toAlternate ? throw _fallback.AlternateShed(circuit, shed) : _fallback.FallBack(request, circuit, shed, cancellationToken);
         }
 
         using var lease = limits.HasConcurrencyLimit ? limits.Enter() : null;
         if (lease is { IsAcquired: false } && !Observed(circuit, Rejection.ByLimit(LoadSheddingReason.Concurrency)))
         {
             circuit.Machine.Release(permit);
-            return _fallback.FallBack(request, circuit, Rejection.ByLimit(LoadSheddingReason.Concurrency), cancellationToken);
+            var full = Rejection.ByLimit(LoadSheddingReason.Concurrency);
+            return toAlternate ? throw _fallback.AlternateShed(circuit, full) : _fallback.FallBack(request, circuit, full, cancellationToken);
         }
 
         return SendThrough(request, circuit, permit, cancellationToken);
@@ -80,13 +102,16 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
     /// <summary>
     /// Sends a call the circuit let through within the host's limits: the slow start after recovery, the
     /// throttle, then the bulkhead (waiting in its queue when it has room). A shed call gives its permit back
-    /// uncounted, as the host did nothing wrong, and takes the fallback chain.
+    /// uncounted, as the host did nothing wrong, and takes the fallback chain; a call the chain itself sent to the
+    /// alternate backend fails instead, as an unavailable alternate does, and the chain goes on without it.
     /// </summary>
-    private async Task<HttpResponseMessage> SendWithinLimitsAsync(HttpRequestMessage request, CircuitEntry circuit, CircuitPermit permit, CircuitLimits limits, CancellationToken cancellationToken)
+    private async Task<HttpResponseMessage> SendWithinLimitsAsync(HttpRequestMessage request, CircuitEntry circuit, CircuitPermit permit, CircuitLimits limits, bool toAlternate, CancellationToken cancellationToken)
     {
         if (Shed(circuit, permit, limits, out var shed))
         {
-            return await _fallback.FallBackAsync(request, circuit, shed, cancellationToken).ConfigureAwait(false);
+            return toAlternate
+                ? throw _fallback.AlternateShed(circuit, shed)
+                : await _fallback.FallBackAsync(request, circuit, shed, cancellationToken).ConfigureAwait(false);
         }
 
         if (!limits.HasConcurrencyLimit)
@@ -110,7 +135,10 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
             if (!lease.IsAcquired && !Observed(circuit, Rejection.ByLimit(LoadSheddingReason.Concurrency)))
             {
                 circuit.Machine.Release(permit);
-                return await _fallback.FallBackAsync(request, circuit, Rejection.ByLimit(LoadSheddingReason.Concurrency), cancellationToken).ConfigureAwait(false);
+                var full = Rejection.ByLimit(LoadSheddingReason.Concurrency);
+                return toAlternate
+                    ? throw _fallback.AlternateShed(circuit, full)
+                    : await _fallback.FallBackAsync(request, circuit, full, cancellationToken).ConfigureAwait(false);
             }
 
             return await SendThroughAsync(request, circuit, permit, cancellationToken).ConfigureAwait(false);

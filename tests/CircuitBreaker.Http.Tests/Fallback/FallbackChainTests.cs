@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Http.Headers;
+using CircuitBreaker.Http.Tests.Telemetry;
 using CircuitBreaker.Http.Tests.TestSupport;
 using Microsoft.Extensions.DependencyInjection;
 using RichardSzalay.MockHttp;
@@ -440,6 +441,75 @@ public sealed class FallbackChainTests
 
         Assert.Equal(["cache"], cached.Headers.GetValues("X-Circuit-Fallback"));
         Assert.Equal(["degraded"], degraded.Headers.GetValues("X-Circuit-Fallback"));
+    }
+
+    [Fact]
+    public async Task Alternate_WhoseBulkheadIsFull_IsNotSent_AndTheChainGoesOnToDegraded()
+    {
+        using var harness = new BreakerHarness(o =>
+        {
+            o.FailureThreshold = 1;
+            o.Fallback.AlternateBaseAddress = new Uri("http://backup.test");
+            o.Fallback.Degraded.StatusCode = 503;
+            o.Hosts["backup.test"] = new CircuitBreakerHostOptions { MaxConcurrentRequests = 1 };
+        });
+        using var meters = new BreakerInstruments(harness.Services);
+        var arrived = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        harness.Mock.When("http://users.test/*").Respond(HttpStatusCode.InternalServerError);
+        var backup = harness.Mock.When("http://backup.test/*");
+        backup.Respond(async () =>
+        {
+            arrived.TrySetResult();
+            await release.Task;
+            return Response(HttpStatusCode.OK, "from backup");
+        });
+        using var client = harness.CreateClient();
+        (await client.GetAsync(Users)).Dispose();
+
+        var first = client.GetAsync(Users); // holds the backup's one slot
+        await arrived.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        using var second = await client.GetAsync(Users).WaitAsync(TimeSpan.FromSeconds(10));
+        release.SetResult();
+        using var fromBackup = await first;
+
+        Assert.Equal(["degraded"], second.Headers.GetValues("X-Circuit-Fallback"));
+        Assert.Equal(Users, second.RequestMessage!.RequestUri);
+        Assert.Equal(["alternate"], fromBackup.Headers.GetValues("X-Circuit-Fallback"));
+        Assert.Equal(1, harness.Mock.GetMatchCount(backup));
+        Assert.Equal(CircuitState.Closed, harness.Circuit("http://backup.test:80").State); // shed is not the host's fault
+        Assert.Contains(meters.Rejected.GetMeasurementSnapshot(), m => Equals(m.Tags["server.address"], "backup.test") && Equals(m.Tags["reason"], "concurrency"));
+    }
+
+    [Fact]
+    public void SynchronousSend_AlternateWhoseThrottleIsEmpty_IsNotSent_AndTheChainGoesOnToDegraded()
+    {
+        using var harness = new BreakerHarness(o =>
+        {
+            o.FailureThreshold = 1;
+            o.Fallback.AlternateBaseAddress = new Uri("http://backup.test");
+            o.Fallback.Degraded.StatusCode = 503;
+            // One call, then the next token in about 17 minutes (the throttle reads the system clock).
+            o.Hosts["backup.test"] = new CircuitBreakerHostOptions { Throttle = { PermitsPerSecond = 0.001, Burst = 1 } };
+        });
+        harness.Mock.When("http://users.test/*").Respond(HttpStatusCode.InternalServerError);
+        var backup = harness.Mock.When("http://backup.test/*");
+        backup.Respond(() => Task.FromResult(Response(HttpStatusCode.OK, "from backup")));
+        using var client = harness.CreateClient();
+        using (var failing = new HttpRequestMessage(HttpMethod.Get, Users))
+        {
+            client.Send(failing).Dispose();
+        }
+
+        using var first = new HttpRequestMessage(HttpMethod.Get, Users);
+        using var fromBackup = client.Send(first);
+        using var second = new HttpRequestMessage(HttpMethod.Get, Users);
+        using var degraded = client.Send(second);
+
+        Assert.Equal(["alternate"], fromBackup.Headers.GetValues("X-Circuit-Fallback"));
+        Assert.Equal(["degraded"], degraded.Headers.GetValues("X-Circuit-Fallback"));
+        Assert.Equal(Users, degraded.RequestMessage!.RequestUri);
+        Assert.Equal(1, harness.Mock.GetMatchCount(backup));
     }
 
     [Fact]
