@@ -265,10 +265,33 @@ internal sealed class FallbackChain
         || (exception is TaskCanceledException { InnerException: TimeoutException } && !callerToken.IsCancellationRequested);
 
     /// <summary>
-    /// Wraps a good response's body so that the cache gets a copy as the caller reads it, when the circuit's
-    /// policy caches and the request and response allow it.
+    /// What the cache needs of a request about to be sent, taken before the handlers below change it, when the
+    /// circuit's policy caches and the request allows it; <see langword="null"/> otherwise, which costs nothing.
     /// </summary>
-    public void CaptureForCache(HttpRequestMessage request, HttpResponseMessage response, FallbackPolicy policy)
+    public CacheableRequest? BeforeSend(HttpRequestMessage request, FallbackPolicy policy) =>
+        policy.CacheEnabled && _circuits.Cache is not null ? Snapshot(request, policy) : null;
+
+    private CacheableRequest? Snapshot(HttpRequestMessage request, FallbackPolicy policy)
+    {
+        try
+        {
+            return CacheableRequest.Of(request, policy.CacheExcludesCredentials);
+        }
+#pragma warning disable CA1031 // A fault in the cache must never fail a request.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            Log.FallbackFailed(_circuits.Registry.Logger, ex, "cache", request.RequestUri!.Authority, _circuits.ClientName);
+            return null;
+        }
+    }
+
+    /// <summary>
+    /// Wraps a good response's body so that the cache gets a copy as the caller reads it, when the circuit's
+    /// policy still caches and the response allows it. The request is judged, keyed and varied as
+    /// <see cref="BeforeSend"/> saw it, as the lookup sees it.
+    /// </summary>
+    public void CaptureForCache(CacheableRequest request, HttpResponseMessage response, FallbackPolicy policy)
     {
         if (policy.CacheEnabled && _circuits.Cache is { } cache)
         {
@@ -276,14 +299,15 @@ internal sealed class FallbackChain
         }
     }
 
-    private void Capture(HttpRequestMessage request, HttpResponseMessage response, FallbackPolicy policy, ResponseCache cache)
+    private void Capture(CacheableRequest request, HttpResponseMessage response, FallbackPolicy policy, ResponseCache cache)
     {
         try
         {
-            if (ResponseCacheKey.IsCacheableRequest(request, policy.CacheExcludesCredentials) && ResponseCacheKey.IsCacheableResponse(response))
+            // The policy may have been reloaded while the call was out: credentials excluded now are not stored.
+            if (ResponseCacheKey.IsCacheableResponse(response) && !(policy.CacheExcludesCredentials && request.HasCredentials))
             {
-                var capture = new ResponseCapture(cache, ResponseCacheKey.For(request), response, ResponseCacheKey.Vary(response, request), policy.CacheMaxEntryBytes, bodiless: request.Method == HttpMethod.Head);
-                if (request.Method == HttpMethod.Head)
+                var capture = new ResponseCapture(cache, request.Key(), response, request.Vary(response), policy.CacheMaxEntryBytes, bodiless: request.IsHead);
+                if (request.IsHead)
                 {
                     capture.Complete(); // no body will ever be read: the headers are the whole response
                 }
@@ -297,7 +321,7 @@ internal sealed class FallbackChain
         catch (Exception ex)
 #pragma warning restore CA1031
         {
-            Log.FallbackFailed(_circuits.Registry.Logger, ex, "cache", request.RequestUri!.Authority, _circuits.ClientName);
+            Log.FallbackFailed(_circuits.Registry.Logger, ex, "cache", request.Uri.Authority, _circuits.ClientName);
         }
     }
 }

@@ -29,18 +29,24 @@ internal static class ResponseCacheKey
     /// credentials excluded), which saves looking for the headers a second time on every fallback.
     /// </param>
     /// <returns>The key.</returns>
-    public static string For(HttpRequestMessage request, bool knownWithoutCredentials = false)
+    public static string For(HttpRequestMessage request, bool knownWithoutCredentials = false) =>
+        knownWithoutCredentials || !HasCredentials(request)
+            ? For(request.Method, request.RequestUri!, null, null)
+            : For(request.Method, request.RequestUri!, HeaderValue(request, "Authorization"), HeaderValue(request, "Cookie"));
+
+    /// <summary>The key of a request with these method, URI and credentials (each <see langword="null"/> when the request has no such header).</summary>
+    public static string For(HttpMethod method, Uri uri, string? authorization, string? cookie)
     {
         // A GET is keyed by its absolute URI alone, a string the Uri already holds, so that a replay builds no key;
         // other methods are prefixed, which no absolute URI can be mistaken for (it starts with its scheme).
-        var uri = request.RequestUri!.AbsoluteUri;
-        var key = request.Method == HttpMethod.Get ? uri : string.Concat(request.Method.Method, " ", uri);
-        if (knownWithoutCredentials || !HasCredentials(request))
+        var absolute = uri.AbsoluteUri;
+        var key = method == HttpMethod.Get ? absolute : string.Concat(method.Method, " ", absolute);
+        if (authorization is null && cookie is null)
         {
             return key;
         }
 
-        var credentials = $"{HeaderValue(request, "Authorization")}\n{HeaderValue(request, "Cookie")}";
+        var credentials = $"{authorization}\n{cookie}";
         return $"{key} {Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(credentials)))}";
     }
 
@@ -48,7 +54,10 @@ internal static class ResponseCacheKey
         response.Headers.Vary.Select(name => (name, HeaderValue(request, name))).ToArray();
 
     public static string? HeaderValue(HttpRequestMessage request, string name) =>
-        request.Headers.NonValidated.TryGetValues(name, out var values) ? string.Join(", ", values) : null;
+        request.Headers.NonValidated.TryGetValues(name, out var values) ? Joined(values) : null;
+
+    /// <summary>A header's values as one string, the form both sides of a <c>Vary</c> comparison and the key's credentials take.</summary>
+    public static string Joined(HeaderStringValues values) => string.Join(", ", values);
 
     // One cache serves every caller of the client, so it is a shared cache, which may not keep a response marked
     // private (RFC 9111 §5.2.2.7), even when the directive names only some fields. A Cache-Control the parser

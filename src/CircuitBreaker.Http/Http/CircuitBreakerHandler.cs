@@ -226,6 +226,8 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
             attempt.LinkCaller(cancellationToken);
         }
 
+        // Read here, as the lookup while open reads it: the handlers below may add headers (Accept-Encoding, a token).
+        var cacheable = _fallback.BeforeSend(request, circuit.Fallback);
         Task<HttpResponseMessage> sending;
         try
         {
@@ -244,14 +246,14 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
                 attempt.LinkCaller(cancellationToken);
             }
 
-            return CompleteAsync(sending, request, circuit, permit, attempt, probe, cancellationToken);
+            return CompleteAsync(sending, cacheable, circuit, permit, attempt, probe, cancellationToken);
         }
 
         // Answered synchronously (a cache or stub below): hand back the same task, with no state machine.
         using (probe)
         using (attempt)
         {
-            OnResponse(request, sending.Result, circuit, permit, attempt, probe);
+            OnResponse(cacheable, sending.Result, circuit, permit, attempt, probe);
         }
 
         return sending;
@@ -259,7 +261,7 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
 
     private async Task<HttpResponseMessage> CompleteAsync(
         Task<HttpResponseMessage> sending,
-        HttpRequestMessage request,
+        CacheableRequest? cacheable,
         CircuitEntry circuit,
         CircuitPermit permit,
         Attempt attempt,
@@ -281,7 +283,7 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
                 throw translated;
             }
 
-            OnResponse(request, response, circuit, permit, attempt, probe);
+            OnResponse(cacheable, response, circuit, permit, attempt, probe);
             return response;
         }
         finally
@@ -322,6 +324,7 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
         using var attempt = permit.Kind == CircuitPermitKind.Probe ? StartProbe(circuit, permit, out probe) : StartAttempt(circuit);
         using var probeSpan = probe;
         attempt.LinkCaller(cancellationToken); // the call below blocks this thread for as long as it takes
+        var cacheable = _fallback.BeforeSend(request, circuit.Fallback); // before the handlers below change the request
         HttpResponseMessage response;
         try
         {
@@ -333,11 +336,11 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
             throw translated;
         }
 
-        OnResponse(request, response, circuit, permit, attempt, probe);
+        OnResponse(cacheable, response, circuit, permit, attempt, probe);
         return response;
     }
 
-    private void OnResponse(HttpRequestMessage request, HttpResponseMessage response, CircuitEntry circuit, in CircuitPermit permit, in Attempt attempt, Activity? probe)
+    private void OnResponse(CacheableRequest? cacheable, HttpResponseMessage response, CircuitEntry circuit, in CircuitPermit permit, in Attempt attempt, Activity? probe)
     {
         // The breaker observes and never rewrites: a counted 5xx still goes back to the caller unchanged.
         var classifier = circuit.Classifier;
@@ -352,7 +355,10 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
 
         CircuitBreakerTracing.ProbeSucceeded(probe);
         circuit.Machine.OnSuccess(permit);
-        _fallback.CaptureForCache(request, response, circuit.Fallback);
+        if (cacheable is not null)
+        {
+            _fallback.CaptureForCache(cacheable, response, circuit.Fallback);
+        }
     }
 
     private void Failed(CircuitEntry circuit, in CircuitPermit permit, string errorType, Activity? probe, TimeSpan? requestedBreak = null)

@@ -192,6 +192,55 @@ public sealed class ResponseCacheTests
         Assert.Equal(cacheable, ResponseCacheKey.IsCacheableRequest(request, excludeCredentials));
     }
 
+    [Theory]
+    [InlineData("GET")]
+    [InlineData("HEAD")]
+    public void CacheableRequest_KeyAndHeaderValues_AreThoseTheLookupReadsFromTheSameRequest(string method)
+    {
+        // The capture takes them from a snapshot, the lookup from the request itself: any difference in form
+        // (a multi-valued header's joining, a name's case) would make every entry unreachable.
+        using var request = new HttpRequestMessage(new HttpMethod(method), "http://a.test/1?q=%C3%A9");
+        request.Headers.TryAddWithoutValidation("Authorization", "Bearer A");
+        request.Headers.TryAddWithoutValidation("Cookie", ["a=1", "b=2"]);
+        request.Headers.TryAddWithoutValidation("X-Tenant", ["blue", "green"]);
+        request.Headers.TryAddWithoutValidation("User-Agent", ["app/1.0", "(test)"]);
+        request.Headers.TryAddWithoutValidation("X-Empty", string.Empty);
+
+        var snapshot = CacheableRequest.Of(request, excludeCredentials: false)!;
+
+        Assert.Equal(ResponseCacheKey.For(request), snapshot.Key());
+        foreach (var name in new[] { "authorization", "Cookie", "X-TENANT", "User-Agent", "X-Empty", "Accept-Encoding" })
+        {
+            Assert.Equal(ResponseCacheKey.HeaderValue(request, name), snapshot.HeaderValue(name));
+        }
+    }
+
+    [Fact]
+    public void CacheableRequest_OfARequestWithoutHeaders_HasTheLookupsKeyAndNoValues()
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, "http://a.test/1");
+
+        var snapshot = CacheableRequest.Of(request, excludeCredentials: true)!;
+
+        Assert.Equal(ResponseCacheKey.For(request), snapshot.Key());
+        Assert.Null(snapshot.HeaderValue("Accept-Encoding"));
+    }
+
+    [Theory]
+    [InlineData("POST", null, null)]
+    [InlineData("GET", "Authorization", "Bearer A")]
+    [InlineData("GET", "Cache-Control", "no-store")]
+    public void CacheableRequest_OfARequestTheCacheMayNotStore_IsNull(string method, string? header, string? value)
+    {
+        using var request = new HttpRequestMessage(new HttpMethod(method), "http://a.test/1");
+        if (header is not null)
+        {
+            request.Headers.TryAddWithoutValidation(header, value);
+        }
+
+        Assert.Null(CacheableRequest.Of(request, excludeCredentials: true));
+    }
+
     [Fact]
     public async Task ToResponse_GivesAFreshCopyEachTime()
     {

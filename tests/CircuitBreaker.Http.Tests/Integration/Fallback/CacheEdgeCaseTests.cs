@@ -7,8 +7,8 @@ namespace CircuitBreaker.Http.Tests.Integration.Fallback;
 
 /// <summary>
 /// Edge cases of the fallback cache that once lost the last good response, or replayed one it should not have:
-/// HEAD responses, a full cache, a custom fallback that disposes the cached copy it was offered, and responses
-/// that were already old when they arrived.
+/// HEAD responses, a full cache, a custom fallback that disposes the cached copy it was offered, responses
+/// that were already old when they arrived, and headers the primary handler adds below the breaker.
 /// </summary>
 public class CacheEdgeCaseTests
 {
@@ -82,6 +82,31 @@ public class CacheEdgeCaseTests
         using var replayed = await client.SendAsync(again);
         Assert.Equal("cache", Header(replayed, FallbackHeader));
         Assert.Equal(5000, replayed.Content.Headers.ContentLength);
+    }
+
+    [Fact]
+    public async Task ResponseVaryingOnAcceptEncoding_WithAutomaticDecompression_IsReplayedWhileOpen()
+    {
+        // SocketsHttpHandler adds Accept-Encoding itself when it decompresses, below the breaker, and compressing
+        // servers answer Vary: Accept-Encoding: the header is in no request that reaches the breaker, so it
+        // must not be in the entry's Vary values either.
+        await using var server = await KestrelDownstream.StartAsync();
+        using var side = ClientSide.Create(
+            JsonConfiguration.From(WithMaxAgeOfTwoMinutes),
+            s => s.AddHttpClient("users", c => c.BaseAddress = server.BaseAddress)
+                .AddCircuitBreaker()
+                .ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler { AutomaticDecompression = DecompressionMethods.All }));
+        using var client = side.CreateClient();
+        server.Behavior = OkFrom(r => $"sent {r.Headers.AcceptEncoding}", ("Vary", "Accept-Encoding"));
+        Assert.Equal("sent gzip, deflate, br", await FetchAsync(client, "page"));
+        await OpenAsync(side, client, server);
+
+        using var replayed = await GetAsync(client, "page");
+        using var otherEncoding = await GetAsync(client, "page", ("Accept-Encoding", "identity"));
+
+        Assert.Equal("cache", Header(replayed, FallbackHeader));
+        Assert.Equal("sent gzip, deflate, br", await replayed.Content.ReadAsStringAsync());
+        Assert.Equal("degraded", Header(otherEncoding, FallbackHeader)); // Vary is still honoured for what the caller sends
     }
 
     [Fact]

@@ -1,6 +1,8 @@
 using System.Net;
+using System.Net.Http.Headers;
 using CircuitBreaker.Http.Tests.TestSupport;
 using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
 using static CircuitBreaker.Http.Tests.Integration.Fallback.FallbackSupport;
 
 namespace CircuitBreaker.Http.Tests.Integration.Fallback;
@@ -171,6 +173,73 @@ public class CacheSafetyTests
     }
 
     [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task TokenAddedBelowTheBreaker_ResponseIsReplayedWhileOpen_ToCallersWithoutCredentialsOfTheirOwn(bool synchronous)
+    {
+        // The lookup sees the request as it enters the breaker, without the token: so must the key, or the
+        // entry is never found. Every caller of the client gets the same token below, so none sees another's data.
+        await using var server = await KestrelDownstream.StartAsync();
+        using var side = ClientSide.Create(
+            JsonConfiguration.From(WithDegraded),
+            s => s.AddHttpClient("users", c => c.BaseAddress = server.BaseAddress)
+                .AddCircuitBreaker()
+                .AddHttpMessageHandler(() => new AddServiceToken()));
+        using var client = side.CreateClient();
+        server.Behavior = OkFrom(r => $"seen with {r.Headers.Authorization}");
+        using (var fetched = await SendAsync())
+        {
+            Assert.Null(Header(fetched, FallbackHeader));
+            Assert.Equal("seen with Bearer service-token", await fetched.Content.ReadAsStringAsync());
+        }
+
+        await OpenAsync(side, client, server);
+
+        using var replayed = await SendAsync();
+        using var withOwnToken = await GetAsync(client, "catalog", ("Authorization", "Bearer A"));
+
+        Assert.Equal("cache", Header(replayed, FallbackHeader));
+        Assert.Equal("seen with Bearer service-token", await replayed.Content.ReadAsStringAsync());
+        Assert.Equal("degraded", Header(withOwnToken, FallbackHeader));
+
+        // HttpClient.Send takes the breaker's synchronous path, both to fill the cache and to fall back.
+        async Task<HttpResponseMessage> SendAsync()
+        {
+            using var request = Get("catalog");
+            return synchronous ? client.Send(request) : await client.SendAsync(request);
+        }
+    }
+
+    [Fact]
+    public async Task ExcludeRequestsWithCredentials_TokenAddedBelowTheBreaker_IsJudgedWithoutIt_AndTheResponseIsCached()
+    {
+        // Excluding is about the credentials callers send, which is what the lookup sees; a token handler below
+        // gives every caller the same one.
+        await using var server = await KestrelDownstream.StartAsync();
+        using var side = ClientSide.Create(
+            JsonConfiguration.From("""
+                {
+                  "CircuitBreaker": {
+                    "FailureThreshold": 1,
+                    "Fallback": { "Cache": { "Enabled": true, "ExcludeRequestsWithCredentials": true } }
+                  }
+                }
+                """),
+            s => s.AddHttpClient("users", c => c.BaseAddress = server.BaseAddress)
+                .AddCircuitBreaker()
+                .AddHttpMessageHandler(() => new AddServiceToken()));
+        using var client = side.CreateClient();
+        Assert.Equal("ok", await FetchAsync(client, "catalog"));
+        Assert.Equal("ok", await FetchAsync(client, "me", ("Authorization", "Bearer A")));
+        Assert.Equal(1, CacheOf(side).Count);
+        await OpenAsync(side, client, server);
+
+        using var replayed = await GetAsync(client, "catalog");
+        Assert.Equal("cache", Header(replayed, FallbackHeader));
+        await Assert.ThrowsAsync<CircuitOpenException>(() => GetAsync(client, "me", ("Authorization", "Bearer A")));
+    }
+
+    [Theory]
     [InlineData("Cache-Control", "private, no-store")]
     [InlineData("Set-Cookie", "session=abc; Path=/; HttpOnly")]
     public async Task ResponseWithNoStoreOrSetCookie_IsNotCached(string header, string value)
@@ -242,5 +311,21 @@ public class CacheSafetyTests
 
         using var missingAgain = await client.GetAsync("missing");
         Assert.Equal("degraded", Header(missingAgain, FallbackHeader));
+    }
+
+    /// <summary>A handler below the breaker that authenticates as the service, as a token handler does.</summary>
+    private sealed class AddServiceToken : DelegatingHandler
+    {
+        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", "service-token");
+            return base.SendAsync(request, cancellationToken);
+        }
+
+        protected override HttpResponseMessage Send(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", "service-token");
+            return base.Send(request, cancellationToken);
+        }
     }
 }
