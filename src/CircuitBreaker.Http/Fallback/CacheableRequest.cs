@@ -56,7 +56,11 @@ internal sealed class CacheableRequest
     /// <summary>The key, as <see cref="ResponseCacheKey.For(HttpRequestMessage, bool)"/> builds it for the request as it was.</summary>
     public string Key() => ResponseCacheKey.For(_method, Uri, HeaderValue("Authorization"), HeaderValue("Cookie"));
 
-    /// <summary>The values the request had of the headers <paramref name="response"/>'s <c>Vary</c> names.</summary>
+    /// <summary>
+    /// The values the request had of the headers <paramref name="response"/>'s <c>Vary</c> names, but for
+    /// <c>Authorization</c> and <c>Cookie</c>: the key already tells requests apart by a hash of those, and their
+    /// values, credentials, are never kept.
+    /// </summary>
     public (string Name, string? Value)[] Vary(HttpResponseMessage response)
     {
         var names = response.Headers.Vary;
@@ -65,14 +69,16 @@ internal sealed class CacheableRequest
             return [];
         }
 
-        var vary = new (string Name, string? Value)[names.Count];
-        var i = 0;
+        var vary = new List<(string Name, string? Value)>(names.Count);
         foreach (var name in names)
         {
-            vary[i++] = (name, HeaderValue(name));
+            if (!string.Equals(name, "Authorization", StringComparison.OrdinalIgnoreCase) && !string.Equals(name, "Cookie", StringComparison.OrdinalIgnoreCase))
+            {
+                vary.Add((name, HeaderValue(name)));
+            }
         }
 
-        return vary;
+        return [.. vary];
     }
 
     /// <summary>The value the request had of header <paramref name="name"/>, as <see cref="ResponseCacheKey.HeaderValue"/> reads it.</summary>

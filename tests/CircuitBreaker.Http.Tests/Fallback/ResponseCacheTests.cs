@@ -216,6 +216,27 @@ public sealed class ResponseCacheTests
     }
 
     [Fact]
+    public void CacheableRequest_VaryNamingCredentials_KeepsNoCredentialValue_TheKeyTellsThemApart()
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, "http://a.test/1");
+        request.Headers.TryAddWithoutValidation("Authorization", "Bearer secret-token");
+        request.Headers.TryAddWithoutValidation("Cookie", "session=secret-cookie");
+        request.Headers.TryAddWithoutValidation("X-Tenant", "blue");
+        using var response = new HttpResponseMessage(HttpStatusCode.OK);
+        response.Headers.Vary.Add("authorization");
+        response.Headers.Vary.Add("Cookie");
+        response.Headers.Vary.Add("X-Tenant");
+
+        var snapshot = CacheableRequest.Of(request, excludeCredentials: false)!;
+
+        Assert.Equal([("X-Tenant", (string?)"blue")], snapshot.Vary(response));
+        Assert.DoesNotContain("secret", snapshot.Key(), StringComparison.Ordinal);
+        using var other = new HttpRequestMessage(HttpMethod.Get, "http://a.test/1");
+        other.Headers.TryAddWithoutValidation("Authorization", "Bearer another-token");
+        Assert.NotEqual(ResponseCacheKey.For(other), snapshot.Key());
+    }
+
+    [Fact]
     public void CacheableRequest_OfARequestWithoutHeaders_HasTheLookupsKeyAndNoValues()
     {
         using var request = new HttpRequestMessage(HttpMethod.Get, "http://a.test/1");
