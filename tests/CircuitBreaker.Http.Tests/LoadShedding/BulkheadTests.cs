@@ -12,12 +12,7 @@ public sealed class BulkheadTests
     public async Task MaxConcurrentRequests_ShedsTheCallBeyondTheLimitAtOnce()
     {
         await using var server = await KestrelDownstream.StartAsync();
-        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        server.Behavior = async context =>
-        {
-            await release.Task.WaitAsync(context.RequestAborted);
-            context.Response.StatusCode = StatusCodes.Status200OK;
-        };
+        var release = HoldAnswers(server);
         using var side = ClientSide.ForClient(JsonConfiguration.From("""{ "CircuitBreaker": { "MaxConcurrentRequests": 2 } }"""), server);
         using var client = side.CreateClient();
 
@@ -40,12 +35,7 @@ public sealed class BulkheadTests
     public async Task MaxQueuedRequests_QueuesUpToTheLimit_ThenSheds()
     {
         await using var server = await KestrelDownstream.StartAsync();
-        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        server.Behavior = async context =>
-        {
-            await release.Task.WaitAsync(context.RequestAborted);
-            context.Response.StatusCode = StatusCodes.Status200OK;
-        };
+        var release = HoldAnswers(server);
         using var side = ClientSide.ForClient(JsonConfiguration.From("""{ "CircuitBreaker": { "MaxConcurrentRequests": 1, "MaxQueuedRequests": 1 } }"""), server);
         using var client = side.CreateClient();
 
@@ -70,12 +60,7 @@ public sealed class BulkheadTests
         // Any reload of the configuration re-applies every client's options; the bulkhead must not start empty
         // while its calls still run, or the limit is exceeded.
         await using var server = await KestrelDownstream.StartAsync();
-        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        server.Behavior = async context =>
-        {
-            await release.Task.WaitAsync(context.RequestAborted);
-            context.Response.StatusCode = StatusCodes.Status200OK;
-        };
+        var release = HoldAnswers(server);
         using var settings = new AppSettingsFile("""{ "CircuitBreaker": { "MaxConcurrentRequests": 1, "FailureThreshold": 5 } }""");
         using var side = ClientSide.ForClient(settings.Root, server);
         using var client = side.CreateClient();
@@ -95,12 +80,7 @@ public sealed class BulkheadTests
     public async Task Reload_ThatChangesTheLimit_LetsTheQueuedCallFinishUnderTheOldOne()
     {
         await using var server = await KestrelDownstream.StartAsync();
-        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        server.Behavior = async context =>
-        {
-            await release.Task.WaitAsync(context.RequestAborted);
-            context.Response.StatusCode = StatusCodes.Status200OK;
-        };
+        var release = HoldAnswers(server);
         using var settings = new AppSettingsFile("""{ "CircuitBreaker": { "MaxConcurrentRequests": 1, "MaxQueuedRequests": 1 } }""");
         using var side = ClientSide.ForClient(settings.Root, server);
         using var client = side.CreateClient();
@@ -116,6 +96,18 @@ public sealed class BulkheadTests
 
         Assert.Equal(HttpStatusCode.OK, afterwards.StatusCode);
         Assert.Equal(2, server.RequestCount);
+    }
+
+    /// <summary>Makes the server hold every request until the returned source is set, then answer 200.</summary>
+    private static TaskCompletionSource HoldAnswers(KestrelDownstream server)
+    {
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        server.Behavior = async context =>
+        {
+            await release.Task.WaitAsync(context.RequestAborted);
+            context.Response.StatusCode = StatusCodes.Status200OK;
+        };
+        return release;
     }
 
     /// <summary>Waits, bounded, for the server to see requests that are on their way.</summary>
