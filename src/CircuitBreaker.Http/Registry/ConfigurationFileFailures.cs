@@ -54,6 +54,11 @@ internal sealed class ConfigurationFileFailures : IDisposable
         private volatile bool _failed;
         private volatile bool _disposed;
 
+        // The provider's reload token when the load failed, or null when the app's handler chose Ignore. Providers
+        // change their token after every load that completes, so one that has changed says a load succeeded since,
+        // even of a file that now holds nothing (`{}`, or an optional file deleted).
+        private volatile Microsoft.Extensions.Primitives.IChangeToken? _tokenAtFailure;
+
         public FileHook(FileConfigurationProvider provider, ILogger logger)
         {
             _provider = provider;
@@ -74,8 +79,10 @@ internal sealed class ConfigurationFileFailures : IDisposable
                     return false;
                 }
 
-                // The provider reports no "loaded" event: settings present again mean a load has succeeded since.
-                if (_provider.GetChildKeys([], parentPath: null).Any())
+                // The provider raises no "loaded" event: its reload token changed since the failure, or settings present
+                // again, mean a load has succeeded since. Settings are the only sign after a failure the app chose to
+                // ignore, whose provider changed its token with its data gone.
+                if (_tokenAtFailure?.HasChanged == true || _provider.GetChildKeys([], parentPath: null).Any())
                 {
                     _failed = false;
                     return false;
@@ -100,6 +107,8 @@ internal sealed class ConfigurationFileFailures : IDisposable
         {
             if (!_disposed)
             {
+                // The token first: a reader that sees the failure must not see an earlier failure's changed token.
+                _tokenAtFailure = _provider.GetReloadToken();
                 _failed = true;
                 try
                 {
@@ -113,7 +122,17 @@ internal sealed class ConfigurationFileFailures : IDisposable
             }
 
             // Last, so that its exceptions and its choice of Ignore reach the configuration system as without the breaker.
-            _previous?.Invoke(context);
+            try
+            {
+                _previous?.Invoke(context);
+            }
+            finally
+            {
+                if (context.Ignore)
+                {
+                    _tokenAtFailure = null; // the provider will change its token for this very load, its data gone
+                }
+            }
         }
     }
 }

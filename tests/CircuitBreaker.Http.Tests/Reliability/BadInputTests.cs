@@ -501,6 +501,48 @@ public sealed class BadInputTests
         Assert.Single(side.Logs.GetSnapshot(), r => r.Id.Name == "CircuitBreakerReloadHeldBack"); // the one before the fix
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task BrokenOtherFile_ThenFixedToHoldNoSettings_NoLaterReloadIsHeldBack(bool deletedInstead)
+    {
+        // A file that holds none of the breaker's settings (an environment's appsettings.Production.json with `{}`,
+        // optional and deleted) failed to load once, then loaded fine: it has no settings to show for it.
+        var directory = Path.Combine(Path.GetTempPath(), "cb-it-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(directory);
+        try
+        {
+            var main = Path.Combine(directory, "appsettings.json");
+            var other = Path.Combine(directory, "appsettings.Production.json");
+            File.WriteAllText(main, """{ "CircuitBreaker": { "FailureThreshold": 2, "BreakDuration": "00:01:00" } }""");
+            File.WriteAllText(other, "{}");
+            var root = new ConfigurationBuilder().AddJsonFile(main, optional: false).AddJsonFile(other, optional: true).Build();
+            using var side = ClientSide.Create(root, s => s.AddHttpClient("users").AddCircuitBreaker().ConfigurePrimaryHttpMessageHandler(() => new StubHandler()));
+            using var client = side.CreateClient();
+            File.WriteAllText(other, """{ "Logging": """);
+            Assert.IsType<InvalidDataException>(Record.Exception(root.Reload));
+            if (deletedInstead)
+            {
+                File.Delete(other);
+            }
+            else
+            {
+                File.WriteAllText(other, "{}");
+            }
+
+            root.Reload();
+            File.WriteAllText(main, """{ "CircuitBreaker": { "FailureThreshold": 1, "BreakDuration": "00:01:00" } }""");
+            root.Reload();
+
+            await FailOnceAsync(client, "http://broken-a.internal/x");
+            Assert.Equal(CircuitState.Open, side.Circuit("users", "http://broken-a.internal:80").State); // FailureThreshold 1 applied
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
     [Fact]
     public async Task BrokenAppSettingsFile_TheAppsOwnLoadExceptionHandler_StillRuns_AndItsIgnoreStillDecides()
     {
