@@ -57,7 +57,10 @@ internal sealed class CircuitBreakerConfiguration : IConfigureNamedOptions<Circu
         if (!string.IsNullOrEmpty(name))
         {
             var clientSection = Section.GetSection(ClientsKey).GetSection(name);
-            if (clientSection.Exists())
+
+            // An overlay written as one value has no children and is reported by the walk of the shared section,
+            // which checks every client's overlay, so binding it here would only report it twice.
+            if (clientSection.GetChildren().Any())
             {
                 Bind(clientSection, options, allowClients: false, fleetClaimed: false, errors);
             }
@@ -72,6 +75,13 @@ internal sealed class CircuitBreakerConfiguration : IConfigureNamedOptions<Circu
     private static void Bind(IConfiguration section, CircuitBreakerOptions options, bool allowClients, bool fleetClaimed, List<string> errors)
     {
         var before = errors.Count;
+        // The walk below checks the shape of each child, never of the section itself; a section written as one
+        // value (`"CircuitBreaker": false`) has no children, so the binder would keep every default without a word.
+        if (section is IConfigurationSection own && !IsObject(own, errors))
+        {
+            return;
+        }
+
         FindUnknownKeys(section, typeof(CircuitBreakerOptions), allowClients ? ClientsKey : null, errors, fleetClaimed ? FleetKey : null);
         if (errors.Count > before)
         {
@@ -92,8 +102,10 @@ internal sealed class CircuitBreakerConfiguration : IConfigureNamedOptions<Circu
     /// <summary>
     /// Reports every key of <paramref name="section"/> that <paramref name="type"/> has no bindable property for,
     /// with its full path, looking into nested options and into dictionaries of options (such as Hosts).
+    /// Inside a host override every value left null means "the client's value", so there a JSON null or empty
+    /// string cannot mean what it means for the client, and is reported too.
     /// </summary>
-    private static void FindUnknownKeys(IConfiguration section, Type type, string? extraKey, List<string> errors, string? claimedKey = null)
+    private static void FindUnknownKeys(IConfiguration section, Type type, string? extraKey, List<string> errors, string? claimedKey = null, bool inHostOverride = false)
     {
         var properties = BindableProperties(type);
         foreach (var child in section.GetChildren())
@@ -133,7 +145,7 @@ internal sealed class CircuitBreakerConfiguration : IConfigureNamedOptions<Circu
                     {
                         if (IsObject(entry, errors))
                         {
-                            FindUnknownKeys(entry, valueType, extraKey: null, errors);
+                            FindUnknownKeys(entry, valueType, extraKey: null, errors, inHostOverride: inHostOverride || valueType == typeof(CircuitBreakerHostOptions));
                         }
                     }
                     else
@@ -146,14 +158,32 @@ internal sealed class CircuitBreakerConfiguration : IConfigureNamedOptions<Circu
             {
                 if (IsObject(child, errors))
                 {
-                    FindUnknownKeys(child, property.PropertyType, extraKey: null, errors);
+                    FindUnknownKeys(child, property.PropertyType, extraKey: null, errors, inHostOverride: inHostOverride);
                 }
+            }
+            else if (inHostOverride && string.IsNullOrEmpty(child.Value) && !child.GetChildren().Any())
+            {
+                errors.Add(NullInHostOverride(child, property));
             }
             else
             {
                 CheckValue(child, property.PropertyType, errors);
             }
         }
+    }
+
+    /// <summary>
+    /// The binder reads a JSON null or empty string in a host override as "not set", and the host then keeps the
+    /// client's value: the opposite of what null means for the client's AttemptTimeout (off).
+    /// </summary>
+    private static string NullInHostOverride(IConfigurationSection section, PropertyInfo property)
+    {
+        // Only these two have a value that turns them off (infinite); a host cannot turn off the others once its client sets them.
+        var hasOffValue = property.DeclaringType == typeof(CircuitBreakerHostOptions)
+            && property.Name is nameof(CircuitBreakerHostOptions.AttemptTimeout) or nameof(CircuitBreakerHostOptions.SlowCallDuration);
+        return hasOffValue
+            ? $"{section.Path}: null or empty in a host override would keep the client's value, not turn it off; write -00:00:00.001 to turn it off for this host, or remove the key to keep the client's value."
+            : $"{section.Path}: null or empty in a host override would silently keep the client's value; remove the key to keep the client's value, or write the value this host should use.";
     }
 
     /// <summary>An object key must not hold a single value (such as <c>"Fallback": "cache"</c>), which the binder would ignore.</summary>

@@ -26,9 +26,9 @@ internal sealed class CircuitBreakerOptionsValidator : IValidateOptions<CircuitB
         foreach (var (host, overrides) in options.Hosts)
         {
             var hostPath = $"{path}:{nameof(CircuitBreakerOptions.Hosts)}:{host}";
-            if (string.IsNullOrWhiteSpace(host) || host.Contains('/', StringComparison.Ordinal))
+            if (HostKeyError(host) is { } hostError)
             {
-                builder.AddError($"'{host}' is not a host name; use a bare host such as users.internal (every port of it is matched)", hostPath);
+                builder.AddError(hostError, hostPath);
             }
             else if (overrides is null)
             {
@@ -45,6 +45,49 @@ internal sealed class CircuitBreakerOptionsValidator : IValidateOptions<CircuitB
             ? ValidateOptionsResult.Fail(result.Failures.Select(f => $"Client '{name}': {f}"))
             : result;
     }
+
+    /// <summary>
+    /// Why no request can ever match <paramref name="host"/>, or <see langword="null"/> when it is a key that can.
+    /// Configuration keys cannot hold ':', but a key set in code can, and a port or bracketed address there would
+    /// otherwise be accepted and never apply.
+    /// </summary>
+    private static string? HostKeyError(string host)
+    {
+        const string bareHost = "use a bare host such as users.internal (every port of it is matched)";
+        if (string.IsNullOrWhiteSpace(host) || host.Contains('/', StringComparison.Ordinal))
+        {
+            return $"'{host}' is not a host name; {bareHost}";
+        }
+
+        if (!host.Contains(':', StringComparison.Ordinal))
+        {
+            return null;
+        }
+
+        // Requests are matched on Uri.IdnHost, which gives an IPv6 address without brackets, in its shortest form
+        // (::1, not 0:0:0:0:0:0:0:1) and lower case; the hosts dictionary ignores case, so only the form must agree.
+        if (IPv6Host(host) is { } ipv6)
+        {
+            return string.Equals(ipv6, host, StringComparison.OrdinalIgnoreCase)
+                ? null
+                : $"'{host}' never matches a request: write this IPv6 address as {ipv6}, the form a request's host takes";
+        }
+
+        var closing = host.StartsWith('[') ? host.IndexOf(']', StringComparison.Ordinal) : -1;
+        if (closing > 0 && IPv6Host(host[1..closing]) is { } bracketed)
+        {
+            return $"'{host}' never matches a request: write this IPv6 address as {bracketed}, without brackets or a port (every port of it is matched)";
+        }
+
+        var colon = host.LastIndexOf(':');
+        return colon > 0 && int.TryParse(host.AsSpan(colon + 1), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out _)
+            ? $"'{host}' has a port, so it never matches a request: write {host[..colon]}, the override applies to every port of it"
+            : $"'{host}' is not a host name, so it never matches a request; {bareHost}";
+    }
+
+    /// <summary>The host a request to the IPv6 address <paramref name="address"/> has, or <see langword="null"/> when it is not one.</summary>
+    private static string? IPv6Host(string address) =>
+        Uri.TryCreate($"http://[{address}]/", UriKind.Absolute, out var uri) && uri.HostNameType == UriHostNameType.IPv6 ? uri.IdnHost : null;
 
     private void ValidateOne(string path, CircuitBreakerOptions options, ValidateOptionsResultBuilder builder)
     {

@@ -131,6 +131,105 @@ public sealed class CircuitBreakerConfigurationTests
         Assert.Null(options.AttemptTimeout);
     }
 
+    [Fact]
+    public void Configure_JsonNullAttemptTimeoutInTheClientsOverlay_TurnsTheTimeoutOff()
+    {
+        var options = BindJson("""{ "CircuitBreaker": { "Clients": { "users": { "AttemptTimeout": null } } } }""");
+
+        Assert.Null(options.AttemptTimeout);
+    }
+
+    [Theory]
+    [InlineData("""{ "Hosts": { "slow.internal": { "AttemptTimeout": null } } }""", "CircuitBreaker:Hosts:slow.internal:AttemptTimeout", "write -00:00:00.001 to turn it off")]
+    [InlineData("""{ "Hosts": { "slow.internal": { "AttemptTimeout": "" } } }""", "CircuitBreaker:Hosts:slow.internal:AttemptTimeout", "write -00:00:00.001 to turn it off")]
+    [InlineData("""{ "Hosts": { "slow.internal": { "SlowCallDuration": null } } }""", "CircuitBreaker:Hosts:slow.internal:SlowCallDuration", "write -00:00:00.001 to turn it off")]
+    [InlineData("""{ "Hosts": { "slow.internal": { "MaxConcurrentRequests": null } } }""", "CircuitBreaker:Hosts:slow.internal:MaxConcurrentRequests", "remove the key")]
+    [InlineData("""{ "Hosts": { "slow.internal": { "RampUpDuration": null } } }""", "CircuitBreaker:Hosts:slow.internal:RampUpDuration", "remove the key")]
+    [InlineData("""{ "Hosts": { "slow.internal": { "FailureThreshold": null } } }""", "CircuitBreaker:Hosts:slow.internal:FailureThreshold", "remove the key")]
+    [InlineData("""{ "Hosts": { "slow.internal": { "Throttle": { "PermitsPerSecond": null } } } }""", "CircuitBreaker:Hosts:slow.internal:Throttle:PermitsPerSecond", "remove the key")]
+    [InlineData("""{ "Hosts": { "slow.internal": { "Fallback": { "Cache": { "MaxAge": null } } } } }""", "CircuitBreaker:Hosts:slow.internal:Fallback:Cache:MaxAge", "remove the key")]
+    [InlineData("""{ "Clients": { "users": { "Hosts": { "slow.internal": { "AttemptTimeout": null } } } } }""", "CircuitBreaker:Clients:users:Hosts:slow.internal:AttemptTimeout", "write -00:00:00.001 to turn it off")]
+    public void Configure_JsonNullOrEmptyInAHostOverride_FailsNamingTheKeyAndWhatToWriteInstead(string section, string key, string advice)
+    {
+        // A host override left null keeps the client's value, so null cannot mean "off" there as it does for the client.
+        var ex = Assert.Throws<OptionsValidationException>(() => BindJson($$"""{ "CircuitBreaker": {{section}} }"""));
+
+        Assert.Contains(key + ": null or empty in a host override", ex.Message, StringComparison.Ordinal);
+        Assert.Contains(advice, ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Configure_HostOverrideOfInfiniteAttemptTimeout_TurnsTheTimeoutOffForThatHostOnly()
+    {
+        // What the error for a null host AttemptTimeout tells the user to write instead.
+        var options = BindJson("""{ "CircuitBreaker": { "Hosts": { "slow.internal": { "AttemptTimeout": "-00:00:00.001", "SlowCallDuration": "-00:00:00.001" } } } }""");
+
+        Assert.True(new CircuitBreakerOptionsValidator().Validate("users", options).Succeeded);
+        Assert.Equal(Timeout.InfiniteTimeSpan, options.ForHost("slow.internal").AttemptTimeout);
+        Assert.Equal(TimeSpan.FromSeconds(10), options.ForHost("other.internal").AttemptTimeout);
+    }
+
+    [Fact]
+    public void Configure_HostOverrideDegradedHeaderWithAnEmptyValue_IsAValue_NotAnError()
+    {
+        // Degraded headers in a host override are added to the client's, not inherited, so an empty one means an empty header.
+        var options = BindJson("""{ "CircuitBreaker": { "Hosts": { "slow.internal": { "Fallback": { "Degraded": { "StatusCode": 503, "Headers": { "X-Degraded": "" } } } } } } }""");
+
+        Assert.Equal(string.Empty, options.Hosts["slow.internal"].Fallback.Degraded.Headers["X-Degraded"]);
+    }
+
+    [Theory]
+    [InlineData("false", "False")]
+    [InlineData("5", "5")]
+    [InlineData("\"cache\"", "cache")]
+    public void Configure_SectionWrittenAsASingleValue_FailsNamingTheSection(string value, string asRead)
+    {
+        var ex = Assert.Throws<OptionsValidationException>(() => BindJson($$"""{ "CircuitBreaker": {{value}} }"""));
+
+        Assert.Contains($"CircuitBreaker: expects an object of keys, not the value '{asRead}'", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Configure_SectionGivenToAddCircuitBreakerWrittenAsASingleValue_FailsNamingThatSection()
+    {
+        using var json = new MemoryStream("""{ "Breakers": { "Users": true } }"""u8.ToArray());
+        var configuration = new ConfigurationBuilder().AddJsonStream(json).Build();
+
+        var ex = Assert.Throws<OptionsValidationException>(
+            () => new CircuitBreakerConfiguration("users", configuration.GetSection("Breakers:Users")).Configure("users", new CircuitBreakerOptions()));
+
+        Assert.Contains("Breakers:Users: expects an object of keys, not the value 'True'", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Configure_ClientsOverlayWrittenAsASingleValue_FailsOnce_NamingTheOverlay()
+    {
+        var ex = Assert.Throws<OptionsValidationException>(() => BindJson("""{ "CircuitBreaker": { "FailureThreshold": 2, "Clients": { "users": false } } }"""));
+
+        Assert.Equal("CircuitBreaker:Clients:users: expects an object of keys, not the value 'False'.", Assert.Single(ex.Failures));
+    }
+
+    [Theory]
+    [InlineData("{ }")]
+    [InlineData("null")]
+    public void Configure_EmptyOrNullSection_KeepsTheDefaults(string value)
+    {
+        // The JSON provider reads both as a key without a value or children, as it reads an empty object anywhere:
+        // a section with nothing set, not a single value.
+        var options = BindJson($$"""{ "CircuitBreaker": {{value}}, "Other": 1 }""");
+
+        Assert.Equal(5, options.FailureThreshold);
+    }
+
+    private static CircuitBreakerOptions BindJson(string json, string clientName = "users")
+    {
+        using var stream = new MemoryStream(System.Text.Encoding.UTF8.GetBytes(json));
+        var configuration = new ConfigurationBuilder().AddJsonStream(stream).Build();
+        var options = new CircuitBreakerOptions();
+        new CircuitBreakerConfiguration(clientName: null, configuration.GetSection("CircuitBreaker")).Configure(clientName, options);
+        return options;
+    }
+
     private static CircuitBreakerOptions Bind(string clientName, Dictionary<string, string?> settings)
     {
         var configuration = new ConfigurationBuilder().AddInMemoryCollection(settings).Build();

@@ -123,6 +123,40 @@ public sealed class CircuitBreakerOptionsValidatorTests
         Assert.Contains("Hosts", result.FailureMessage, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("users.internal:8443", "write users.internal")]
+    [InlineData("10.0.0.1:80", "write 10.0.0.1")]
+    [InlineData("[::1]", "write this IPv6 address as ::1")]
+    [InlineData("[::1]:8443", "write this IPv6 address as ::1")]
+    [InlineData("0:0:0:0:0:0:0:1", "write this IPv6 address as ::1")]
+    [InlineData("users.internal:http", "is not a host name")]
+    public void Validate_HostKeySetInCodeThatNoRequestCanMatch_FailsNamingTheKey(string host, string advice)
+    {
+        // Configuration keys cannot hold ':', but code can, and such a key would be accepted and never apply.
+        var options = new CircuitBreakerOptions();
+        options.Hosts[host] = new CircuitBreakerHostOptions { FailureThreshold = 1 };
+
+        var result = _validator.Validate("users", options);
+
+        Assert.True(result.Failed);
+        Assert.Contains($"CircuitBreaker:Hosts:{host}", result.FailureMessage, StringComparison.Ordinal);
+        Assert.Contains(advice, result.FailureMessage, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("::1", "http://[::1]:8080/")]
+    [InlineData("fe80::1", "http://[fe80::1]/")]
+    [InlineData("2001:DB8::1", "https://[2001:db8::1]:8443/")]
+    [InlineData("::ffff:10.0.0.1", "http://[::ffff:10.0.0.1]/")]
+    public void Validate_IPv6HostKey_Succeeds_AndItsOverrideAppliesToRequestsToThatAddress(string host, string request)
+    {
+        var options = new CircuitBreakerOptions();
+        options.Hosts[host] = new CircuitBreakerHostOptions { FailureThreshold = 1 };
+
+        Assert.True(_validator.Validate("users", options).Succeeded);
+        Assert.Equal(1, options.ForHost(new Uri(request).IdnHost).FailureThreshold); // how a circuit finds its override
+    }
+
     [Fact]
     public void Validate_ReportsEveryInvalidKeyAtOnce()
     {

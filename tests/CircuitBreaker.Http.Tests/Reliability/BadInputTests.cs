@@ -177,6 +177,15 @@ public sealed class BadInputTests
         { """ "RampUpDuration": 30 """, "CircuitBreaker:RampUpDuration", "duration" },
         { """ "Fallback": { "Cache": { "MaxAge": 30 } } """, "CircuitBreaker:Fallback:Cache:MaxAge", "duration" },
         { """ "Hosts": { "users.internal": { "AttemptTimeout": 30 } } """, "CircuitBreaker:Hosts:users.internal:AttemptTimeout", "duration" },
+
+        // A null or empty value in a host override keeps the client's value: the 10 s timeout stays for a host whose
+        // override says null, which for the client turns it off.
+        { """ "Hosts": { "users.internal": { "AttemptTimeout": null } } """, "CircuitBreaker:Hosts:users.internal:AttemptTimeout", "-00:00:00.001" },
+        { """ "Hosts": { "users.internal": { "SlowCallDuration": "" } } """, "CircuitBreaker:Hosts:users.internal:SlowCallDuration", "-00:00:00.001" },
+        { """ "Hosts": { "users.internal": { "MaxConcurrentRequests": null } } """, "CircuitBreaker:Hosts:users.internal:MaxConcurrentRequests", "remove the key" },
+        { """ "Hosts": { "users.internal": { "RampUpDuration": null } } """, "CircuitBreaker:Hosts:users.internal:RampUpDuration", "remove the key" },
+        { """ "Hosts": { "users.internal": { "Throttle": { "PermitsPerSecond": null } } } """, "CircuitBreaker:Hosts:users.internal:Throttle:PermitsPerSecond", "remove the key" },
+        { """ "Clients": { "users": { "Hosts": { "users.internal": { "AttemptTimeout": null } } } } """, "CircuitBreaker:Clients:users:Hosts:users.internal:AttemptTimeout", "-00:00:00.001" },
     };
 
     [Theory]
@@ -214,15 +223,45 @@ public sealed class BadInputTests
         Assert.Null(failure);
     }
 
+    [Theory]
+    [InlineData("false")]
+    [InlineData("5")]
+    [InlineData("\"on\"")]
+    public async Task SectionWrittenAsASingleValue_FailsAtStartUp_NamingTheSection(string value)
+    {
+        // Bound as it was, the breaker ran with every default and no word about the value.
+        var failure = await StartWithJsonAsync($$"""{ "CircuitBreaker": {{value}} }""", s => s.AddHttpClient("users").AddCircuitBreaker());
+
+        Assert.True(failure is not null, $"the host started with \"CircuitBreaker\": {value}");
+        Assert.Contains("CircuitBreaker: expects an object of keys", failure.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task SectionGivenToAddCircuitBreakerWrittenAsASingleValue_FailsAtStartUp_NamingTheSection()
+    {
+        var failure = await StartWithJsonAsync(
+            """{ "Breakers": { "Users": false } }""",
+            (s, configuration) => s.AddHttpClient("users").AddCircuitBreaker(configuration.GetSection("Breakers:Users")));
+
+        Assert.True(failure is not null, "the host started with a section that holds a single value");
+        Assert.Contains("Breakers:Users: expects an object of keys", failure.Message, StringComparison.Ordinal);
+    }
+
     private static string Normalize(string text) => text.Replace(':', '.');
 
     /// <summary>Starts a host whose appsettings.json has <paramref name="section"/> as its CircuitBreaker section; returns why it failed, or null.</summary>
-    private static async Task<Exception?> StartAsync(string section)
+    private static Task<Exception?> StartAsync(string section) =>
+        StartWithJsonAsync($$"""{ "CircuitBreaker": { {{section}} } }""", s => s.AddHttpClient("users").AddCircuitBreaker());
+
+    private static Task<Exception?> StartWithJsonAsync(string json, Action<IServiceCollection> register) =>
+        StartWithJsonAsync(json, (services, _) => register(services));
+
+    /// <summary>Starts a host whose appsettings.json is <paramref name="json"/>; returns why it failed, or null.</summary>
+    private static async Task<Exception?> StartWithJsonAsync(string json, Action<IServiceCollection, IConfiguration> register)
     {
-        var json = $$"""{ "CircuitBreaker": { {{section}} } }""";
         var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
         builder.Configuration.AddJsonStream(new MemoryStream(Encoding.UTF8.GetBytes(json)));
-        builder.Services.AddHttpClient("users").AddCircuitBreaker();
+        register(builder.Services, builder.Configuration);
         using var host = builder.Build();
         try
         {
