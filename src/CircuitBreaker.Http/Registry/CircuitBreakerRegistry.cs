@@ -27,6 +27,7 @@ internal sealed class CircuitBreakerRegistry : ICircuitBreakerRegistry, ICircuit
     private readonly List<IDisposable> _reloadSubscriptions = [];
     private readonly List<SectionBinding> _bindings;
     private readonly List<ConfigurationFileFailures> _files = [];
+    private long _reloads; // counts reloads, so that a client created during one can tell it may have been missed
 
     public CircuitBreakerRegistry(
         IOptionsFactory<CircuitBreakerOptions> optionsFactory,
@@ -73,9 +74,7 @@ internal sealed class CircuitBreakerRegistry : ICircuitBreakerRegistry, ICircuit
     /// client's first call throws instead, until a reload brings valid options.
     /// </summary>
     public ClientCircuits GetClient(string clientName) =>
-        _clients.TryGetValue(clientName, out var client)
-            ? client
-            : _clients.GetOrAdd(clientName, static (name, self) => self.CreateClient(name), this);
+        _clients.TryGetValue(clientName, out var client) ? client : AddClient(clientName);
 
     public IReadOnlyList<CircuitInfo> GetCircuits() =>
         Entries.Select(e => new CircuitInfo(e.Key, e.Machine.GetSnapshot())).ToList();
@@ -226,10 +225,29 @@ internal sealed class CircuitBreakerRegistry : ICircuitBreakerRegistry, ICircuit
         return files;
     }
 
+    private ClientCircuits AddClient(string clientName)
+    {
+        var reloads = Volatile.Read(ref _reloads);
+        var client = _clients.GetOrAdd(clientName, static (name, self) => self.CreateClient(name), this);
+        if (Volatile.Read(ref _reloads) != reloads)
+        {
+            // A reload ran while the client's options were being read, and may have gone through the clients before
+            // this one was among them: apply what it would have applied. Twice does no harm; a state is never reset.
+            Reload(client, BindingsNow());
+        }
+
+        return client;
+    }
+
+    private List<(SectionBinding Binding, string? BrokenFile)> BindingsNow() =>
+        _bindings.Select(b => (Binding: b, BrokenFile: b.Files?.BrokenFile)).ToList();
+
     private void Reload()
     {
+        Interlocked.Increment(ref _reloads);
+
         // Read once, so that every client of this reload sees the same files as broken.
-        var bindings = _bindings.Select(b => (Binding: b, BrokenFile: b.Files?.BrokenFile)).ToList();
+        var bindings = BindingsNow();
         var warned = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
         foreach (var (binding, brokenFile) in bindings)
         {
@@ -241,22 +259,27 @@ internal sealed class CircuitBreakerRegistry : ICircuitBreakerRegistry, ICircuit
 
         foreach (var client in _clients.Values)
         {
-            var held = bindings.Find(b => b.BrokenFile is not null && b.Binding.Configuration.AppliesTo(client.ClientName));
-            if (held.BrokenFile is not null)
-            {
-                Log.ReloadHeldBack(_logger, client.ClientName, held.Binding.Path, held.BrokenFile);
-                continue;
-            }
+            Reload(client, bindings);
+        }
+    }
 
-            try
-            {
-                client.Apply(_optionsFactory.Create(client.ClientName));
-            }
-            catch (OptionsValidationException ex)
-            {
-                Log.ReloadRejected(_logger, client.ClientName, ex.Message);
-                client.RejectReload(ex);
-            }
+    private void Reload(ClientCircuits client, List<(SectionBinding Binding, string? BrokenFile)> bindings)
+    {
+        var held = bindings.Find(b => b.BrokenFile is not null && b.Binding.Configuration.AppliesTo(client.ClientName));
+        if (held.BrokenFile is not null)
+        {
+            Log.ReloadHeldBack(_logger, client.ClientName, held.Binding.Path, held.BrokenFile);
+            return;
+        }
+
+        try
+        {
+            client.Apply(_optionsFactory.Create(client.ClientName));
+        }
+        catch (OptionsValidationException ex)
+        {
+            Log.ReloadRejected(_logger, client.ClientName, ex.Message);
+            client.RejectReload(ex);
         }
     }
 

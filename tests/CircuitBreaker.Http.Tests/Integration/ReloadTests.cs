@@ -1,5 +1,6 @@
 using System.Net;
 using CircuitBreaker.Http.Tests.TestSupport;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Testing;
 
@@ -114,6 +115,41 @@ public class ReloadTests
         await FailAsync(client);
         Assert.Equal(CircuitState.Open, side.Circuit("users", server).State);
         Assert.Equal(errors.Count, Errors(side).Count);
+    }
+
+    [Fact]
+    public async Task Reload_WhileAClientIsFirstCreated_ReachesThatClientToo()
+    {
+        // A client's options are read before it joins the registry's list, which a reload goes through:
+        // a reload in between would miss it. The held-up Configure only widens that window, which reading options
+        // always has.
+        await using var server = await KestrelDownstream.StartAsync();
+        using var settings = new AppSettingsFile("""{ "CircuitBreaker": { "FailureThreshold": 2 } }""");
+        using var reading = new ManualResetEventSlim();
+        using var goOn = new ManualResetEventSlim();
+        var first = 1;
+        using var side = ClientSide.Create(settings.Root, s =>
+        {
+            s.AddHttpClient("users", c => c.BaseAddress = server.BaseAddress).AddCircuitBreaker();
+            s.Configure<CircuitBreakerOptions>("users", _ =>
+            {
+                if (Interlocked.Exchange(ref first, 0) == 1)
+                {
+                    reading.Set();
+                    goOn.Wait(TimeSpan.FromSeconds(10));
+                }
+            });
+        });
+        server.RespondWith(500);
+
+        var creating = Task.Run(() => side.CreateClient()); // the factory builds the handler, which reads the options
+        Assert.True(reading.Wait(TimeSpan.FromSeconds(10)));
+        settings.Rewrite("""{ "CircuitBreaker": { "FailureThreshold": 1 } }""");
+        goOn.Set();
+        using var client = await creating;
+        await FailAsync(client);
+
+        Assert.Equal(CircuitState.Open, side.Circuit("users", server).State); // FailureThreshold 1, not 2
     }
 
     /// <remarks>
