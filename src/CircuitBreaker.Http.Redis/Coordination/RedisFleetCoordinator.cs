@@ -155,14 +155,29 @@ internal sealed class RedisFleetCoordinator : IHostedService, IAsyncDisposable
         _stopping.Dispose();
     }
 
-    /// <summary>Runs on the thread of the call whose outcome moved the circuit: it only queues.</summary>
+    /// <summary>Runs on the thread of the call (or the operator's, or the fleet message's) that moved the circuit: it only queues.</summary>
     private void OnStateChanged(object? sender, CircuitStateChangedEventArgs e)
     {
-        // Only this instance's own decisions are shared: a fleet decision applied here must not be echoed back,
-        // nor count as a vote.
-        if (e.Source == CircuitChangeSource.Local && _clients.Includes(e.Key.ClientName))
+        if (!_clients.Includes(e.Key.ClientName))
+        {
+            return;
+        }
+
+        if (e.Source == CircuitChangeSource.Local)
         {
             _work.Writer.TryWrite(new Work(WorkKind.Transition, e.Key, e.PreviousState, e.State, e.BreakDuration));
+        }
+        else if (e.State is CircuitState.Closed or CircuitState.Isolated)
+        {
+            // Only this instance's own decisions are shared: a fleet decision applied here must not be echoed back, nor
+            // count as a vote. But a circuit no longer open here, whoever closed or isolated it, must stop counting
+            // towards the quorum, or one more failing instance would open it for everyone. The circuit no longer waits
+            // for the fleet either; forgetting that now rather than in the loop keeps a fleet open that arrives
+            // meanwhile from being forgotten with it.
+            var field = Field(e.Key);
+            _held.TryRemove(field, out _);
+            _probing.TryRemove(field, out _);
+            _work.Writer.TryWrite(new Work(WorkKind.Withdraw, e.Key, e.PreviousState, e.State, null));
         }
     }
 
@@ -311,6 +326,14 @@ internal sealed class RedisFleetCoordinator : IHostedService, IAsyncDisposable
     private async Task ShareAsync(IDatabase db, Work work)
     {
         var field = Field(work.Key);
+        if (work.Kind == WorkKind.Withdraw)
+        {
+            // An operator's Reset or Isolate, or a fleet close applied here: no verdict to publish, since no probe of
+            // this instance's proved anything.
+            await WithdrawVoteAsync(db, work.Key, work.State).ConfigureAwait(false);
+            return;
+        }
+
         switch (work.State)
         {
             case CircuitState.Open when work.PreviousState == CircuitState.HalfOpen && _probing.TryRemove(field, out _):
@@ -351,11 +374,19 @@ internal sealed class RedisFleetCoordinator : IHostedService, IAsyncDisposable
                 }
                 else
                 {
-                    // Recovered here on its own: this instance no longer counts towards opening it for everyone.
-                    await db.SortedSetRemoveAsync(VotesKey(field), InstanceName).ConfigureAwait(false);
+                    await WithdrawVoteAsync(db, work.Key, work.State).ConfigureAwait(false);
                 }
 
                 break;
+        }
+    }
+
+    /// <summary>The circuit is no longer open here on this instance's own evidence: it no longer counts towards opening it for everyone.</summary>
+    private async Task WithdrawVoteAsync(IDatabase db, CircuitKey key, CircuitState state)
+    {
+        if (await db.SortedSetRemoveAsync(VotesKey(Field(key)), InstanceName).ConfigureAwait(false))
+        {
+            Log.VoteWithdrawn(_logger, key.Authority, key.ClientName, state);
         }
     }
 
@@ -477,7 +508,8 @@ internal sealed class RedisFleetCoordinator : IHostedService, IAsyncDisposable
 
     private enum WorkKind
     {
-        Transition,
+        Transition,   // this instance's own decision, to share
+        Withdraw,     // a circuit an operator or the fleet closed or isolated here: its vote goes
         Heartbeat,
     }
 

@@ -40,4 +40,8 @@ internal static partial class Log
     [LoggerMessage(EventId = 108, EventName = "FleetProbeLeaseLost", Level = LogLevel.Debug,
         Message = "Fleet mode: another instance probes {Authority} (client '{ClientName}') for the fleet; this one waits for its verdict.")]
     public static partial void ProbeLeaseLost(ILogger logger, string authority, string clientName);
+
+    [LoggerMessage(EventId = 109, EventName = "FleetVoteWithdrawn", Level = LogLevel.Debug,
+        Message = "Fleet mode: the circuit of {Authority} (client '{ClientName}') is {State} here; this instance no longer counts towards opening it for the fleet.")]
+    public static partial void VoteWithdrawn(ILogger logger, string authority, string clientName, CircuitState state);
 }

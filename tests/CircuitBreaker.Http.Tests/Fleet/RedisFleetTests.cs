@@ -211,6 +211,54 @@ public sealed class RedisFleetTests
         await a.Logs.WaitAsync("FleetVoted", Bounded); // and the vote went through once Redis was back
     }
 
+    [SkippableFact]
+    public async Task AfterAnOperatorReset_TheResetInstanceNoLongerCountsTowardsTheQuorum()
+    {
+        await using var bed = await FleetTestBed.StartAsync();
+
+        await AfterAnOperatorOrder_OneMoreFailingInstanceDoesNotMakeTheQuorumAsync(bed, (a, key) => Assert.True(a.Registry.Reset(key)));
+
+        Assert.Equal(CircuitState.Closed, bed.A.StateOf(bed.Downstream));
+    }
+
+    [SkippableFact]
+    public async Task AfterAnOperatorIsolate_TheIsolatedInstanceNoLongerCountsTowardsTheQuorum()
+    {
+        await using var bed = await FleetTestBed.StartAsync();
+
+        await AfterAnOperatorOrder_OneMoreFailingInstanceDoesNotMakeTheQuorumAsync(bed, (a, key) => a.Registry.Isolate(key));
+
+        Assert.Equal(CircuitState.Isolated, bed.A.StateOf(bed.Downstream));
+    }
+
+    /// <summary>
+    /// a's circuit opens and votes; an operator then closes or isolates it on a. b alone failing afterwards is one
+    /// instance, not a quorum of two: a circuit no longer open on a by a's own evidence must not count for a.
+    /// </summary>
+    private static async Task AfterAnOperatorOrder_OneMoreFailingInstanceDoesNotMakeTheQuorumAsync(FleetTestBed bed, Action<FleetInstance, CircuitKey> order)
+    {
+        var (downstream, a, b) = (bed.Downstream, bed.A, bed.B);
+        downstream.RespondWith(503);
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.Equal("503", await a.GetAsync());
+        }
+
+        await a.Logs.WaitAsync("FleetVoted", Bounded);
+        order(a, new CircuitKey(FleetInstance.ClientName, downstream.Authority));
+        await a.Logs.WaitAsync("FleetVoteWithdrawn", Bounded);
+
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.Equal("503", await b.GetAsync());
+        }
+
+        await b.Logs.WaitAsync("FleetVoted", Bounded);
+        Assert.Contains("1 of 2", Assert.Single(b.Logs.Messages("FleetVoted")), StringComparison.Ordinal);
+        Assert.Empty(b.Logs.Messages("FleetCircuitOpened"));
+        Assert.Equal(CircuitState.Closed, bed.C.StateOf(downstream));
+    }
+
     /// <summary>a and b each see FailureThreshold failures and open; the second makes the quorum, and c opens by the fleet's decision.</summary>
     private static async Task OpenByQuorumAsync(KestrelDownstream downstream, FleetInstance a, FleetInstance b, FleetInstance c)
     {
