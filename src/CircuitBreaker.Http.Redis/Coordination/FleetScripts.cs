@@ -71,7 +71,8 @@ internal static class FleetScripts
     /// <summary>
     /// Lists the circuits open for the fleet with the milliseconds left of their break, for an instance that joins or
     /// reconnects, and forgets those whose break and probe wait have both passed (their prober is gone).
-    /// KEYS: open. ARGV: probe wait ms. Returns { field1, ms1, field2, ms2, ... }.
+    /// KEYS: open. ARGV: probe wait ms. Returns { field1, ms1, field2, ms2, ... }. An entry whose time is not a number
+    /// (another build sharing the key prefix) is left out rather than failing the whole list.
     /// </summary>
     public const string Snapshot = """
         local t = redis.call('TIME')
@@ -80,7 +81,9 @@ internal static class FleetScripts
         local result = {}
         for i = 1, #all, 2 do
           local until_ = tonumber(all[i + 1])
-          if until_ + tonumber(ARGV[1]) < now then
+          if until_ == nil then
+            -- written by something else sharing the prefix: not ours to delete, and no reason to fail the others
+          elseif until_ + tonumber(ARGV[1]) < now then
             redis.call('HDEL', KEYS[1], all[i])
           elseif until_ > now then
             table.insert(result, all[i])

@@ -468,10 +468,28 @@ internal sealed class RedisFleetCoordinator : IHostedService, IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Applies the fleet's open to this instance's circuit. A decision this instance cannot apply (a client whose options
+    /// are invalid here, an authority it cannot parse, an entry written by another build sharing the key prefix) is
+    /// skipped on its own: it says nothing about Redis, so it must neither stop the other decisions nor count as an outage.
+    /// </summary>
     private void Hold(CircuitKey key, TimeSpan breakDuration)
     {
-        _held[Field(key)] = key;
-        _control.Open(key, breakDuration, _options.ProbeWait);
+        var field = Field(key);
+        _held[field] = key;
+        try
+        {
+            _control.Open(key, breakDuration, _options.ProbeWait);
+        }
+#pragma warning disable CA1031 // Whatever this one circuit throws, the others and the coordination go on.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            _held.TryRemove(field, out _);
+            Log.OperationFailed(_logger, ex, $"apply the fleet's open circuit of {key.Authority} (client '{key.ClientName}')");
+            return;
+        }
+
         _metrics.Record("open", key.ClientName);
     }
 

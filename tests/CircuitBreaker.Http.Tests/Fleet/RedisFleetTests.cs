@@ -1,6 +1,8 @@
 using CircuitBreaker.Http.Tests.TestSupport;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Time.Testing;
+using StackExchange.Redis;
 
 namespace CircuitBreaker.Http.Tests.Fleet;
 
@@ -229,6 +231,47 @@ public sealed class RedisFleetTests
         await AfterAnOperatorOrder_OneMoreFailingInstanceDoesNotMakeTheQuorumAsync(bed, (a, key) => a.Registry.Isolate(key));
 
         Assert.Equal(CircuitState.Isolated, bed.A.StateOf(bed.Downstream));
+    }
+
+    /// <remarks>
+    /// The fleet's open circuits are applied as an instance joins. An entry this instance cannot apply (here an authority
+    /// it cannot parse, or a value another build wrote; equally a client whose options are invalid here) says nothing about Redis: it must not mark Redis
+    /// unavailable, which would release every hold and stop this instance's votes, again at every heartbeat.
+    /// </remarks>
+    [SkippableFact]
+    public async Task AnOpenEntryThisInstanceCannotApply_DoesNotMarkRedisUnavailableForever()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        await using var downstream = await KestrelDownstream.StartAsync();
+        var prefix = "test-" + Guid.NewGuid().ToString("N")[..8];
+        const string Elsewhere = "http://127.0.0.1:9";
+        await using (var mux = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString))
+        {
+            var db = mux.GetDatabase();
+            var seconds = (long)(RedisValue)((RedisResult[])(await db.ExecuteAsync("TIME"))!)[0];
+            var inTenMinutes = (seconds + 600) * 1000;
+            await db.HashSetAsync(
+                "{" + prefix + "}:open",
+                [new("bogus users", inTenMinutes), new("http://127.0.0.1:10 users", "another build's format"), new(Elsewhere + " users", inTenMinutes)]);
+        }
+
+        var time = new FakeTimeProvider();
+        await using var a = await FleetInstance.StartAsync("a", downstream, redis, time, prefix);
+        await a.Logs.WaitAnyAsync(Bounded, "FleetOperationFailed", "FleetRedisUnavailable");
+        Assert.Empty(a.Logs.Messages("FleetRedisUnavailable"));
+
+        downstream.RespondWith(503);
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.Equal("503", await a.GetAsync());
+        }
+
+        await a.Logs.WaitAsync("FleetVoted", Bounded); // still coordinating: an unavailable instance shares nothing
+        Assert.Contains("bogus", Assert.Single(a.Logs.Messages("FleetOperationFailed")), StringComparison.Ordinal);
+        Assert.Equal(CircuitState.Open, Assert.Single(a.Registry.GetCircuits(), c => c.Authority == Elsewhere).State);
+        var health = await a.Services.GetRequiredService<HealthCheckService>().CheckHealthAsync();
+        Assert.Equal(HealthStatus.Healthy, health.Status);
+        Assert.Empty(a.Logs.Messages("FleetRedisUnavailable"));
     }
 
     /// <summary>
