@@ -72,7 +72,7 @@ internal class CircuitStateMachine : IDisposable
     /// <summary>The cold state, created on first use; only under the lock.</summary>
     private Cold ColdLocked => _cold ??= new Cold();
 
-    /// <summary>When the circuit last closed after a successful probe, for the slow start; <see langword="null"/> otherwise.</summary>
+    /// <summary>When the circuit last closed after a successful probe (its own or the fleet's), for the slow start; <see langword="null"/> otherwise.</summary>
     public DateTimeOffset? RecoveredAt
     {
         get
@@ -330,7 +330,13 @@ internal class CircuitStateMachine : IDisposable
             }
 
             var previous = EffectiveStateLocked();
-            transition = CloseLocked() with { PreviousState = previous, Source = CircuitChangeSource.Fleet };
+            var closed = CloseLocked() with { PreviousState = previous, Source = CircuitChangeSource.Fleet };
+
+            // The fleet's probe proved the downstream back, as a probe of this instance's own would have. A circuit
+            // closed straight from Open (its own break was longer than the fleet's) would otherwise send its whole
+            // backlog at once while the rest of the fleet ramps up.
+            ColdLocked.RecoveredAt = closed.Timestamp;
+            transition = closed;
         }
 
         Notify(transition);

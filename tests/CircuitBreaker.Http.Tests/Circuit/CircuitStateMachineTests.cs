@@ -551,6 +551,18 @@ public sealed class CircuitStateMachineTests : IDisposable
     }
 
     [Fact]
+    public void CloseForFleet_OfACircuitStillOpen_CountsAsARecovery()
+    {
+        var machine = Create();
+        machine.OpenForFleet(TimeSpan.FromSeconds(10), probeWait: TimeSpan.FromSeconds(5));
+        _time.Advance(TimeSpan.FromSeconds(3));
+
+        Assert.True(machine.CloseForFleet());
+
+        Assert.Equal(_time.GetUtcNow(), machine.RecoveredAt);
+    }
+
+    [Fact]
     public void ReleaseFleetHold_LetsTheCircuitProbeByItselfAfterTheBreak()
     {
         var machine = Create();

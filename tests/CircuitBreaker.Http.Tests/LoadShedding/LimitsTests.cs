@@ -1,4 +1,5 @@
 using System.Net;
+using System.Net.Http.Headers;
 using CircuitBreaker.Http.Tests.TestSupport;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.Metrics.Testing;
@@ -110,6 +111,48 @@ public sealed class LimitsTests
         status = HttpStatusCode.OK;
 
         Assert.Equal(20, await AdmittedOf(client, 20));
+    }
+
+    /// <remarks>
+    /// The server asked this instance for a 60 s break, longer than the fleet's 10 s: the fleet's prober probes and
+    /// succeeds while the circuit here is still Open, so the fleet's verdict closes it without a local probe.
+    /// </remarks>
+    [Fact]
+    public async Task FleetClose_OfACircuitStillOpen_StartsTheRampUp()
+    {
+        using var harness = new BreakerHarness(
+            o =>
+            {
+                o.FailureThreshold = 1;
+                o.RampUpDuration = TimeSpan.FromSeconds(10);
+                o.MaxBreakDuration = TimeSpan.FromMinutes(5);
+            },
+            s => s.AddCircuitBreakerFleetControl());
+        var status = HttpStatusCode.ServiceUnavailable;
+        harness.Mock.When("*").Respond(() =>
+        {
+            var response = new HttpResponseMessage(status);
+            if (status == HttpStatusCode.ServiceUnavailable)
+            {
+                response.Headers.RetryAfter = new RetryConditionHeaderValue(TimeSpan.FromSeconds(60));
+            }
+
+            return Task.FromResult(response);
+        });
+        using var client = harness.CreateClient();
+        (await client.GetAsync(Users)).Dispose(); // opens for the 60 s the server asked for
+        var key = new CircuitKey(BreakerHarness.ClientName, "http://users.test:80");
+        var fleet = harness.Services.GetRequiredService<ICircuitFleetControl>();
+        fleet.Open(key, TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(30));
+        harness.Time.Advance(TimeSpan.FromSeconds(15));
+        Assert.Equal(CircuitState.Open, harness.Circuit("http://users.test:80").State);
+
+        Assert.True(fleet.Close(key));
+        status = HttpStatusCode.OK;
+
+        Assert.Equal(10, await AdmittedOf(client, 100)); // a tenth at first, as after a recovery of its own
+        harness.Time.Advance(TimeSpan.FromSeconds(10));
+        Assert.Equal(100, await AdmittedOf(client, 100));
     }
 
     [Fact]
