@@ -201,7 +201,8 @@ public class CircuitBreakerOptions
         return null;
     }
 
-    private static string AsciiHost(string host)
+    /// <summary>The host as a request's <see cref="Uri.IdnHost"/> gives it, when <paramref name="host"/> is written in Unicode.</summary>
+    internal static string AsciiHost(string host)
     {
         try
         {

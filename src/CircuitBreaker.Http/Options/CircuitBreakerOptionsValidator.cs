@@ -40,6 +40,15 @@ internal sealed class CircuitBreakerOptionsValidator : IValidateOptions<CircuitB
             }
         }
 
+        // A host written in Unicode in one layer and in punycode in another is two keys for one host, and only one of
+        // them would apply.
+        foreach (var same in options.Hosts.Keys.GroupBy(CircuitBreakerOptions.AsciiHost, StringComparer.OrdinalIgnoreCase).Where(g => g.Count() > 1))
+        {
+            builder.AddError(
+                $"'{string.Join("' and '", same)}' are the same host, and only one of their overrides would apply; write it once",
+                $"{path}:{nameof(CircuitBreakerOptions.Hosts)}:{same.First()}");
+        }
+
         var result = builder.Build();
         return result.Failed && !string.IsNullOrEmpty(name)
             ? ValidateOptionsResult.Fail(result.Failures.Select(f => $"Client '{name}': {f}"))

@@ -88,6 +88,21 @@ public sealed class CircuitBreakerOptionsValidatorTests
     }
 
     [Fact]
+    public void Validate_OneHostWrittenInUnicodeAndInPunycode_FailsNamingBothKeys()
+    {
+        // As when the shared section writes the host one way and a client's overlay the other.
+        var options = new CircuitBreakerOptions();
+        options.Hosts["bücher.example"] = new CircuitBreakerHostOptions { FailureThreshold = 2 };
+        options.Hosts["xn--bcher-kva.example"] = new CircuitBreakerHostOptions { BreakDuration = TimeSpan.FromSeconds(5) };
+
+        var result = _validator.Validate("users", options);
+
+        Assert.True(result.Failed);
+        Assert.Contains("'bücher.example' and 'xn--bcher-kva.example' are the same host", result.FailureMessage, StringComparison.Ordinal);
+        Assert.Contains("CircuitBreaker:Hosts:bücher.example", result.FailureMessage, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Validate_InvalidHostOverride_FailsNamingTheHostKey()
     {
         var options = new CircuitBreakerOptions();
