@@ -234,9 +234,10 @@ public sealed class RedisFleetTests
     }
 
     /// <remarks>
-    /// The fleet's open circuits are applied as an instance joins. An entry this instance cannot apply (here an authority
-    /// it cannot parse, or a value another build wrote; equally a client whose options are invalid here) says nothing about Redis: it must not mark Redis
-    /// unavailable, which would release every hold and stop this instance's votes, again at every heartbeat.
+    /// The fleet's open circuits are applied as an instance joins. An entry this instance cannot apply (here an
+    /// authority it cannot parse, or a value another build wrote; equally a client whose options are invalid here)
+    /// says nothing about Redis: it must not mark Redis unavailable, which would release every hold and stop this
+    /// instance's votes, again at every heartbeat.
     /// </remarks>
     [SkippableFact]
     public async Task AnOpenEntryThisInstanceCannotApply_DoesNotMarkRedisUnavailableForever()
