@@ -108,7 +108,7 @@ internal sealed class CachedResponse
     }
 
     /// <summary>The <c>Age</c> header's seconds as RFC 9111 reads them (§5.1, §1.2.2), or zero when there is none.</summary>
-    private static TimeSpan ReceivedAgeOf(HttpResponseMessage response)
+    public static TimeSpan ReceivedAgeOf(HttpResponseMessage response)
     {
         if (!response.Headers.NonValidated.TryGetValues("Age", out var values))
         {

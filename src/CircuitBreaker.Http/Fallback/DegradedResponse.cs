@@ -18,8 +18,15 @@ internal sealed class DegradedResponse
         _statusCode = (HttpStatusCode)(options.StatusCode ?? DefaultStatusCode);
         _body = options.Body is null ? [] : Encoding.UTF8.GetBytes(options.Body);
         _contentType = options.ContentType;
-        _headers = [.. options.Headers];
+
+        // A configured Retry-After is kept apart: the breaker's own, the time until the next probe, replaces it whenever
+        // there is one, and a header added twice would carry two values.
+        _headers = [.. options.Headers.Where(h => !string.Equals(h.Key, FallbackPolicy.RetryAfterHeaderName, StringComparison.OrdinalIgnoreCase))];
+        RetryAfter = options.Headers.FirstOrDefault(h => string.Equals(h.Key, FallbackPolicy.RetryAfterHeaderName, StringComparison.OrdinalIgnoreCase)).Value;
     }
+
+    /// <summary>The configured <c>Retry-After</c>, sent when the breaker has no time of its own to promise; or <see langword="null"/>.</summary>
+    public string? RetryAfter { get; }
 
     public static DegradedResponse? From(DegradedResponseOptions options) => options.IsEnabled ? new(options) : null;
 

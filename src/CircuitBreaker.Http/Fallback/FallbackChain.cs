@@ -257,7 +257,7 @@ internal sealed class FallbackChain
 
     private static HttpResponseMessage? Degraded(HttpRequestMessage request, CircuitEntry circuit, in Rejection rejection) =>
         circuit.Fallback.Degraded is { } degraded
-            ? FallbackPolicy.MarkFresh(degraded.Create(request), FallbackPolicy.DegradedKind, rejection.RetryAfter)
+            ? FallbackPolicy.MarkFresh(degraded.Create(request), FallbackPolicy.DegradedKind, rejection.RetryAfter, degraded.RetryAfter)
             : null;
 
     private static bool IsDownstreamFailure(Exception exception, CancellationToken callerToken) =>
@@ -303,8 +303,12 @@ internal sealed class FallbackChain
     {
         try
         {
-            // The policy may have been reloaded while the call was out: credentials excluded now are not stored.
-            if (ResponseCacheKey.IsCacheableResponse(response) && !(policy.CacheExcludesCredentials && request.HasCredentials))
+            // The policy may have been reloaded while the call was out: credentials excluded now are not stored. A response
+            // that arrived already older than MaxAge (a CDN's) could never be replayed, and storing it would replace the
+            // good entry of its URL.
+            if (ResponseCacheKey.IsCacheableResponse(response)
+                && !(policy.CacheExcludesCredentials && request.HasCredentials)
+                && CachedResponse.ReceivedAgeOf(response) < policy.CacheMaxAge)
             {
                 var capture = new ResponseCapture(cache, request.Key(), response, request.Vary(response), policy.CacheMaxEntryBytes, bodiless: request.IsHead);
                 if (request.IsHead)

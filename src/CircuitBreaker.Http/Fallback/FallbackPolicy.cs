@@ -72,7 +72,12 @@ internal sealed class FallbackPolicy
     /// Marks a response the fallback built itself (cached or degraded), which carries no mark yet: the cache drops
     /// both headers when it stores a response, and validation keeps them out of the degraded response's headers.
     /// </summary>
-    public static HttpResponseMessage MarkFresh(HttpResponseMessage response, string kind, TimeSpan? retryAfter)
+    /// <param name="response">The response.</param>
+    /// <param name="kind">What answered.</param>
+    /// <param name="retryAfter">The time until the next probe, when the breaker knows it.</param>
+    /// <param name="otherwise">The <c>Retry-After</c> to send when it does not (a degraded response's configured one).</param>
+    /// <returns>The response, marked.</returns>
+    public static HttpResponseMessage MarkFresh(HttpResponseMessage response, string kind, TimeSpan? retryAfter, string? otherwise = null)
     {
         response.Headers.TryAddWithoutValidation(FallbackHeaderName, kind);
         if (retryAfter is { } delay)
@@ -80,6 +85,10 @@ internal sealed class FallbackPolicy
             // Whole seconds, rounded up: a caller that waits that long finds the probe due. Added as text, which is the
             // header's own form and costs no parsed-value objects.
             response.Headers.TryAddWithoutValidation(RetryAfterHeaderName, DecimalStrings.Of((long)Math.Ceiling(delay.TotalSeconds)));
+        }
+        else if (otherwise is not null)
+        {
+            response.Headers.TryAddWithoutValidation(RetryAfterHeaderName, otherwise);
         }
 
         return response;

@@ -102,8 +102,9 @@ internal sealed class CircuitBreakerConfiguration : IConfigureNamedOptions<Circu
     /// <summary>
     /// Reports every key of <paramref name="section"/> that <paramref name="type"/> has no bindable property for,
     /// with its full path, looking into nested options and into dictionaries of options (such as Hosts).
-    /// Inside a host override every value left null means "the client's value", so there a JSON null or empty
-    /// string cannot mean what it means for the client, and is reported too.
+    /// Inside a host override every value left null means "the client's value", so there a JSON null, or an empty
+    /// string for anything but text (which binds as empty text), cannot mean what it means for the client, and is
+    /// reported too.
     /// </summary>
     private static void FindUnknownKeys(IConfiguration section, Type type, string? extraKey, List<string> errors, string? claimedKey = null, bool inHostOverride = false)
     {
@@ -161,7 +162,7 @@ internal sealed class CircuitBreakerConfiguration : IConfigureNamedOptions<Circu
                     FindUnknownKeys(child, property.PropertyType, extraKey: null, errors, inHostOverride: inHostOverride);
                 }
             }
-            else if (inHostOverride && string.IsNullOrEmpty(child.Value) && !child.GetChildren().Any())
+            else if (inHostOverride && !child.GetChildren().Any() && (child.Value is null || (child.Value.Length == 0 && property.PropertyType != typeof(string))))
             {
                 errors.Add(NullInHostOverride(child, property));
             }

@@ -93,8 +93,9 @@ public class CircuitBreakerOptions
     /// Gets or sets the time a call may take until its response headers arrive; its expiry counts as a
     /// failure and surfaces as a <see cref="TaskCanceledException"/> whose inner exception is a
     /// <see cref="TimeoutException"/>. <see langword="null"/> or <see cref="Timeout.InfiniteTimeSpan"/> turns it off;
-    /// otherwise it is at most <see cref="int.MaxValue"/> milliseconds (about 24.8 days), as for HttpClient. Keep it shorter than <see cref="HttpClient.Timeout"/>: inside a handler that timeout looks exactly like
-    /// the caller cancelling, so it is never counted as a failure.
+    /// otherwise it is at most 4,294,967,294 milliseconds (about 49.7 days), the longest a timer accepts. Keep it
+    /// shorter than <see cref="HttpClient.Timeout"/>: inside a handler that timeout looks exactly like the caller
+    /// cancelling, so it is never counted as a failure.
     /// </summary>
     /// <remarks>
     /// While it is on, the handlers below the breaker get a token of the breaker's own, which fires on this timeout

@@ -9,8 +9,9 @@ namespace CircuitBreaker.Http;
 /// </summary>
 internal sealed class CircuitBreakerOptionsValidator : IValidateOptions<CircuitBreakerOptions>
 {
-    // What HttpClient.Timeout accepts; a longer one would make the attempt's timer throw on every call.
-    private static readonly TimeSpan MaxAttemptTimeout = TimeSpan.FromMilliseconds(int.MaxValue);
+    // The longest a timer accepts (0xFFFFFFFE ms, about 49.7 days): a longer one would make the attempt's timer throw on
+    // every call.
+    private static readonly TimeSpan MaxAttemptTimeout = TimeSpan.FromMilliseconds(uint.MaxValue - 1.0);
 
     private readonly CircuitBreakerOptionsDataValidator _dataValidator = new();
 
@@ -105,7 +106,7 @@ internal sealed class CircuitBreakerOptionsValidator : IValidateOptions<CircuitB
         if (options.AttemptTimeout is { } attempt && attempt != Timeout.InfiniteTimeSpan && (attempt <= TimeSpan.Zero || attempt > MaxAttemptTimeout))
         {
             builder.AddError(
-                $"must be a positive duration of at most {MaxAttemptTimeout} (the longest timeout HttpClient accepts), or null or -00:00:00.001 (infinite) to turn the timeout off",
+                $"must be a positive duration of at most {MaxAttemptTimeout} (the longest a timer accepts), or null or -00:00:00.001 (infinite) to turn the timeout off",
                 $"{path}.{nameof(options.AttemptTimeout)}");
         }
 
@@ -159,14 +160,11 @@ internal sealed class CircuitBreakerOptionsValidator : IValidateOptions<CircuitB
 
         foreach (var (name, value) in degraded.Headers)
         {
-            // The breaker adds both to every degraded response, so configured ones would make two values. They are
-            // refused here, once at start-up, rather than filtered out of each rejected call's answer, a measured hot path.
-            var setByTheBreaker = string.Equals(name, FallbackPolicy.RetryAfterHeaderName, StringComparison.OrdinalIgnoreCase) ? "the seconds until the next probe"
-                : string.Equals(name, FallbackPolicy.FallbackHeaderName, StringComparison.OrdinalIgnoreCase) ? "the kind of fallback, degraded"
-                : null;
-            if (setByTheBreaker is not null)
+            // The breaker marks every degraded response itself, so a configured mark would make two values. (A configured
+            // Retry-After is kept apart and sent only when the breaker has no time of its own: see DegradedResponse.)
+            if (string.Equals(name, FallbackPolicy.FallbackHeaderName, StringComparison.OrdinalIgnoreCase))
             {
-                builder.AddError($"'{name}' cannot be configured: the circuit breaker sets it itself, to {setByTheBreaker}", $"{degradedPath}.{nameof(degraded.Headers)}");
+                builder.AddError($"'{name}' cannot be configured: the circuit breaker sets it itself, to the kind of fallback, degraded", $"{degradedPath}.{nameof(degraded.Headers)}");
                 continue;
             }
 

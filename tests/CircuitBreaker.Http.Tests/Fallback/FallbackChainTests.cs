@@ -346,6 +346,29 @@ public sealed class FallbackChainTests
     }
 
     [Fact]
+    public async Task Degraded_WithAConfiguredRetryAfter_CarriesTheBreakersWhenItHasOne_AndTheConfiguredOneOtherwise()
+    {
+        var (harness, client) = await OpenAsync(o =>
+        {
+            o.Fallback.Degraded.StatusCode = 503;
+            o.Fallback.Degraded.Headers["Retry-After"] = "120";
+        });
+        using var _ = harness;
+        using var __ = client;
+
+        using (var open = await client.GetAsync(Users))
+        {
+            Assert.Equal(["30"], open.Headers.NonValidated["Retry-After"]); // the break's time, not the configured one too
+        }
+
+        harness.Registry.Isolate(new CircuitKey(BreakerHarness.ClientName, "http://users.test:80"));
+        using var isolated = await client.GetAsync(Users);
+
+        Assert.Equal(["degraded"], isolated.Headers.GetValues("X-Circuit-Fallback"));
+        Assert.Equal(["120"], isolated.Headers.NonValidated["Retry-After"]); // no probe is due: the configured one
+    }
+
+    [Fact]
     public async Task Custom_WithARetryAfterOfItsOwn_CarriesOnlyTheBreakersRetryAfter()
     {
         var (harness, client) = await OpenAsync(o => o.Fallback.OnOpen = _ =>

@@ -170,6 +170,20 @@ public sealed class CircuitBreakerConfigurationTests
     }
 
     [Fact]
+    public void Configure_HostOverrideEmptyDegradedBody_IsEmptyText_OverridingTheClients()
+    {
+        // Empty text binds as empty text, so for a text option an empty string in a host override is a value of its own.
+        var options = BindJson("""
+            { "CircuitBreaker": { "Fallback": { "Degraded": { "StatusCode": 503, "ContentType": "text/plain", "Body": "down" } },
+              "Hosts": { "quiet.internal": { "Fallback": { "Degraded": { "StatusCode": 204, "Body": "" } } } } } }
+            """);
+
+        Assert.True(new CircuitBreakerOptionsValidator().Validate("users", options).Succeeded);
+        Assert.Equal(string.Empty, options.ForHost("quiet.internal").Fallback.Degraded.Body);
+        Assert.Equal("down", options.ForHost("other.internal").Fallback.Degraded.Body);
+    }
+
+    [Fact]
     public void Configure_HostOverrideDegradedHeaderWithAnEmptyValue_IsAValue_NotAnError()
     {
         // Degraded headers in a host override are added to the client's, not inherited, so an empty one means an empty header.

@@ -22,7 +22,7 @@ public sealed class CircuitBreakerOptionsValidatorTests
         { nameof(CircuitBreakerOptions.MaxBreakDuration), o => o.MaxBreakDuration = TimeSpan.Zero },
         { nameof(CircuitBreakerOptions.HalfOpenProbes), o => o.HalfOpenProbes = 0 },
         { nameof(CircuitBreakerOptions.AttemptTimeout), o => o.AttemptTimeout = TimeSpan.Zero },
-        { nameof(CircuitBreakerOptions.AttemptTimeout), o => o.AttemptTimeout = TimeSpan.FromMilliseconds(int.MaxValue + 1.0) },
+        { nameof(CircuitBreakerOptions.AttemptTimeout), o => o.AttemptTimeout = TimeSpan.FromMilliseconds((double)uint.MaxValue) },
         { nameof(CircuitBreakerOptions.SlowCallDuration), o => o.SlowCallDuration = TimeSpan.FromSeconds(-5) },
         { nameof(CircuitBreakerOptions.FailureStatusCodes), o => o.FailureStatusCodes = "5xx,700" },
         { nameof(CircuitBreakerOptions.FailureStatusCodes), o => o.FailureStatusCodes = "" },
@@ -70,7 +70,7 @@ public sealed class CircuitBreakerOptionsValidatorTests
     public async Task AttemptTimeout_TheLongestAllowed_StartsAndEndsARealCall()
     {
         // The attempt's timer takes the timeout as it is: the validator's limit must be one the system clock's timer accepts.
-        var options = new CircuitBreakerOptions { AttemptTimeout = TimeSpan.FromMilliseconds(int.MaxValue) };
+        var options = new CircuitBreakerOptions { AttemptTimeout = TimeSpan.FromMilliseconds(uint.MaxValue - 1.0) };
         Assert.True(_validator.Validate("users", options).Succeeded);
 
         using var downstream = new MockHttpMessageHandler();

@@ -71,7 +71,7 @@ public sealed class BadInputTests
         { """ "HalfOpenProbes": null """, "CircuitBreaker:HalfOpenProbes", "not null" },
         { """ "AttemptTimeout": "00:00:00" """, "CircuitBreaker:AttemptTimeout", "positive duration" },
         { """ "AttemptTimeout": "-00:00:02" """, "CircuitBreaker:AttemptTimeout", "positive duration" },
-        { """ "AttemptTimeout": "60.00:00:00" """, "CircuitBreaker:AttemptTimeout", "at most 24.20:31:23.647" },
+        { """ "AttemptTimeout": "60.00:00:00" """, "CircuitBreaker:AttemptTimeout", "at most 49.17:02:47.2940000" },
         { """ "AttemptTimeout": "never" """, "CircuitBreaker:AttemptTimeout", "to type 'System.TimeSpan'" },
         { """ "SlowCallDuration": "00:00:00" """, "CircuitBreaker:SlowCallDuration", "positive duration" },
         { """ "SlowCallDuration": "-00:00:05" """, "CircuitBreaker:SlowCallDuration", "positive duration" },

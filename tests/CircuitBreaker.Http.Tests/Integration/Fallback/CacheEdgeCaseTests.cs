@@ -125,6 +125,24 @@ public class CacheEdgeCaseTests
     }
 
     [Fact]
+    public async Task ResponseAlreadyOlderThanMaxAgeWhenReceived_LeavesTheGoodEntryOfItsUrlInPlace()
+    {
+        await using var server = await KestrelDownstream.StartAsync();
+        using var side = ClientSide.ForClient(JsonConfiguration.From(WithMaxAgeOfTwoMinutes), server);
+        using var client = side.CreateClient();
+        server.Behavior = Ok("from the origin");
+        Assert.Equal("from the origin", await FetchAsync(client, "users/1"));
+        server.Behavior = Ok("from the CDN", ("Age", "3600"));
+        Assert.Equal("from the CDN", await FetchAsync(client, "users/1"));
+        await OpenAsync(side, client, server);
+
+        using var response = await client.GetAsync("users/1");
+
+        Assert.Equal("cache", Header(response, FallbackHeader));
+        Assert.Equal("from the origin", await response.Content.ReadAsStringAsync());
+    }
+
+    [Fact]
     public async Task ResponseReceivedWithAnAge_IsReplayedWithThatAgePlusItsTimeInTheCache_UntilTogetherTheyPassMaxAge()
     {
         await using var server = await KestrelDownstream.StartAsync();

@@ -19,7 +19,6 @@ public class FallbackConfigurationValidationTests
     [InlineData("""{ "AlternateBaseAddress": "ftp://backup.internal" }""", "Fallback", "AlternateBaseAddress")]
     [InlineData("""{ "Degraded": { "Body": "{\"fallback\":true}" } }""", "Degraded", "ContentType")]
     [InlineData("""{ "Degraded": { "ContentType": "not a media type", "Body": "x" } }""", "Degraded", "ContentType")]
-    [InlineData("""{ "Degraded": { "StatusCode": 503, "Headers": { "Retry-After": "60" } } }""", "Degraded", "Headers")]
     [InlineData("""{ "Degraded": { "StatusCode": 503, "Headers": { "X-Circuit-Fallback": "maintenance" } } }""", "Degraded", "Headers")]
     public async Task StartAsync_WithAnInvalidFallbackValue_ThrowsOptionsValidationExceptionNamingTheKey(string fallback, string parent, string key)
     {
