@@ -70,7 +70,8 @@ internal sealed class FallbackPolicy
 
     /// <summary>
     /// Marks a response the fallback built itself (cached or degraded), which carries no mark yet: the cache drops
-    /// both headers when it stores a response, and validation keeps them out of the degraded response's headers.
+    /// both headers when it stores a response; the degraded response keeps a configured <c>Retry-After</c> apart
+    /// (<paramref name="otherwise"/>), and validation keeps <c>X-Circuit-Fallback</c> out of its headers.
     /// </summary>
     /// <param name="response">The response.</param>
     /// <param name="kind">What answered.</param>
