@@ -50,9 +50,6 @@ internal static class ResponseCacheKey
         return $"{key} {Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(credentials)))}";
     }
 
-    public static (string Name, string? Value)[] Vary(HttpResponseMessage response, HttpRequestMessage request) =>
-        response.Headers.Vary.Select(name => (name, HeaderValue(request, name))).ToArray();
-
     public static string? HeaderValue(HttpRequestMessage request, string name) =>
         request.Headers.NonValidated.TryGetValues(name, out var values) ? Joined(values) : null;
 

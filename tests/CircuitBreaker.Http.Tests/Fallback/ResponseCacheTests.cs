@@ -299,7 +299,7 @@ public sealed class ResponseCacheTests
         request?.Invoke(req);
         using var resp = new HttpResponseMessage(HttpStatusCode.OK) { Content = new ByteArrayContent(body) };
         response?.Invoke(resp);
-        cache.Store(ResponseCacheKey.For(req), new CachedResponse(resp, ResponseCacheKey.Vary(resp, req), body, cache.Clock.Now));
+        cache.Store(ResponseCacheKey.For(req), new CachedResponse(resp, CacheableRequest.Of(req, excludeCredentials: false)!.Vary(resp), body, cache.Clock.Now));
     }
 
     private static CachedResponse? Find(ResponseCache cache, string uri, TimeSpan maxAge, Action<HttpRequestMessage>? request = null)
