@@ -51,8 +51,10 @@ internal static class CircuitBreakerServiceRegistration
         services.TryAddSingleton<ICircuitBreakerRegistry>(sp => sp.GetRequiredService<CircuitBreakerRegistry>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<CircuitBreakerOptions>, CircuitBreakerOptionsValidator>());
 
-        // For every client the names are not known yet: the shared section is validated under the default name.
+        // For every client the names are not known yet: the shared section is validated under the default name, and
+        // the clients its configuration overlays by name (Clients:{name}) are validated by ClientOverlayValidation.
         services.AddOptions<CircuitBreakerOptions>(clientName ?? Options.Options.DefaultName).ValidateOnStart();
+        ClientOverlayValidation.Register(services, clientName);
 
         services.Configure<HttpClientFactoryOptions>(clientName, options => options.HttpMessageHandlerBuilderActions.Add(builder =>
         {

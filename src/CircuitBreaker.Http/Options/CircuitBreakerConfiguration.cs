@@ -17,7 +17,8 @@ internal sealed class CircuitBreakerConfiguration : IConfigureNamedOptions<Circu
     /// <summary>The child section read by a fleet coordination package (such as CircuitBreaker.Http.Redis), not by these options.</summary>
     public const string FleetKey = "Fleet";
 
-    private const string ClientsKey = "Clients";
+    /// <summary>The child section of per-client overlays.</summary>
+    public const string ClientsKey = "Clients";
 
     private readonly string? _clientName;
     private readonly bool _fleetClaimed;
@@ -40,6 +41,9 @@ internal sealed class CircuitBreakerConfiguration : IConfigureNamedOptions<Circu
 
     /// <summary>Whether this section configures the client named <paramref name="name"/>.</summary>
     public bool AppliesTo(string name) => _clientName is null || _clientName == name;
+
+    /// <summary>Whether this section configures every client, rather than one named client.</summary>
+    public bool AppliesToEveryClient => _clientName is null;
 
     public void Configure(CircuitBreakerOptions options) => Configure(Options.DefaultName, options);
 

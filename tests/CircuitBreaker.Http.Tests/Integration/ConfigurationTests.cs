@@ -141,14 +141,55 @@ public class ConfigurationTests
         Assert.Contains("SamplingDuration", thrown.Message, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("FailureThreshold", "-1", "Client 'users'")]
+    [InlineData("FailureTreshold", "3", "CircuitBreaker:Clients:users:FailureTreshold")]
+    public async Task StartAsync_WithTheBreakerOnEveryClient_ValidatesEachClientOverlayOfTheSection(string key, string value, string expected)
+    {
+        // The breaker for every client cannot name its clients, but the configuration names those it overlays: an invalid
+        // overlay stops the host, rather than failing every call of that client once the app runs.
+        using var host = BuildHost(
+            $$"""{ "CircuitBreaker": { "FailureThreshold": 3, "Clients": { "users": { "{{key}}": "{{value}}" } } } }""",
+            services =>
+            {
+                services.AddHttpClient().AddCircuitBreaker();
+                services.AddHttpClient("users");
+            });
+
+        var thrown = await Assert.ThrowsAsync<OptionsValidationException>(() => host.StartAsync());
+
+        Assert.Contains(expected, thrown.Message, StringComparison.Ordinal);
+        Assert.Contains(key, thrown.Message, StringComparison.Ordinal);
+    }
+
     [Fact]
-    public async Task InvalidClientOverlay_WithTheBreakerOnEveryClient_FailsWhenThatClientIsFirstUsed()
+    public async Task StartAsync_WithTheBreakerOnEveryClientAndOnOneByName_ReportsThatClientsInvalidOverlayOnce()
     {
         using var host = BuildHost(
-            """{ "CircuitBreaker": { "FailureThreshold": 3, "Clients": { "users": { "FailureThreshold": -1 } } } }""",
-            services => services.AddHttpClient().AddCircuitBreaker());
+            """{ "CircuitBreaker": { "Clients": { "users": { "FailureThreshold": -1 } } } }""",
+            services =>
+            {
+                services.AddCircuitBreaker();
+                services.AddHttpClient("users").AddCircuitBreaker();
+            });
 
-        // The client names are unknown at start-up: the shared section is valid, so the host starts.
+        // One OptionsValidationException, not an AggregateException of the same failure twice.
+        var thrown = await Assert.ThrowsAsync<OptionsValidationException>(() => host.StartAsync());
+
+        Assert.Contains("Client 'users'", thrown.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task InvalidOptionsOfAClientKnownOnlyAtRunTime_FailWhenThatClientIsFirstUsed()
+    {
+        using var host = BuildHost(
+            """{ "CircuitBreaker": { "FailureThreshold": 3 } }""",
+            services =>
+            {
+                services.AddHttpClient().AddCircuitBreaker();
+                services.Configure<CircuitBreakerOptions>("users", o => o.FailureThreshold = -1); // no overlay names it
+            });
+
         await host.StartAsync();
         var factory = host.Services.GetRequiredService<IHttpClientFactory>();
         using var orders = factory.CreateClient("orders");
