@@ -157,8 +157,9 @@ public class CircuitBreakerOptions
 
     /// <summary>
     /// Gets or sets a value indicating whether open circuits turn calls away. With <see langword="false"/>
-    /// (observe-only) a circuit tracks, reports and logs every transition as it would otherwise, but every call
-    /// is sent: a way to roll a breaker out and tune its thresholds on real traffic first.
+    /// (observe-only) a circuit tracks, reports and logs every transition as it would otherwise, and the calls it
+    /// or a load-shedding limit would turn away are sent all the same: a way to roll a breaker out and tune its
+    /// thresholds on real traffic first. A circuit isolated by hand still turns calls away: isolating it is an explicit order.
     /// </summary>
     /// <value>The default value is <see langword="true"/>.</value>
     public bool Enforce { get; set; } = true;
