@@ -1,4 +1,5 @@
 using System.Net.Http.Headers;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Options;
 
 namespace CircuitBreaker.Http;
@@ -14,13 +15,23 @@ internal sealed class CircuitBreakerOptionsValidator : IValidateOptions<CircuitB
     private static readonly TimeSpan MaxAttemptTimeout = TimeSpan.FromMilliseconds(uint.MaxValue - 1.0);
 
     private readonly CircuitBreakerOptionsDataValidator _dataValidator = new();
+    private readonly CircuitBreakerConfiguration[] _sections;
+
+    public CircuitBreakerOptionsValidator()
+        : this([])
+    {
+    }
+
+    /// <param name="setups">The app's setups of the options, of which the configuration sections name the keys in messages.</param>
+    public CircuitBreakerOptionsValidator(IEnumerable<IConfigureOptions<CircuitBreakerOptions>> setups) =>
+        _sections = [.. setups.OfType<CircuitBreakerConfiguration>().Where(c => c.Section is not null)];
 
     public ValidateOptionsResult Validate(string? name, CircuitBreakerOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
         // A value may come from the shared section or from the client's overlay, so keys are named as in the
         // shared section and the client is named once in front.
-        const string path = CircuitBreakerConfiguration.DefaultSectionName;
+        var path = SectionPath(name ?? Options.DefaultName);
         var builder = new ValidateOptionsResultBuilder();
         ValidateOne(path, options, builder);
 
@@ -54,6 +65,34 @@ internal sealed class CircuitBreakerOptionsValidator : IValidateOptions<CircuitB
         return result.Failed && !string.IsNullOrEmpty(name)
             ? ValidateOptionsResult.Fail(result.Failures.Select(f => $"Client '{name}': {f}"))
             : result;
+    }
+
+    /// <summary>
+    /// The path of the section that configures the client <paramref name="name"/>, so that a message names the key
+    /// where the app wrote it (<c>AddCircuitBreaker(configuration.GetSection("Http:Breaker"))</c> reads
+    /// <c>Http:Breaker</c>); <c>CircuitBreaker</c>, the default section, when the options come from code, from the
+    /// configuration's root or from more than one section.
+    /// </summary>
+    private string SectionPath(string name)
+    {
+        string? found = null;
+        foreach (var configuration in _sections)
+        {
+            // The root of a configuration has no path to name; its keys are named as in the default section.
+            if (!configuration.AppliesTo(name) || configuration.Section is not IConfigurationSection { Path: { Length: > 0 } path })
+            {
+                continue;
+            }
+
+            if (found is not null && !string.Equals(found, path, StringComparison.OrdinalIgnoreCase))
+            {
+                return CircuitBreakerConfiguration.DefaultSectionName;
+            }
+
+            found = path;
+        }
+
+        return found ?? CircuitBreakerConfiguration.DefaultSectionName;
     }
 
     /// <summary>

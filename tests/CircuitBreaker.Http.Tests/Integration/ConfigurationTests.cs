@@ -118,6 +118,19 @@ public class ConfigurationTests
     }
 
     [Fact]
+    public async Task StartAsync_WithAnInvalidValueInASectionOfTheAppsChoice_NamesTheKeyInThatSection()
+    {
+        using var host = BuildHost(
+            """{ "Http": { "Breaker": { "Hosts": { "users.internal": { "FailureThreshold": -1 } } } } }""",
+            (services, configuration) => services.AddHttpClient("users").AddCircuitBreaker(configuration.GetSection("Http:Breaker")));
+
+        var thrown = await Assert.ThrowsAsync<OptionsValidationException>(() => host.StartAsync());
+
+        Assert.Contains("Http:Breaker:Hosts:users.internal.FailureThreshold", thrown.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("CircuitBreaker:", thrown.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task StartAsync_WithAnUnknownKeyInAHostOverride_ThrowsOptionsValidationExceptionNamingTheKey()
     {
         using var host = BuildHost(
@@ -213,11 +226,14 @@ public class ConfigurationTests
         await host.StopAsync();
     }
 
-    private static IHost BuildHost(string json, Action<IServiceCollection> addClients)
+    private static IHost BuildHost(string json, Action<IServiceCollection> addClients) =>
+        BuildHost(json, (services, _) => addClients(services));
+
+    private static IHost BuildHost(string json, Action<IServiceCollection, IConfiguration> addClients)
     {
         var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
         builder.Configuration.AddConfiguration(JsonConfiguration.From(json));
-        addClients(builder.Services);
+        addClients(builder.Services, builder.Configuration);
         return builder.Build();
     }
 }
