@@ -366,6 +366,57 @@ public sealed class CircuitBreakerHandlerTests
         Assert.Equal(0, harness.Circuit(Users).ConsecutiveFailures);
     }
 
+    [Fact]
+    public async Task SendAsync_ConnectTimeoutOfTheHandlerBelow_IsAFailureAndPropagatesUnchanged()
+    {
+        // SocketsHttpHandler.ConnectTimeout (what a host that drops connection attempts runs into) surfaces as a
+        // TaskCanceledException with a TimeoutException inside, and nobody cancelled: not the caller, not AttemptTimeout.
+        using var harness = new BreakerHarness(o => o.FailureThreshold = 1);
+        using var invoker = Invoker(harness, new SocketsHttpHandler
+        {
+            ConnectTimeout = TimeSpan.FromMilliseconds(1),
+            ConnectCallback = async (_, token) =>
+            {
+                await Task.Delay(Timeout.Infinite, token);
+                throw new InvalidOperationException("unreachable");
+            },
+        });
+        using var request = new HttpRequestMessage(HttpMethod.Get, new Uri("http://users.test/"));
+
+        var ex = await Assert.ThrowsAsync<TaskCanceledException>(() => invoker.SendAsync(request, CancellationToken.None).WaitAsync(Guard));
+
+        Assert.IsType<TimeoutException>(ex.InnerException);
+        Assert.DoesNotContain("AttemptTimeout", ex.Message, StringComparison.Ordinal);
+        Assert.Equal(CircuitState.Open, harness.Circuit(Users).State);
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task SendAsync_TimeoutRaisedBelowTheBreaker_FailsAHalfOpenProbe(bool synchronous)
+    {
+        using var harness = new BreakerHarness(o => o.FailureThreshold = 1);
+        var timedOut = false;
+        using var invoker = Invoker(harness, new FuncHandler(_ => timedOut
+            ? Task.FromException<HttpResponseMessage>(new TaskCanceledException("connect timed out", new TimeoutException("connect timed out")))
+            : Task.FromResult(new HttpResponseMessage(HttpStatusCode.ServiceUnavailable))));
+        using (var first = new HttpRequestMessage(HttpMethod.Get, new Uri("http://users.test/")))
+        {
+            (await invoker.SendAsync(first, CancellationToken.None)).Dispose();
+        }
+
+        harness.Time.Advance(TimeSpan.FromSeconds(30));
+        timedOut = true;
+        using var probe = new HttpRequestMessage(HttpMethod.Get, new Uri("http://users.test/"));
+        await Assert.ThrowsAsync<TaskCanceledException>(async () =>
+        {
+            using var response = synchronous ? invoker.Send(probe, CancellationToken.None) : await invoker.SendAsync(probe, CancellationToken.None);
+        });
+
+        // The probe failed: open again for the next break, not half-open with its slot given back.
+        Assert.Equal(CircuitState.Open, harness.Circuit(Users).State);
+    }
+
     /// <summary>The harness's client's breaker alone, without the factory's pipeline, over <paramref name="below"/>.</summary>
     private static HttpMessageInvoker Invoker(BreakerHarness harness, HttpMessageHandler below) =>
         new(new CircuitBreakerHandler(((CircuitBreakerRegistry)harness.Registry).GetClient(BreakerHarness.ClientName), harness.Time)
@@ -376,5 +427,8 @@ public sealed class CircuitBreakerHandlerTests
     private sealed class FuncHandler(Func<CancellationToken, Task<HttpResponseMessage>> send) : HttpMessageHandler
     {
         protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken) => send(cancellationToken);
+
+        protected override HttpResponseMessage Send(HttpRequestMessage request, CancellationToken cancellationToken) =>
+            send(cancellationToken).GetAwaiter().GetResult();
     }
 }
