@@ -363,9 +363,11 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
 
     private void Failed(CircuitEntry circuit, in CircuitPermit permit, string errorType, Activity? probe, TimeSpan? requestedBreak = null)
     {
+        // The circuit first: a metrics listener that throws must not keep the failure from it, which for a probe would
+        // leave its slot taken and the circuit half-open for good.
+        circuit.Machine.OnFailure(permit, errorType, requestedBreak);
         _circuits.Registry.Metrics.RecordFailure(circuit, errorType);
         CircuitBreakerTracing.ProbeFailed(probe, errorType);
-        circuit.Machine.OnFailure(permit, errorType, requestedBreak);
     }
 
     /// <summary>Records the outcome of a call that threw, and returns the exception to throw instead, if any.</summary>

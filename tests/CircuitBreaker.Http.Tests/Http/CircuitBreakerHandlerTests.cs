@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Diagnostics.Metrics;
 using System.Net;
 using CircuitBreaker.Http.Tests.TestSupport;
 using RichardSzalay.MockHttp;
@@ -256,6 +257,53 @@ public sealed class CircuitBreakerHandlerTests
         using var probe = await client.GetAsync(uri).WaitAsync(Guard); // not turned away: the slot is free again
         Assert.Equal(HttpStatusCode.OK, probe.StatusCode);
         Assert.Equal(CircuitState.Closed, harness.Registry.GetCircuits().Single(c => c.Key.Authority == $"http://{host}:80").State);
+    }
+
+    [Fact]
+    public async Task SendAsync_AFailuresListenerThrowsOnAFailedProbe_TheCircuitStillReopensInsteadOfStayingHalfOpen()
+    {
+        // A listener is process-wide and tests run in parallel: it throws only for a host of this test's own.
+        const string host = "failures-listener-fault.test";
+        using var listener = new MeterListener
+        {
+            InstrumentPublished = (instrument, l) =>
+            {
+                if (instrument.Meter.Name == CircuitBreakerTelemetry.MeterName && instrument.Name == "circuit.failures")
+                {
+                    l.EnableMeasurementEvents(instrument);
+                }
+            },
+        };
+        var failing = false;
+        listener.SetMeasurementEventCallback<long>((_, _, tags, _) =>
+        {
+            foreach (var tag in tags)
+            {
+                if (failing && tag.Key == "server.address" && Equals(tag.Value, host))
+                {
+                    throw new InvalidOperationException("a broken listener");
+                }
+            }
+        });
+        listener.Start();
+        using var harness = new BreakerHarness(o => o.FailureThreshold = 1);
+        harness.Mock.When("*").Respond(HttpStatusCode.ServiceUnavailable);
+        using var client = harness.CreateClient();
+        var uri = new Uri($"http://{host}/");
+        (await client.GetAsync(uri)).Dispose();
+        harness.Time.Advance(TimeSpan.FromSeconds(30));
+        failing = true;
+
+        // The probe fails; the listener's fault reaches the caller (as it would from HttpClient's own instruments)...
+        await Assert.ThrowsAsync<InvalidOperationException>(() => client.GetAsync(uri));
+        failing = false;
+
+        // ...but the circuit recorded the failed probe: open again, and half-open after the next break, with its slot free.
+        var authority = $"http://{host}:80";
+        Assert.Equal(CircuitState.Open, harness.Registry.GetCircuits().Single(c => c.Key.Authority == authority).State);
+        harness.Time.Advance(TimeSpan.FromSeconds(60));
+        using var probe = await client.GetAsync(uri).WaitAsync(Guard);
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, probe.StatusCode);
     }
 
     [Fact]
