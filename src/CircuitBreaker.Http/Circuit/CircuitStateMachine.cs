@@ -188,6 +188,15 @@ internal class CircuitStateMachine : IDisposable
         Notify(transition);
     }
 
+    /// <summary>
+    /// Whether the circuit has moved on since it granted <paramref name="permit"/> (it opened, closed, was isolated or
+    /// reset), so that the call's outcome would be ignored. Read without the lock, for a call that waited before going.
+    /// </summary>
+    public bool IsOutdated(in CircuitPermit permit) =>
+        permit.IsGranted
+        && (permit.Epoch != Volatile.Read(ref _epoch)
+            || _state != (permit.Kind == CircuitPermitKind.Probe ? CircuitState.HalfOpen : CircuitState.Closed));
+
     /// <summary>Gives a permit back without an outcome, for a call the caller cancelled.</summary>
     public void Release(in CircuitPermit permit)
     {

@@ -84,9 +84,10 @@ internal sealed class FallbackChain
     }
 
     /// <summary>
-    /// Accounts for a call to the alternate backend that the alternate host's own limits shed, and returns what it
-    /// fails with: a <see cref="LoadSheddingException"/>, which the chain takes as an unavailable alternate. The call
-    /// the caller made is accounted for once the chain has answered it.
+    /// Accounts for a call to the alternate backend that the alternate host's own limits shed (or whose circuit opened
+    /// while it waited in the alternate's bulkhead queue), and returns what it fails with: a
+    /// <see cref="LoadSheddingException"/> (or <see cref="CircuitOpenException"/>), which the chain takes as an
+    /// unavailable alternate. The call the caller made is accounted for once the chain has answered it.
     /// </summary>
     public HttpRequestException AlternateShed(CircuitEntry alternate, in Rejection shed)
     {

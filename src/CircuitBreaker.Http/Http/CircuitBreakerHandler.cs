@@ -141,6 +141,20 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
                     : await _fallback.FallBackAsync(request, circuit, full, cancellationToken).ConfigureAwait(false);
             }
 
+            if (circuit.Machine.IsOutdated(permit))
+            {
+                // The circuit moved while the call waited in the queue, typically opened by the very calls it waited
+                // behind: its permit is void, and the circuit decides again, as for a call that arrives now.
+                permit = circuit.Machine.TryAcquire();
+                if (!permit.IsGranted && !Observed(circuit, Rejection.ByCircuit(permit)))
+                {
+                    lease.Dispose(); // not held through the fallback chain, which may call another host
+                    return toAlternate
+                        ? throw _fallback.AlternateShed(circuit, Rejection.ByCircuit(permit))
+                        : await _fallback.FallBackAsync(request, circuit, Rejection.ByCircuit(permit), cancellationToken).ConfigureAwait(false);
+                }
+            }
+
             return await SendThroughAsync(request, circuit, permit, cancellationToken).ConfigureAwait(false);
         }
     }

@@ -158,6 +158,41 @@ public sealed class LimitsTests
     }
 
     [Fact]
+    public async Task BulkheadQueue_ACallQueuedWhileTheCircuitOpens_IsTurnedAwayInsteadOfSentToTheBrokenHost()
+    {
+        using var harness = new BreakerHarness(o =>
+        {
+            o.FailureThreshold = 1;
+            o.MaxConcurrentRequests = 1;
+            o.MaxQueuedRequests = 1;
+        });
+        var answer = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var calls = harness.Mock.When("*");
+        calls.Respond(async () =>
+        {
+            await answer.Task;
+            return new HttpResponseMessage(HttpStatusCode.ServiceUnavailable);
+        });
+        using var client = harness.CreateClient();
+
+        var running = client.GetAsync(Users);
+        var queued = client.GetAsync(Users); // waits in the bulkhead's queue, let in by a closed circuit
+        Assert.False(queued.IsCompleted);
+        answer.SetResult(); // the running call's 503 opens the circuit
+        (await running).Dispose();
+
+        // Its turn comes while the circuit is open: it must not reach the host the circuit has just given up on.
+        var ex = await Assert.ThrowsAsync<CircuitOpenException>(() => queued.WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.Equal(CircuitState.Open, ex.State);
+        Assert.Equal(1, harness.Mock.GetMatchCount(calls));
+
+        // And it gave its bulkhead slot back: once the circuit is reset, the next call goes.
+        harness.Registry.Reset(new CircuitKey(BreakerHarness.ClientName, "http://users.test:80"));
+        using var afterwards = await client.GetAsync(Users).WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, afterwards.StatusCode);
+    }
+
+    [Fact]
     public async Task ObserveOnly_LimitsCountButDoNotShed()
     {
         using var harness = new BreakerHarness(o =>
