@@ -128,9 +128,21 @@ internal sealed class CircuitBreakerRegistry : ICircuitBreakerRegistry, ICircuit
     internal void OnTransition(CircuitEntry circuit, CircuitTransition transition)
     {
         var key = circuit.Key;
-        LogTransition(key, transition);
-        Metrics.RecordTransition(circuit, transition);
+        try
+        {
+            LogTransition(key, transition);
+            Metrics.RecordTransition(circuit, transition);
+        }
+        finally
+        {
+            // Even when a logging provider or a metrics listener throws: the handlers follow the circuit's state (the
+            // fleet coordinator among them), and a transition they miss is one they never hear of again.
+            RaiseStateChanged(key, transition);
+        }
+    }
 
+    private void RaiseStateChanged(CircuitKey key, CircuitTransition transition)
+    {
         var handlers = StateChanged;
         if (handlers is null)
         {

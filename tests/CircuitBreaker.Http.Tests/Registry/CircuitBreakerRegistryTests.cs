@@ -177,6 +177,44 @@ public sealed class CircuitBreakerRegistryTests
     }
 
     [Fact]
+    public async Task StateChanged_IsRaisedEvenWhenAMetricsListenerOfTheTransitionThrows()
+    {
+        // A listener is process-wide and tests run in parallel: it throws only for a host of this test's own.
+        const string host = "transition-listener-fault.test";
+        using var listener = new System.Diagnostics.Metrics.MeterListener
+        {
+            InstrumentPublished = (instrument, l) =>
+            {
+                if (instrument.Meter.Name == CircuitBreakerTelemetry.MeterName && instrument.Name == "circuit.open")
+                {
+                    l.EnableMeasurementEvents(instrument);
+                }
+            },
+        };
+        listener.SetMeasurementEventCallback<long>((_, _, tags, _) =>
+        {
+            foreach (var tag in tags)
+            {
+                if (tag.Key == "server.address" && Equals(tag.Value, host))
+                {
+                    throw new InvalidOperationException("a broken listener");
+                }
+            }
+        });
+        listener.Start();
+        using var harness = new BreakerHarness(o => o.FailureThreshold = 1);
+        harness.Mock.When("*").Respond(HttpStatusCode.InternalServerError);
+        var changes = new List<CircuitState>();
+        harness.Registry.StateChanged += (_, e) => changes.Add(e.State);
+        using var client = harness.CreateClient();
+
+        await Record.ExceptionAsync(() => client.GetAsync(new Uri($"http://{host}/")));
+
+        // Whoever follows the circuit's state (the fleet coordinator, the app) still hears that it opened.
+        Assert.Equal([CircuitState.Open], changes);
+    }
+
+    [Fact]
     public async Task StateChanged_IsLoggedWithTheCircuitAndStates()
     {
         var logs = new FakeLogCollector();
