@@ -117,6 +117,9 @@ internal sealed class FallbackChain
                 // The answer may be the offered copy itself, or built from it (its Content, or a stream read from it),
                 // which disposing the copy would dispose under the caller. The copy holds only memory (the cached
                 // bytes), so it is left to the collector rather than disposed.
+                // A response built with new HttpResponseMessage(...) has no RequestMessage, which every other answer
+                // the caller gets (the server's, and every other fallback's) carries.
+                custom.RequestMessage ??= request;
                 return (FallbackPolicy.Mark(custom, FallbackPolicy.CustomKind, rejection.RetryAfter), FallbackPolicy.CustomKind);
             }
         }

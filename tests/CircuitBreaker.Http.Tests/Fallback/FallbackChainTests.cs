@@ -169,6 +169,21 @@ public sealed class FallbackChainTests
     }
 
     [Fact]
+    public async Task Custom_AnswerBuiltWithoutARequestMessage_CarriesTheCallersRequest_AsEveryFallbackDoes()
+    {
+        var (harness, client) = await OpenAsync(o => o.Fallback.OnOpen = _ =>
+            ValueTask.FromResult<HttpResponseMessage?>(new HttpResponseMessage(HttpStatusCode.OK) { Content = new StringContent("anonymous") }));
+        using var _ = harness;
+        using var __ = client;
+        using var request = new HttpRequestMessage(HttpMethod.Get, Users);
+
+        using var response = await client.SendAsync(request);
+
+        Assert.Equal(["custom"], response.Headers.GetValues("X-Circuit-Fallback"));
+        Assert.Same(request, response.RequestMessage);
+    }
+
+    [Fact]
     public async Task Custom_ReturningNull_GoesOnDownTheChain()
     {
         var asked = 0;
