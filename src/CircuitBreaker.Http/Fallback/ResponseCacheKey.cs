@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Net.Http.Headers;
 using System.Security.Cryptography;
 using System.Text;
@@ -11,6 +12,10 @@ namespace CircuitBreaker.Http;
 /// </summary>
 internal static class ResponseCacheKey
 {
+    // RFC 9110 §5.6.2: the characters of a token, such as a header name.
+    private static readonly SearchValues<char> TokenChars =
+        SearchValues.Create("!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz");
+
     public static bool IsCacheableRequest(HttpRequestMessage request, bool excludeCredentials) =>
         (request.Method == HttpMethod.Get || request.Method == HttpMethod.Head)
         && request.RequestUri is { IsAbsoluteUri: true }
@@ -21,7 +26,7 @@ internal static class ResponseCacheKey
         && response.StatusCode != System.Net.HttpStatusCode.PartialContent
         && CacheControlAllowsStoring(response.Headers)
         && !response.Headers.Contains("Set-Cookie")
-        && !response.Headers.Vary.Contains("*");
+        && VaryAllowsStoring(response.Headers);
 
     /// <param name="request">The request.</param>
     /// <param name="knownWithoutCredentials">
@@ -62,6 +67,31 @@ internal static class ResponseCacheKey
     // have none, and for them the one lookup is all.
     private static bool CacheControlAllowsStoring(HttpResponseHeaders headers) =>
         !headers.NonValidated.Contains("Cache-Control") || headers.CacheControl is { NoStore: false, Private: false };
+
+    // Vary: * forbids storing. So does a Vary that HttpHeaders cannot parse, which its typed Vary reads as no Vary at
+    // all (the whole line is dropped): it may name the very header the answer depends on, a tenant's, and the entry
+    // would be replayed to every caller, as an unreadable Cache-Control could hide private. Every name must be a token.
+    private static bool VaryAllowsStoring(HttpResponseHeaders headers)
+    {
+        if (!headers.NonValidated.TryGetValues("Vary", out var lines))
+        {
+            return true;
+        }
+
+        foreach (var line in lines)
+        {
+            foreach (var range in line.AsSpan().Split(','))
+            {
+                var name = line.AsSpan()[range].Trim(" \t");
+                if (name is "*" || name.ContainsAnyExcept(TokenChars))
+                {
+                    return false;
+                }
+            }
+        }
+
+        return true;
+    }
 
     // A request without headers has no credentials to look for; each lookup by name costs a parse of the name.
     private static bool HasCredentials(HttpRequestMessage request) =>

@@ -144,6 +144,26 @@ public class CacheSafetyTests
         Assert.Equal("degraded", Header(noTenant, FallbackHeader));
     }
 
+    [Theory]
+    [InlineData("X-Tenant, Accept Language")]
+    [InlineData("\"X-Tenant\"")]
+    [InlineData("X-Tenant;")]
+    public async Task ResponseWithAVaryTheParserRejects_IsNotCached_SoNoOtherTenantIsServedIt(string vary)
+    {
+        // A Vary that HttpHeaders cannot read reads as no Vary at all: it may name any header, so like an
+        // unreadable Cache-Control it forbids storing.
+        await using var server = await KestrelDownstream.StartAsync();
+        using var side = ClientSide.ForClient(JsonConfiguration.From(WithDegraded), server);
+        using var client = side.CreateClient();
+        server.Behavior = OkFrom(r => $"settings of {r.Headers["X-Tenant"]}", ("Vary", vary));
+        Assert.Equal("settings of t1", await FetchAsync(client, "settings", ("X-Tenant", "t1")));
+        await OpenAsync(side, client, server);
+
+        using var otherTenant = await GetAsync(client, "settings", ("X-Tenant", "t2"));
+
+        Assert.Equal("degraded", await otherTenant.Content.ReadAsStringAsync());
+    }
+
     [Fact]
     public async Task ExcludeRequestsWithCredentials_RequestWithAuthorizationIsNeverCached_WhileAnonymousOnesStillAre()
     {
