@@ -62,11 +62,27 @@ internal static class ResponseCacheKey
     public static string Joined(HeaderStringValues values) => string.Join(", ", values);
 
     // One cache serves every caller of the client, so it is a shared cache, which may not keep a response marked
-    // private (RFC 9111 §5.2.2.7), even when the directive names only some fields. A Cache-Control the parser
-    // rejects as a whole (it reads as null) could hide either directive, so it forbids storing too. Most responses
-    // have none, and for them the one lookup is all.
-    private static bool CacheControlAllowsStoring(HttpResponseHeaders headers) =>
-        !headers.NonValidated.Contains("Cache-Control") || headers.CacheControl is { NoStore: false, Private: false };
+    // private (RFC 9111 §5.2.2.7), even when the directive names only some fields. A Cache-Control line the parser
+    // rejects could hide either directive, so it forbids storing too. Each line is read on its own: the typed
+    // CacheControl merges the lines it can read and silently drops the others, so max-age=60 on one line would hide
+    // an unreadable line holding private. Most responses have none, and for them the one lookup is all.
+    private static bool CacheControlAllowsStoring(HttpResponseHeaders headers)
+    {
+        if (!headers.NonValidated.TryGetValues("Cache-Control", out var lines))
+        {
+            return true;
+        }
+
+        foreach (var line in lines)
+        {
+            if (!CacheControlHeaderValue.TryParse(line, out var value) || value is null || value.NoStore || value.Private)
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
 
     // Vary: * forbids storing. So does a Vary that HttpHeaders cannot parse, which its typed Vary reads as no Vary at
     // all (the whole line is dropped): it may name the very header the answer depends on, a tenant's, and the entry

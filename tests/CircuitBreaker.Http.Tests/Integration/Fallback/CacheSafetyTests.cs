@@ -304,6 +304,24 @@ public class CacheSafetyTests
     }
 
     [Fact]
+    public async Task PrivateResponse_WhoseSecondCacheControlLineIsUnreadable_IsNotCached()
+    {
+        // Two Cache-Control lines (a framework's and the app's): HttpHeaders merges the lines it can read and drops
+        // the other, so the typed value holds max-age=60 alone, and private may be in the line dropped.
+        await using var server = await KestrelDownstream.StartAsync();
+        using var side = ClientSide.ForClient(JsonConfiguration.From(WithDegraded), server);
+        using var client = side.CreateClient();
+        server.Behavior = OkFrom(r => $"data of {r.Headers["X-Api-Key"]}", ("Cache-Control", "max-age=60"), ("Cache-Control", "private, max-age=\"60"));
+        Assert.Equal("data of A", await FetchAsync(client, "me", ("X-Api-Key", "A")));
+        Assert.Equal(0, CacheOf(side).Count);
+        await OpenAsync(side, client, server);
+
+        using var otherCaller = await GetAsync(client, "me", ("X-Api-Key", "B"));
+
+        Assert.Equal("degraded", await otherCaller.Content.ReadAsStringAsync());
+    }
+
+    [Fact]
     public async Task FailedAndNonGetResponses_AreNotCached()
     {
         await using var server = await KestrelDownstream.StartAsync();
