@@ -38,6 +38,7 @@ internal sealed class CachedResponse
         Body = body;
         StoredAt = storedAt;
         ReceivedAge = ReceivedAgeOf(response);
+        MaxReplayAge = ResponseCacheKey.MaxReplayAge(response);
     }
 
     public HttpStatusCode StatusCode { get; }
@@ -59,6 +60,12 @@ internal sealed class CachedResponse
     /// answer a CDN kept for an hour is an hour old on arrival, and its age in this cache starts from there.
     /// </summary>
     public TimeSpan ReceivedAge { get; }
+
+    /// <summary>
+    /// The oldest the response itself allows it to be replayed, whatever <c>MaxAge</c> allows: its freshness lifetime
+    /// when it forbids being served stale (must-revalidate, for one), else <see cref="TimeSpan.MaxValue"/>.
+    /// </summary>
+    public TimeSpan MaxReplayAge { get; }
 
     /// <summary>Bytes the entry holds, as counted against the cache's size limit.</summary>
     public long Size => Body.Length + 64L * (_headers.Length + _contentHeaders.Length);

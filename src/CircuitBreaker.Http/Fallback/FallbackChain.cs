@@ -308,11 +308,13 @@ internal sealed class FallbackChain
         try
         {
             // The policy may have been reloaded while the call was out: credentials excluded now are not stored. A response
-            // that arrived already older than MaxAge (a CDN's) could never be replayed, and storing it would replace the
-            // good entry of its URL.
+            // that arrived already older than MaxAge (a CDN's), or than its own headers let it be replayed, could never be
+            // replayed, and storing it would replace the good entry of its URL.
             if (ResponseCacheKey.IsCacheableResponse(response)
                 && !(policy.CacheExcludesCredentials && request.HasCredentials)
-                && CachedResponse.ReceivedAgeOf(response) < policy.CacheMaxAge)
+                && CachedResponse.ReceivedAgeOf(response) is var receivedAge
+                && receivedAge < policy.CacheMaxAge
+                && receivedAge < ResponseCacheKey.MaxReplayAge(response))
             {
                 var capture = new ResponseCapture(cache, request.Key(), response, request.Vary(response), policy.CacheMaxEntryBytes, bodiless: request.IsHead);
                 if (request.IsHead)

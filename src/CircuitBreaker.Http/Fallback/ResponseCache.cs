@@ -53,11 +53,16 @@ internal sealed class ResponseCache : IDisposable
         cacheEntry.Size = charge;
     }
 
-    /// <summary>The entry for <paramref name="request"/> no older than <paramref name="maxAge"/> at the reading <paramref name="now"/> of <see cref="Clock"/>.</summary>
+    /// <summary>
+    /// The entry for <paramref name="request"/> no older than <paramref name="maxAge"/> at the reading <paramref name="now"/>
+    /// of <see cref="Clock"/>, nor than its own headers allow (<see cref="CachedResponse.MaxReplayAge"/>).
+    /// </summary>
     public CachedResponse? Find(HttpRequestMessage request, TimeSpan maxAge, long now, bool knownWithoutCredentials = false) =>
         _cache.TryGetValue(ResponseCacheKey.For(request, knownWithoutCredentials), out CachedResponse? entry)
         && entry is not null
-        && AgeOf(entry, now) <= maxAge
+        && AgeOf(entry, now) is var age
+        && age <= maxAge
+        && age < entry.MaxReplayAge
         && entry.VaryMatches(request)
             ? entry
             : null;

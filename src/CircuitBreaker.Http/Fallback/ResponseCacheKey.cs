@@ -62,7 +62,9 @@ internal static class ResponseCacheKey
     public static string Joined(HeaderStringValues values) => string.Join(", ", values);
 
     // One cache serves every caller of the client, so it is a shared cache, which may not keep a response marked
-    // private (RFC 9111 §5.2.2.7), even when the directive names only some fields. A Cache-Control line the parser
+    // private (RFC 9111 §5.2.2.7), even when the directive names only some fields. A no-cache response may not be
+    // reused without asking the origin (§5.2.2.4), and the cache answers exactly when the origin cannot be asked; the
+    // form naming fields, which would allow a reuse without them, is refused too, as the simpler safe reading. A Cache-Control line the parser
     // rejects could hide either directive, so it forbids storing too. Each line is read on its own: the typed
     // CacheControl merges the lines it can read and silently drops the others, so max-age=60 on one line would hide
     // an unreadable line holding private. Most responses have none, and for them the one lookup is all.
@@ -75,13 +77,42 @@ internal static class ResponseCacheKey
 
         foreach (var line in lines)
         {
-            if (!CacheControlHeaderValue.TryParse(line, out var value) || value is null || value.NoStore || value.Private)
+            if (!CacheControlHeaderValue.TryParse(line, out var value) || value is null || value.NoStore || value.Private || value.NoCache)
             {
                 return false;
             }
         }
 
         return true;
+    }
+
+    /// <summary>
+    /// The oldest <paramref name="response"/> may be when replayed, from its own headers: <see cref="TimeSpan.MaxValue"/>
+    /// (only <c>MaxAge</c> bounds it) unless it forbids being served stale. A cache answering while the origin cannot be
+    /// asked serves stale answers, which must-revalidate, proxy-revalidate and, for a shared cache such as this one,
+    /// s-maxage forbid (RFC 9111 §4.2.4, §5.2.2.2, §5.2.2.8, §5.2.2.10). Such a response is replayed only while fresh:
+    /// for its s-maxage, else its max-age, else Expires less Date (§4.2.1), else not at all.
+    /// </summary>
+    public static TimeSpan MaxReplayAge(HttpResponseMessage response)
+    {
+        // Every line parsed on its own before this is asked (CacheControlAllowsStoring), so the merged value is all of them.
+        if (!response.Headers.NonValidated.Contains("Cache-Control")
+            || response.Headers.CacheControl is not { } control
+            || !(control.MustRevalidate || control.ProxyRevalidate || control.SharedMaxAge is not null))
+        {
+            return TimeSpan.MaxValue;
+        }
+
+        if ((control.SharedMaxAge ?? control.MaxAge) is { } lifetime)
+        {
+            return lifetime;
+        }
+
+        // Without a Date, the lifetime would start at an arrival time the entry does not keep; an origin with a clock
+        // sends one (RFC 9110 §6.6.1), and a response without it is simply not replayed.
+        return response.Content?.Headers.Expires is { } expires && response.Headers.Date is { } date && expires > date
+            ? expires - date
+            : TimeSpan.Zero;
     }
 
     // Vary: * forbids storing. So does a Vary that HttpHeaders cannot parse, which its typed Vary reads as no Vary at

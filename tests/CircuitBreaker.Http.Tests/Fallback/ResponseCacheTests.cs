@@ -76,6 +76,84 @@ public sealed class ResponseCacheTests
         Assert.Null(Find(cache, "http://a.test/1", TimeSpan.FromHours(1)));
     }
 
+    [Theory]
+    [InlineData("max-age=60, must-revalidate")]
+    [InlineData("max-age=60, proxy-revalidate")]
+    [InlineData("s-maxage=60, max-age=3600")] // s-maxage is the lifetime in a shared cache, and forbids serving stale
+    [InlineData("s-maxage=60")]
+    public void Find_ResponseThatMayNotBeServedStale_IsReplayedOnlyWhileFresh(string cacheControl)
+    {
+        using var cache = new ResponseCache(10, 1_000_000, _time);
+        Store(cache, "http://a.test/1", [1], response: r => r.Headers.TryAddWithoutValidation("Cache-Control", cacheControl));
+
+        _time.Advance(TimeSpan.FromSeconds(59));
+        Assert.NotNull(Find(cache, "http://a.test/1", TimeSpan.FromMinutes(5)));
+
+        _time.Advance(TimeSpan.FromSeconds(1));
+        Assert.Null(Find(cache, "http://a.test/1", TimeSpan.FromMinutes(5)));
+    }
+
+    [Fact]
+    public void Find_ResponseThatMayNotBeServedStale_CountsTheAgeItArrivedWith()
+    {
+        using var cache = new ResponseCache(10, 1_000_000, _time);
+        Store(cache, "http://a.test/1", [1], response: r =>
+        {
+            r.Headers.TryAddWithoutValidation("Cache-Control", "max-age=60, must-revalidate");
+            r.Headers.TryAddWithoutValidation("Age", "50");
+        });
+
+        _time.Advance(TimeSpan.FromSeconds(9));
+        Assert.NotNull(Find(cache, "http://a.test/1", TimeSpan.FromMinutes(5)));
+
+        _time.Advance(TimeSpan.FromSeconds(1));
+        Assert.Null(Find(cache, "http://a.test/1", TimeSpan.FromMinutes(5)));
+    }
+
+    [Fact]
+    public void Find_ResponseThatMayNotBeServedStale_WithExpiresInsteadOfMaxAge_IsFreshUntilExpiresLessDate()
+    {
+        using var cache = new ResponseCache(10, 1_000_000, _time);
+        var date = new DateTimeOffset(2026, 11, 28, 10, 0, 0, TimeSpan.Zero);
+        Store(cache, "http://a.test/1", [1], response: r =>
+        {
+            r.Headers.TryAddWithoutValidation("Cache-Control", "must-revalidate");
+            r.Headers.Date = date;
+            r.Content.Headers.Expires = date.AddSeconds(30);
+        });
+
+        _time.Advance(TimeSpan.FromSeconds(29));
+        Assert.NotNull(Find(cache, "http://a.test/1", TimeSpan.FromMinutes(5)));
+
+        _time.Advance(TimeSpan.FromSeconds(1));
+        Assert.Null(Find(cache, "http://a.test/1", TimeSpan.FromMinutes(5)));
+    }
+
+    [Theory]
+    [InlineData("must-revalidate", null)] // no lifetime at all: stale from the start
+    [InlineData("max-age=0, must-revalidate", null)]
+    [InlineData("must-revalidate", "Expires")] // Expires without Date: no lifetime the entry can measure
+    public void MaxReplayAge_ResponseThatMayNotBeServedStale_WithoutALifetime_IsZero(string cacheControl, string? expires)
+    {
+        using var response = new HttpResponseMessage(HttpStatusCode.OK) { Content = new ByteArrayContent([]) };
+        response.Headers.TryAddWithoutValidation("Cache-Control", cacheControl);
+        if (expires is not null)
+        {
+            response.Content.Headers.Expires = DateTimeOffset.UtcNow.AddHours(1);
+        }
+
+        Assert.Equal(TimeSpan.Zero, ResponseCacheKey.MaxReplayAge(response));
+    }
+
+    [Fact]
+    public void MaxReplayAge_ResponseThatMayBeServedStale_IsUnlimited()
+    {
+        using var response = new HttpResponseMessage(HttpStatusCode.OK);
+        response.Headers.TryAddWithoutValidation("Cache-Control", "public, max-age=60");
+
+        Assert.Equal(TimeSpan.MaxValue, ResponseCacheKey.MaxReplayAge(response));
+    }
+
     [Fact]
     public void AgeOf_ResponseReceivedWithAnAge_IsThatAgePlusTheTimeSinceItWasStored()
     {
@@ -154,6 +232,9 @@ public sealed class ResponseCacheTests
     [InlineData("Cache-Control", "public, max-age=60", true)]
     [InlineData("Cache-Control", "private, max-age=abc", false)] // unreadable as a whole: it could say private
     [InlineData("Cache-Control", "PRIVATE", false)]
+    [InlineData("Cache-Control", "no-cache", false)] // never reused without asking the origin, which is down
+    [InlineData("Cache-Control", "no-cache=\"Set-Cookie\", max-age=60", false)]
+    [InlineData("Cache-Control", "max-age=60, must-revalidate", true)] // replayed while fresh (below)
     public void IsCacheableResponse_HonoursHeaders(string header, string value, bool cacheable)
     {
         using var response = new HttpResponseMessage(HttpStatusCode.OK);

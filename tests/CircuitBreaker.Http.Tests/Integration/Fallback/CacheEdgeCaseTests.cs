@@ -142,6 +142,27 @@ public class CacheEdgeCaseTests
         Assert.Equal("from the origin", await response.Content.ReadAsStringAsync());
     }
 
+    [Theory]
+    [InlineData("max-age=0, must-revalidate", null)] // stale on arrival
+    [InlineData("max-age=60, must-revalidate", "60")] // fresh for 60 s, and already 60 s old
+    [InlineData("no-cache", null)]
+    public async Task ResponseThatMayNotBeServedStale_AndIsNoLongerFresh_LeavesTheGoodEntryOfItsUrlInPlace(string cacheControl, string? age)
+    {
+        await using var server = await KestrelDownstream.StartAsync();
+        using var side = ClientSide.ForClient(JsonConfiguration.From(WithMaxAgeOfTwoMinutes), server);
+        using var client = side.CreateClient();
+        server.Behavior = Ok("from the origin");
+        Assert.Equal("from the origin", await FetchAsync(client, "users/1"));
+        server.Behavior = age is null ? Ok("must revalidate", ("Cache-Control", cacheControl)) : Ok("must revalidate", ("Cache-Control", cacheControl), ("Age", age));
+        Assert.Equal("must revalidate", await FetchAsync(client, "users/1"));
+        await OpenAsync(side, client, server);
+
+        using var response = await client.GetAsync("users/1");
+
+        Assert.Equal("cache", Header(response, FallbackHeader));
+        Assert.Equal("from the origin", await response.Content.ReadAsStringAsync());
+    }
+
     [Fact]
     public async Task ResponseReceivedWithAnAge_IsReplayedWithThatAgePlusItsTimeInTheCache_UntilTogetherTheyPassMaxAge()
     {
