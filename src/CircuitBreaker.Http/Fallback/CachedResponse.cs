@@ -12,33 +12,30 @@ internal sealed class CachedResponse
     // RFC 9111 §1.2.2: the value a cache takes for delta-seconds greater than it can represent.
     private const long MaxDeltaSeconds = 1L << 31;
 
-    // Headers that describe one transfer or one client, not the resource: never replayed. Age is replayed as the
-    // cache computes it, from the received one (ReceivedAge) and the time since.
-    private static readonly HashSet<string> SkippedHeaders = new(StringComparer.OrdinalIgnoreCase)
-    {
-        "Age", "Connection", "Keep-Alive", "Proxy-Connection", "Retry-After", "Set-Cookie", "Trailer", "Transfer-Encoding", "Upgrade",
-        FallbackPolicy.FallbackHeaderName,
-    };
-
     private readonly KeyValuePair<string, string[]>[] _headers;
     private readonly KeyValuePair<string, string[]>[] _contentHeaders;
 
     public CachedResponse(HttpResponseMessage response, (string Name, string? Value)[] vary, byte[] body, long storedAt)
+        : this(new ResponseHead(response), vary, body, storedAt)
     {
-        var isHead = response.RequestMessage?.Method == HttpMethod.Head;
-        StatusCode = response.StatusCode;
-        ReasonPhrase = CustomReasonPhrase(response);
-        Version = response.Version;
-        _headers = Copy(response.Headers);
-        // A replayed body's length is its own, except for HEAD, whose Content-Length describes the resource.
-        _contentHeaders = Copy(response.Content.Headers)
-            .Where(h => isHead || !string.Equals(h.Key, "Content-Length", StringComparison.OrdinalIgnoreCase))
-            .ToArray();
+    }
+
+    /// <param name="head">The response apart from its body, as it passed back up through the breaker.</param>
+    /// <param name="vary">The request's values of the headers the response's <c>Vary</c> names.</param>
+    /// <param name="body">The whole body.</param>
+    /// <param name="storedAt">The cache clock's reading when the response is stored.</param>
+    public CachedResponse(ResponseHead head, (string Name, string? Value)[] vary, byte[] body, long storedAt)
+    {
+        StatusCode = head.StatusCode;
+        ReasonPhrase = head.ReasonPhrase;
+        Version = head.Version;
+        _headers = head.Headers;
+        _contentHeaders = head.ContentHeaders;
         Vary = vary;
         Body = body;
         StoredAt = storedAt;
-        ReceivedAge = ReceivedAgeOf(response);
-        MaxReplayAge = ResponseCacheKey.MaxReplayAge(response);
+        ReceivedAge = head.ReceivedAge;
+        MaxReplayAge = head.MaxReplayAge;
     }
 
     public HttpStatusCode StatusCode { get; }
@@ -136,16 +133,4 @@ internal sealed class CachedResponse
         return TimeSpan.FromSeconds(
             long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var seconds) && seconds < MaxDeltaSeconds ? seconds : MaxDeltaSeconds);
     }
-
-    private static string? CustomReasonPhrase(HttpResponseMessage response)
-    {
-        using var standard = new HttpResponseMessage(response.StatusCode);
-        return response.ReasonPhrase == standard.ReasonPhrase ? null : response.ReasonPhrase;
-    }
-
-    private static KeyValuePair<string, string[]>[] Copy(System.Net.Http.Headers.HttpHeaders headers) =>
-        headers.NonValidated
-            .Where(h => !SkippedHeaders.Contains(h.Key))
-            .Select(h => new KeyValuePair<string, string[]>(h.Key, [.. h.Value]))
-            .ToArray();
 }

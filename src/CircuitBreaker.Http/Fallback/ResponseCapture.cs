@@ -9,7 +9,7 @@ internal sealed class ResponseCapture
 {
     private readonly ResponseCache _cache;
     private readonly string _key;
-    private readonly HttpResponseMessage _response;
+    private readonly ResponseHead _head;
     private readonly (string Name, string? Value)[] _vary;
     private readonly int _maxBytes;
     private readonly long? _expectedLength;
@@ -18,7 +18,7 @@ internal sealed class ResponseCapture
 
     /// <param name="cache">The cache to store the response in.</param>
     /// <param name="key">The response's key.</param>
-    /// <param name="response">The response.</param>
+    /// <param name="response">The response, as it passes back up through the breaker.</param>
     /// <param name="vary">The request's values of the headers the response's <c>Vary</c> names.</param>
     /// <param name="maxBytes">The largest body stored.</param>
     /// <param name="bodiless">
@@ -29,7 +29,9 @@ internal sealed class ResponseCapture
     {
         _cache = cache;
         _key = key;
-        _response = response;
+        // Now, not when the body has been read: by then the handlers above the breaker and the caller may have
+        // added headers to the response that are theirs, not the downstream's (see ResponseHead).
+        _head = new ResponseHead(response);
         _vary = vary;
         _maxBytes = maxBytes;
         if (bodiless)
@@ -89,7 +91,7 @@ internal sealed class ResponseCapture
                 Array.Resize(ref body, _length);
             }
 
-            _cache.Store(_key, new CachedResponse(_response, _vary, body, _cache.Clock.Now));
+            _cache.Store(_key, new CachedResponse(_head, _vary, body, _cache.Clock.Now));
         }
 #pragma warning disable CA1031 // The cache is a convenience: a fault in it must never fail the caller's read.
         catch (Exception)

@@ -90,6 +90,52 @@ public sealed class FallbackChainTests
     }
 
     [Fact]
+    public async Task Cache_ReplayThroughAHandlerAboveTheBreakerThatAddsAHeader_CarriesThatHeaderOnce()
+    {
+        using var harness = new BreakerHarness(
+            o =>
+            {
+                o.FailureThreshold = 1;
+                o.Fallback.Cache.Enabled = true;
+            },
+            services => services.AddHttpClient(BreakerHarness.ClientName)
+                .ConfigureAdditionalHttpMessageHandlers((handlers, _) => handlers.Insert(0, new AddResponseHeaderHandler("X-Correlation", "c1"))));
+        using var client = await CacheThenOpenAsync(harness);
+
+        using var replay = await client.GetAsync(Users);
+
+        Assert.Equal(["cache"], replay.Headers.GetValues("X-Circuit-Fallback"));
+        Assert.Equal(["c1"], replay.Headers.GetValues("X-Correlation"));
+    }
+
+    [Fact]
+    public async Task Cache_HeaderTheCallerAddsToTheLiveResponseBeforeReadingItsBody_IsNotReplayed()
+    {
+        using var harness = new BreakerHarness(o =>
+        {
+            o.FailureThreshold = 1;
+            o.Fallback.Cache.Enabled = true;
+        });
+        var status = HttpStatusCode.OK;
+        harness.Mock.When("*").Respond(() => Task.FromResult(Response(status, "alice")));
+        using var client = harness.CreateClient();
+        using (var live = await client.GetAsync(Users, HttpCompletionOption.ResponseHeadersRead))
+        {
+            live.Headers.TryAddWithoutValidation("X-Caller", "mine");
+            Assert.Equal("alice", await live.Content.ReadAsStringAsync());
+        }
+
+        status = HttpStatusCode.InternalServerError;
+        (await client.GetAsync(Users)).Dispose(); // opens
+
+        using var replay = await client.GetAsync(Users);
+
+        Assert.Equal(["cache"], replay.Headers.GetValues("X-Circuit-Fallback"));
+        Assert.Equal("alice", await replay.Content.ReadAsStringAsync());
+        Assert.False(replay.Headers.Contains("X-Caller"));
+    }
+
+    [Fact]
     public async Task Cache_EntryOlderThanMaxAge_IsNotReplayed()
     {
         using var harness = new BreakerHarness(o =>
@@ -709,6 +755,17 @@ public sealed class FallbackChainTests
         }
 
         return response;
+    }
+
+    /// <summary>A handler above the breaker that adds a header to every response, as a correlation or timing handler does.</summary>
+    private sealed class AddResponseHeaderHandler(string name, string value) : DelegatingHandler
+    {
+        protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            var response = await base.SendAsync(request, cancellationToken);
+            response.Headers.TryAddWithoutValidation(name, value);
+            return response;
+        }
     }
 
     /// <summary>What Polly's or Microsoft.Extensions.Http.Resilience's retry does above the breaker: the same message sent again after a 5xx.</summary>

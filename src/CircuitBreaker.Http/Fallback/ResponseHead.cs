@@ -1,0 +1,65 @@
+using System.Net;
+
+namespace CircuitBreaker.Http;
+
+/// <summary>
+/// What a cache entry keeps of a response apart from its body: status, version, reason phrase, headers and received
+/// age, as the response had them when it passed back up through the breaker. Taken then rather than once the body has
+/// been read, as it is only then that the entry is stored: by that time the handlers above the breaker (a correlation
+/// header, Server-Timing) and the caller may have added headers of their own, which a replay would carry to other
+/// callers and which those handlers would add a second time.
+/// </summary>
+internal sealed class ResponseHead
+{
+    // Headers that describe one transfer or one client, not the resource: never replayed. Age is replayed as the
+    // cache computes it, from the received one (ReceivedAge) and the time since.
+    private static readonly HashSet<string> SkippedHeaders = new(StringComparer.OrdinalIgnoreCase)
+    {
+        "Age", "Connection", "Keep-Alive", "Proxy-Connection", "Retry-After", "Set-Cookie", "Trailer", "Transfer-Encoding", "Upgrade",
+        FallbackPolicy.FallbackHeaderName,
+    };
+
+    public ResponseHead(HttpResponseMessage response)
+    {
+        var isHead = response.RequestMessage?.Method == HttpMethod.Head;
+        StatusCode = response.StatusCode;
+        ReasonPhrase = CustomReasonPhrase(response);
+        Version = response.Version;
+        Headers = Copy(response.Headers);
+        // A replayed body's length is its own, except for HEAD, whose Content-Length describes the resource.
+        ContentHeaders = Copy(response.Content.Headers)
+            .Where(h => isHead || !string.Equals(h.Key, "Content-Length", StringComparison.OrdinalIgnoreCase))
+            .ToArray();
+        ReceivedAge = CachedResponse.ReceivedAgeOf(response);
+        MaxReplayAge = ResponseCacheKey.MaxReplayAge(response);
+    }
+
+    public HttpStatusCode StatusCode { get; }
+
+    /// <summary>The reason phrase when it is not the status code's standard one, which a new response has by itself.</summary>
+    public string? ReasonPhrase { get; }
+
+    public Version Version { get; }
+
+    public KeyValuePair<string, string[]>[] Headers { get; }
+
+    public KeyValuePair<string, string[]>[] ContentHeaders { get; }
+
+    /// <summary>The age the response already had when it was received, from its <c>Age</c> header.</summary>
+    public TimeSpan ReceivedAge { get; }
+
+    /// <summary>The oldest the response itself allows it to be replayed (<see cref="ResponseCacheKey.MaxReplayAge"/>).</summary>
+    public TimeSpan MaxReplayAge { get; }
+
+    private static string? CustomReasonPhrase(HttpResponseMessage response)
+    {
+        using var standard = new HttpResponseMessage(response.StatusCode);
+        return response.ReasonPhrase == standard.ReasonPhrase ? null : response.ReasonPhrase;
+    }
+
+    private static KeyValuePair<string, string[]>[] Copy(System.Net.Http.Headers.HttpHeaders headers) =>
+        headers.NonValidated
+            .Where(h => !SkippedHeaders.Contains(h.Key))
+            .Select(h => new KeyValuePair<string, string[]>(h.Key, [.. h.Value]))
+            .ToArray();
+}
