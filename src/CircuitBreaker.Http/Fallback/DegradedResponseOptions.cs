@@ -22,7 +22,10 @@ public class DegradedResponseOptions
     /// <value>The default value is <see langword="null"/> (no body).</value>
     public string? Body { get; set; }
 
-    /// <summary>Gets the extra headers of the response, such as <c>X-Degraded: 1</c>.</summary>
+    /// <summary>
+    /// Gets the extra headers of the response, such as <c>X-Degraded: 1</c>; not <c>Content-Type</c> or <c>Content-Length</c>,
+    /// which come from <see cref="ContentType"/> and <see cref="Body"/>.
+    /// </summary>
     /// <value>The default value is an empty dictionary.</value>
     public IDictionary<string, string> Headers { get; } = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
 

@@ -207,6 +207,20 @@ internal sealed class CircuitBreakerOptionsValidator : IValidateOptions<CircuitB
                 continue;
             }
 
+            // The body is built from Body and ContentType: a configured Content-Type would sit beside ContentType's (or
+            // stand in for it without its check), and a Content-Length would announce a length the body does not have.
+            if (string.Equals(name, "Content-Type", StringComparison.OrdinalIgnoreCase))
+            {
+                builder.AddError($"'{name}' cannot be configured among the headers: use ContentType, the media type of Body", $"{degradedPath}.{nameof(degraded.Headers)}");
+                continue;
+            }
+
+            if (string.Equals(name, "Content-Length", StringComparison.OrdinalIgnoreCase))
+            {
+                builder.AddError($"'{name}' cannot be configured: the length is the body's own, that of Body in UTF-8", $"{degradedPath}.{nameof(degraded.Headers)}");
+                continue;
+            }
+
             using var probe = new HttpResponseMessage();
             using var content = new ByteArrayContent([]);
             if (!probe.Headers.TryAddWithoutValidation(name, value) && !content.Headers.TryAddWithoutValidation(name, value))

@@ -51,6 +51,42 @@ public sealed class FallbackOptionsTests
         Assert.Contains($"'{header}' cannot be configured", result.FailureMessage, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("Content-Type", "use ContentType")]
+    [InlineData("content-type", "use ContentType")]
+    [InlineData("Content-Length", "the body's own")]
+    [InlineData("CONTENT-LENGTH", "the body's own")]
+    public void Validate_DegradedHeaderThatTheBodyDetermines_FailsNamingTheKeyTheHeaderAndWhatToUseInstead(string header, string instead)
+    {
+        var options = new CircuitBreakerOptions();
+        (options.Fallback.Degraded.Body, options.Fallback.Degraded.ContentType) = ("{}", "application/json");
+        options.Fallback.Degraded.Headers[header] = "text/plain";
+
+        var result = _validator.Validate("users", options);
+
+        Assert.True(result.Failed);
+        Assert.Contains("CircuitBreaker.Fallback.Degraded.Headers", result.FailureMessage, StringComparison.Ordinal);
+        Assert.Contains($"'{header}' cannot be configured", result.FailureMessage, StringComparison.Ordinal);
+        Assert.Contains(instead, result.FailureMessage, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("Content-Type")]
+    [InlineData("Content-Length")]
+    public void Validate_DegradedHeaderThatTheBodyDetermines_InAHostOverride_FailsNamingTheHost(string header)
+    {
+        var options = new CircuitBreakerOptions();
+        (options.Fallback.Degraded.Body, options.Fallback.Degraded.ContentType) = ("{}", "application/json");
+        options.Hosts["users.internal"] = new CircuitBreakerHostOptions();
+        options.Hosts["users.internal"].Fallback.Degraded.Headers[header] = "5";
+
+        var result = _validator.Validate("users", options);
+
+        Assert.True(result.Failed);
+        Assert.Contains("Hosts:users.internal.Fallback.Degraded.Headers", result.FailureMessage, StringComparison.Ordinal);
+        Assert.Contains($"'{header}' cannot be configured", result.FailureMessage, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void Validate_InvalidHostFallbackOverride_FailsNamingTheHost()
     {
