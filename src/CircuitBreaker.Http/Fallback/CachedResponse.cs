@@ -15,11 +15,6 @@ internal sealed class CachedResponse
     private readonly KeyValuePair<string, string[]>[] _headers;
     private readonly KeyValuePair<string, string[]>[] _contentHeaders;
 
-    public CachedResponse(HttpResponseMessage response, (string Name, string? Value)[] vary, byte[] body, long storedAt)
-        : this(new ResponseHead(response), vary, body, storedAt)
-    {
-    }
-
     /// <param name="head">The response apart from its body, as it passed back up through the breaker.</param>
     /// <param name="vary">The request's values of the headers the response's <c>Vary</c> names.</param>
     /// <param name="body">The whole body.</param>

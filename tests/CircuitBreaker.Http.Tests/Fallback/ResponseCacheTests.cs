@@ -184,7 +184,7 @@ public sealed class ResponseCacheTests
             response.Headers.TryAddWithoutValidation("Age", age);
         }
 
-        var entry = new CachedResponse(response, [], [], storedAt: 0);
+        var entry = new CachedResponse(new ResponseHead(response), [], [], storedAt: 0);
 
         Assert.Equal(TimeSpan.FromSeconds(seconds), entry.ReceivedAge);
     }
@@ -380,7 +380,7 @@ public sealed class ResponseCacheTests
         request?.Invoke(req);
         using var resp = new HttpResponseMessage(HttpStatusCode.OK) { Content = new ByteArrayContent(body) };
         response?.Invoke(resp);
-        cache.Store(ResponseCacheKey.For(req), new CachedResponse(resp, CacheableRequest.Of(req, excludeCredentials: false)!.Vary(resp), body, cache.Clock.Now));
+        cache.Store(ResponseCacheKey.For(req), new CachedResponse(new ResponseHead(resp), CacheableRequest.Of(req, excludeCredentials: false)!.Vary(resp), body, cache.Clock.Now));
     }
 
     private static CachedResponse? Find(ResponseCache cache, string uri, TimeSpan maxAge, Action<HttpRequestMessage>? request = null)
