@@ -163,7 +163,8 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
     private bool Shed(CircuitEntry circuit, in CircuitPermit permit, CircuitLimits limits, out Rejection shed)
     {
         shed = default;
-        if (permit.Kind == CircuitPermitKind.Closed && !limits.AdmitDuringRampUp(circuit.Machine.RecoveredAt))
+        // RecoveredAt takes the circuit's lock: read only when there is a slow start to ask it about.
+        if (permit.Kind == CircuitPermitKind.Closed && limits.HasRampUp && !limits.AdmitDuringRampUp(circuit.Machine.RecoveredAt))
         {
             shed = Rejection.ByLimit(LoadSheddingReason.RampUp);
         }

@@ -54,6 +54,9 @@ internal sealed class CircuitLimits : IDisposable
 
     public bool HasConcurrencyLimit => _concurrency is not null;
 
+    /// <summary>Whether the circuit starts slowly after it recovers (<c>RampUpDuration</c>).</summary>
+    public bool HasRampUp => _rampUp is not null;
+
     public static CircuitLimits? From(CircuitBreakerOptions options, TimeProvider timeProvider) =>
         options.MaxConcurrentRequests is null && options.Throttle.PermitsPerSecond is null && options.RampUpDuration is null
             ? null
