@@ -44,7 +44,24 @@ internal sealed class ClientOverlayValidation
             .Where(c => c.Section is not null && c.AppliesToEveryClient)
             .SelectMany(c => c.Section!.GetSection(CircuitBreakerConfiguration.ClientsKey).GetChildren().Select(client => client.Key))
             .Where(name => !_namedClients.Contains(name))
-            .Distinct(StringComparer.OrdinalIgnoreCase);
+            .Distinct(StringComparer.OrdinalIgnoreCase)
+            .ToList();
+        if (overlaid.Count == 0)
+        {
+            return;
+        }
+
+        // Every overlay lies over the shared section: a mistake there would fail each of them too, and be reported once
+        // per overlay, blamed on its client, beside the shared section's own report. That one check (the default name's,
+        // validated on start too) reports it; the overlays are checked once it passes.
+        try
+        {
+            _ = factory.Create(Options.DefaultName);
+        }
+        catch (OptionsValidationException)
+        {
+            return;
+        }
 
         var failures = new List<OptionsValidationException>();
         foreach (var name in overlaid)

@@ -192,6 +192,23 @@ public class ConfigurationTests
         Assert.Contains("Client 'users'", thrown.Message, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("FailureThreshold", "-1")]
+    [InlineData("FailureTreshold", "3")]
+    public async Task StartAsync_WithTheBreakerOnEveryClientAndAnInvalidSharedSection_ReportsItOnceNotForEachOverlay(string key, string value)
+    {
+        // The shared section's own check reports the mistake; each valid overlay holds it too, and reporting it again
+        // for every one of them would throw an AggregateException of the same failure, blamed on clients.
+        using var host = BuildHost(
+            $$"""{ "CircuitBreaker": { "{{key}}": "{{value}}", "Clients": { "users": { "BreakDuration": "00:00:10" }, "orders": { "FailureThreshold": 2 } } } }""",
+            services => services.AddHttpClient().AddCircuitBreaker());
+
+        var thrown = await Assert.ThrowsAsync<OptionsValidationException>(() => host.StartAsync());
+
+        Assert.Contains(key, thrown.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("Client '", thrown.Message, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task InvalidOptionsOfAClientKnownOnlyAtRunTime_FailWhenThatClientIsFirstUsed()
     {
