@@ -63,8 +63,19 @@ internal sealed class ClientOverlayValidation
             return;
         }
 
+        // Configuration keys ignore case and option names do not: the overlay "users" configures the client "Users" too.
+        // When code configures a client whose name differs from the key only in case, that is the client the overlay is
+        // for, and it is validated with what the code sets for it; otherwise under the key itself.
+        var namedInCode = setups.OfType<ConfigureNamedOptions<CircuitBreakerOptions>>()
+            .Select(c => c.Name)
+            .OfType<string>()
+            .Distinct(StringComparer.Ordinal)
+            .ToList();
+        var names = overlaid.SelectMany(key =>
+            namedInCode.Where(n => string.Equals(n, key, StringComparison.OrdinalIgnoreCase)).DefaultIfEmpty(key));
+
         var failures = new List<OptionsValidationException>();
-        foreach (var name in overlaid)
+        foreach (var name in names.Distinct(StringComparer.Ordinal))
         {
             try
             {

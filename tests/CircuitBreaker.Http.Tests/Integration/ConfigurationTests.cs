@@ -210,6 +210,27 @@ public class ConfigurationTests
     }
 
     [Fact]
+    public async Task StartAsync_WithAnOverlayWrittenInAnotherCaseThanTheClientsName_ValidatesTheClientAsCodeConfiguresIt()
+    {
+        // Configuration keys ignore case, option names do not: the client "Users" gets the overlay "users" and what code
+        // sets for "Users", together valid.
+        using var host = BuildHost(
+            """{ "CircuitBreaker": { "Clients": { "users": { "MaxQueuedRequests": 10 } } } }""",
+            services =>
+            {
+                services.AddHttpClient().AddCircuitBreaker();
+                services.AddHttpClient("Users");
+                services.Configure<CircuitBreakerOptions>("Users", o => o.MaxConcurrentRequests = 5);
+            });
+
+        await host.StartAsync();
+
+        var options = host.Services.GetRequiredService<IOptionsMonitor<CircuitBreakerOptions>>().Get("Users");
+        Assert.Equal((5, 10), (options.MaxConcurrentRequests, options.MaxQueuedRequests));
+        await host.StopAsync();
+    }
+
+    [Fact]
     public async Task InvalidOptionsOfAClientKnownOnlyAtRunTime_FailWhenThatClientIsFirstUsed()
     {
         using var host = BuildHost(
