@@ -11,14 +11,24 @@ namespace CircuitBreaker.Http.Tests.DependencyInjection;
 
 public sealed class CircuitBreakerExtensionsTests
 {
-    [Fact]
-    public async Task AddHttpClientThenAddCircuitBreaker_PutsABreakerOnEveryClientWithCircuitsOfItsOwn()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)] // services.ConfigureHttpClientDefaults(b => b.AddCircuitBreaker()), as README lists it
+    public async Task AddHttpClientThenAddCircuitBreaker_PutsABreakerOnEveryClientWithCircuitsOfItsOwn(bool asFactoryDefaults)
     {
         using var mock = new MockHttpMessageHandler();
         mock.When("*").Respond(HttpStatusCode.InternalServerError);
         var services = new ServiceCollection();
         services.AddSingleton<TimeProvider>(new FakeTimeProvider());
-        services.AddHttpClient().AddCircuitBreaker(o => o.FailureThreshold = 1);
+        if (asFactoryDefaults)
+        {
+            services.ConfigureHttpClientDefaults(b => b.AddCircuitBreaker(o => o.FailureThreshold = 1));
+        }
+        else
+        {
+            services.AddHttpClient().AddCircuitBreaker(o => o.FailureThreshold = 1);
+        }
+
         services.ConfigureHttpClientDefaults(b => b.ConfigurePrimaryHttpMessageHandler(() => mock));
         services.AddHttpClient("users");
         using var provider = services.BuildServiceProvider();
