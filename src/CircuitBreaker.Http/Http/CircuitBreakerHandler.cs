@@ -261,7 +261,16 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
                 attempt.LinkCaller(cancellationToken);
             }
 
-            return CompleteAsync(sending, cacheable, circuit, permit, attempt, probe, cancellationToken);
+            var completing = CompleteAsync(sending, cacheable, circuit, permit, attempt, probe, cancellationToken);
+            if (probe is not null)
+            {
+                // Starting the probe's span made it current on this synchronous path, which returns into the caller's
+                // execution context: a handler above would go on (and retry) under the ended probe. The call below
+                // has captured it as its parent already; the caller gets back the activity it had, as from an async method.
+                Activity.Current = probe.Parent;
+            }
+
+            return completing;
         }
 
         // Answered synchronously (a cache or stub below): hand back the same task, with no state machine.

@@ -1,6 +1,8 @@
 using System.Diagnostics;
 using System.Net;
 using CircuitBreaker.Http.Tests.TestSupport;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Time.Testing;
 using RichardSzalay.MockHttp;
 
 namespace CircuitBreaker.Http.Tests.Telemetry;
@@ -188,6 +190,49 @@ public sealed class TracingTests
         Assert.Same(probe, currentDownstream); // the downstream HTTP span would be the probe's child
     }
 
+    [Fact]
+    public async Task Probe_AnsweredAsynchronously_LeavesTheCallersActivityCurrentForTheHandlersAboveTheBreaker()
+    {
+        const string host = "trace-probe-async.test";
+        using var spans = new ActivityCollector(
+            a => a.Source.Name == CallerSourceName || Equals(a.GetTagItem("server.address"), host),
+            CallerSourceName);
+        using var caller = new ActivitySource(CallerSourceName);
+        var above = new RetryOnceHandler();
+        var collection = new ServiceCollection();
+        var time = new FakeTimeProvider(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
+        using var mock = new MockHttpMessageHandler();
+        collection.AddSingleton<TimeProvider>(time);
+        collection.AddHttpClient("users")
+            .AddHttpMessageHandler(() => above) // above the breaker, as a retry or logging handler would be
+            .AddCircuitBreaker(o => o.FailureThreshold = 1)
+            .ConfigurePrimaryHttpMessageHandler(() => mock);
+        mock.When("*").Respond(async () =>
+        {
+            await Task.Yield(); // a real downstream answers asynchronously
+            return new HttpResponseMessage(HttpStatusCode.InternalServerError);
+        });
+        await using var services = collection.BuildServiceProvider();
+        using var client = services.GetRequiredService<IHttpClientFactory>().CreateClient("users");
+        above.Retry = false;
+        await SendAsync(client, host); // opens
+        time.Advance(TimeSpan.FromSeconds(30));
+        above.Retry = true;
+
+        Activity? request;
+        using (request = caller.StartActivity("GET /profile"))
+        {
+            await Assert.ThrowsAsync<CircuitOpenException>(() => client.GetAsync(Uri(host))); // a failed probe, then the retry turned away
+        }
+
+        Assert.NotNull(request);
+        Assert.Equal([request, request], above.CurrentAfterEachAttempt);
+        var probe = Assert.Single(spans.Stopped, a => a.OperationName == "circuit_breaker.probe");
+        var rejection = Assert.Single(spans.Stopped, a => a.OperationName == "circuit_breaker.rejected");
+        Assert.Equal(request.SpanId, probe.ParentSpanId);
+        Assert.Equal(request.SpanId, rejection.ParentSpanId); // the retry is the request's child, not the ended probe's
+    }
+
     [Theory]
     [InlineData(HttpStatusCode.ServiceUnavailable, "503")]
     [InlineData(HttpStatusCode.InternalServerError, "500")]
@@ -275,6 +320,34 @@ public sealed class TracingTests
     }
 
     private static Uri Uri(string host) => new($"http://{host}/profile");
+
+    /// <summary>A handler above the breaker that sends a call a second time after a 5xx, noting the current activity after each attempt.</summary>
+    private sealed class RetryOnceHandler : DelegatingHandler
+    {
+        public bool Retry { get; set; }
+
+        public List<Activity?> CurrentAfterEachAttempt { get; } = [];
+
+        protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            var response = await base.SendAsync(request, cancellationToken);
+            if (!Retry)
+            {
+                return response;
+            }
+
+            CurrentAfterEachAttempt.Add(Activity.Current);
+            response.Dispose();
+            try
+            {
+                return await base.SendAsync(request, cancellationToken);
+            }
+            finally
+            {
+                CurrentAfterEachAttempt.Add(Activity.Current);
+            }
+        }
+    }
 
     private static async Task SendAsync(HttpClient client, string host) => (await client.GetAsync(Uri(host))).Dispose();
 }
