@@ -89,10 +89,10 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
         }
 
         using var lease = limits.HasConcurrencyLimit ? limits.Enter() : null;
-        if (lease is { IsAcquired: false } && !Observed(circuit, Rejection.ByLimit(LoadSheddingReason.Concurrency)))
+        if (lease is { IsAcquired: false } && !Observed(circuit, Rejection.ByLimit(LoadSheddingReason.Concurrency, permit)))
         {
             circuit.Machine.Release(permit);
-            var full = Rejection.ByLimit(LoadSheddingReason.Concurrency);
+            var full = Rejection.ByLimit(LoadSheddingReason.Concurrency, permit);
             return toAlternate ? throw _fallback.AlternateShed(circuit, full) : _fallback.FallBack(request, circuit, full, cancellationToken);
         }
 
@@ -132,10 +132,10 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
 
         using (lease)
         {
-            if (!lease.IsAcquired && !Observed(circuit, Rejection.ByLimit(LoadSheddingReason.Concurrency)))
+            if (!lease.IsAcquired && !Observed(circuit, Rejection.ByLimit(LoadSheddingReason.Concurrency, permit)))
             {
                 circuit.Machine.Release(permit);
-                var full = Rejection.ByLimit(LoadSheddingReason.Concurrency);
+                var full = Rejection.ByLimit(LoadSheddingReason.Concurrency, permit);
                 return toAlternate
                     ? throw _fallback.AlternateShed(circuit, full)
                     : await _fallback.FallBackAsync(request, circuit, full, cancellationToken).ConfigureAwait(false);
@@ -166,11 +166,11 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
         // RecoveredAt takes the circuit's lock: read only when there is a slow start to ask it about.
         if (permit.Kind == CircuitPermitKind.Closed && limits.HasRampUp && !limits.AdmitDuringRampUp(circuit.Machine.RecoveredAt))
         {
-            shed = Rejection.ByLimit(LoadSheddingReason.RampUp);
+            shed = Rejection.ByLimit(LoadSheddingReason.RampUp, permit);
         }
         else if (!limits.TryThrottle(out var retryAfter))
         {
-            shed = Rejection.ByLimit(LoadSheddingReason.Throttle, retryAfter);
+            shed = Rejection.ByLimit(LoadSheddingReason.Throttle, permit, retryAfter);
         }
         else
         {

@@ -8,7 +8,11 @@ internal readonly record struct Rejection(CircuitState State, TimeSpan? RetryAft
 {
     public static Rejection ByCircuit(in CircuitPermit permit) => new(permit.RejectedState, permit.RetryAfter, null);
 
-    public static Rejection ByLimit(LoadSheddingReason reason, TimeSpan? retryAfter = null) => new(CircuitState.Closed, retryAfter, reason);
+    /// <summary>
+    /// A call the circuit let in and a limit shed: the state is the one the circuit let it in during, as a limit
+    /// also sheds a half-open probe (and, in observe-only mode, a call the circuit would have turned away).
+    /// </summary>
+    public static Rejection ByLimit(LoadSheddingReason reason, in CircuitPermit permit, TimeSpan? retryAfter = null) => new(permit.RejectedState, retryAfter, reason);
 
     /// <summary>The <c>reason</c> tag of <c>circuit.rejected</c>.</summary>
     public string Reason => Shed switch

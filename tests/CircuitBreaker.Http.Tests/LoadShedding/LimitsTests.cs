@@ -67,6 +67,40 @@ public sealed class LimitsTests
     }
 
     [Fact]
+    public async Task Throttle_ShedsTheHalfOpenProbe_ReportsTheCircuitAsHalfOpen()
+    {
+        const string host = "throttled-probe.test";
+        using var spans = ActivityCollector.ForHost(host);
+        var fallbackSaw = new List<CircuitState>();
+        using var harness = new BreakerHarness(o =>
+        {
+            o.FailureThreshold = 1;
+            o.Throttle.PermitsPerSecond = 0.01; // the failure that opens the circuit takes the only token for 100 s
+            o.Throttle.Burst = 1;
+            o.Fallback.OnOpen = context =>
+            {
+                fallbackSaw.Add(context.State);
+                return ValueTask.FromResult<HttpResponseMessage?>(null);
+            };
+        });
+        var calls = harness.Mock.When("*").Respond(HttpStatusCode.InternalServerError);
+        using var client = harness.CreateClient();
+        var uri = new Uri($"http://{host}/");
+        (await client.GetAsync(uri)).Dispose(); // opens
+        harness.Time.Advance(TimeSpan.FromSeconds(30)); // the fake clock moves the break, not the token bucket's
+
+        var shed = await Assert.ThrowsAsync<LoadSheddingException>(() => client.GetAsync(uri)); // the probe, shed by the throttle
+
+        Assert.Equal(LoadSheddingReason.Throttle, shed.Reason);
+        Assert.Equal(1, harness.Mock.GetMatchCount(calls));
+        Assert.Equal(CircuitState.HalfOpen, harness.Circuit($"http://{host}:80").State);
+        Assert.Equal([CircuitState.HalfOpen], fallbackSaw);
+        var rejection = Assert.Single(spans.Stopped);
+        Assert.Equal("throttle", rejection.GetTagItem("circuit.rejected.reason"));
+        Assert.Equal("half_open", rejection.GetTagItem("circuit.state"));
+    }
+
+    [Fact]
     public async Task RampUp_AfterRecovery_LetsAGrowingShareThrough()
     {
         using var harness = new BreakerHarness(o =>
