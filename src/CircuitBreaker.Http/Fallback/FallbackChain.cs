@@ -213,7 +213,7 @@ internal sealed class FallbackChain
         catch (Exception ex)
 #pragma warning restore CA1031
         {
-            Log.FallbackFailed(_circuits.Registry.Logger, ex, "cache", request.RequestUri!.Authority, _circuits.ClientName);
+            CacheFailed(ex, request.RequestUri!);
             return null;
         }
     }
@@ -285,7 +285,7 @@ internal sealed class FallbackChain
         catch (Exception ex)
 #pragma warning restore CA1031
         {
-            Log.FallbackFailed(_circuits.Registry.Logger, ex, "cache", request.RequestUri!.Authority, _circuits.ClientName);
+            CacheFailed(ex, request.RequestUri!);
             return null;
         }
     }
@@ -331,7 +331,11 @@ internal sealed class FallbackChain
         catch (Exception ex)
 #pragma warning restore CA1031
         {
-            Log.FallbackFailed(_circuits.Registry.Logger, ex, "cache", request.Uri.Authority, _circuits.ClientName);
+            CacheFailed(ex, request.Uri);
         }
     }
+
+    // The circuit's own form of the authority (scheme://host:port), as every other event names the host.
+    private void CacheFailed(Exception exception, Uri uri) =>
+        Log.FallbackFailed(_circuits.Registry.Logger, exception, "cache", new HostKey(uri).Authority, _circuits.ClientName);
 }

@@ -1,5 +1,6 @@
 using System.Net;
 using CircuitBreaker.Http.Tests.TestSupport;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Testing;
 using RichardSzalay.MockHttp;
@@ -209,6 +210,29 @@ public sealed class LoggingTests
         var rejected = Assert.Single(logs, r => r.Id.Id == 6);
         Assert.Equal("HalfOpen", rejected.GetStructuredStateValue("State"));
         Assert.Equal(new EventId(4, "CircuitClosed"), logs[^1].Id);
+    }
+
+    [Fact]
+    public async Task FallbackFailed_OfTheCache_IsAWarningWithId11_NamingTheAuthorityAsEveryOtherEventDoes()
+    {
+        using var harness = Harness(o =>
+        {
+            o.FailureThreshold = 1;
+            o.Fallback.Cache.Enabled = true;
+        });
+        harness.Mock.When("*").Respond(HttpStatusCode.InternalServerError);
+        using var client = harness.CreateClient();
+        await SendAsync(client); // opens
+        harness.Services.GetRequiredService<CircuitBreakerRegistry>().GetClient(BreakerHarness.ClientName).Cache!.Dispose(); // every lookup now throws
+
+        await Assert.ThrowsAsync<CircuitOpenException>(() => client.GetAsync(Users));
+
+        var failed = Assert.Single(BreakerLogs.Of(harness.Services), r => r.Id.Id == 11);
+        Assert.Equal(new EventId(11, "CircuitFallbackFailed"), failed.Id);
+        Assert.Equal(LogLevel.Warning, failed.Level);
+        Assert.Equal("cache", failed.GetStructuredStateValue("FallbackKind"));
+        Assert.Equal(Authority, failed.GetStructuredStateValue("Authority"));
+        Assert.IsType<ObjectDisposedException>(failed.Exception);
     }
 
     [Fact]
