@@ -31,7 +31,8 @@ namespace CircuitBreaker.Http.Redis;
 /// <para>
 /// While Redis cannot be reached, holds are released and circuits decide locally; Redis's outage is logged once, shown by
 /// the <c>circuit.fleet.connected</c> gauge and the fleet health check, and the connection is retried by
-/// StackExchange.Redis. When it is back, this instance re-reads the fleet's open circuits and re-votes its own.
+/// StackExchange.Redis. When it is back, this instance re-reads the fleet's open circuits, re-votes its own and withdraws
+/// the votes of those that closed meanwhile.
 /// </para>
 /// </remarks>
 internal sealed class RedisFleetCoordinator : IHostedService, IAsyncDisposable
@@ -53,6 +54,10 @@ internal sealed class RedisFleetCoordinator : IHostedService, IAsyncDisposable
     // Circuits this instance holds for the fleet, and those it won the probe lease for; keyed by Field().
     private readonly ConcurrentDictionary<string, CircuitKey> _held = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, CircuitKey> _probing = new(StringComparer.Ordinal);
+
+    // Circuits this instance's vote may still be counted for in Redis; only the loop reads and writes it. A withdrawal
+    // that could not be sent while Redis was away is sent when it is back, from here.
+    private readonly Dictionary<string, CircuitKey> _voted = new(StringComparer.Ordinal);
 
     private readonly RedisKey _instancesKey;
     private readonly RedisKey _openKey;
@@ -283,8 +288,8 @@ internal sealed class RedisFleetCoordinator : IHostedService, IAsyncDisposable
     }
 
     /// <summary>
-    /// After start-up or an outage: takes on the fleet's open circuits, and votes again for the circuits this instance
-    /// opened while it could not tell anyone.
+    /// After start-up or an outage: takes on the fleet's open circuits, votes again for the circuits this instance
+    /// opened while it could not tell anyone, and withdraws the votes of those that closed meanwhile.
     /// </summary>
     private async Task RejoinAsync(IDatabase db)
     {
@@ -310,15 +315,34 @@ internal sealed class RedisFleetCoordinator : IHostedService, IAsyncDisposable
             }
         }
 
+        var states = new Dictionary<string, CircuitState>(StringComparer.Ordinal);
         foreach (var circuit in _registry.GetCircuits())
         {
-            if (circuit.State == CircuitState.Open && _clients.Includes(circuit.ClientName) && !_held.ContainsKey(Field(circuit.Key)))
+            if (!_clients.Includes(circuit.ClientName))
+            {
+                continue;
+            }
+
+            var field = Field(circuit.Key);
+            states[field] = circuit.State;
+            if (circuit.State == CircuitState.Open && !_held.ContainsKey(field))
             {
                 var remaining = circuit.RetryAt is { } retryAt ? retryAt - _timeProvider.GetUtcNow() : TimeSpan.Zero;
                 if (remaining > TimeSpan.Zero)
                 {
                     await VoteAsync(db, circuit.Key, remaining).ConfigureAwait(false);
                 }
+            }
+        }
+
+        // A circuit that closed (or was isolated, or evicted) while Redis was away still has the vote it cast before, which
+        // would count towards the quorum for the rest of the window: one more failing instance would open it for all.
+        foreach (var (field, key) in _voted.ToList())
+        {
+            var state = states.GetValueOrDefault(field, CircuitState.Closed);
+            if (state is CircuitState.Closed or CircuitState.Isolated)
+            {
+                await WithdrawVoteAsync(db, key, state).ConfigureAwait(false);
             }
         }
     }
@@ -368,6 +392,7 @@ internal sealed class RedisFleetCoordinator : IHostedService, IAsyncDisposable
                 if (_probing.TryRemove(field, out _))
                 {
                     await db.ScriptEvaluateAsync(FleetScripts.Close, [_openKey, VotesKey(field)], [field]).ConfigureAwait(false);
+                    _voted.Remove(field);
                     await PublishAsync(FleetMessage.CloseType, work.Key, TimeSpan.Zero).ConfigureAwait(false);
                     _metrics.Record("close", work.Key.ClientName);
                     Log.FleetClosed(_logger, work.Key.Authority, work.Key.ClientName, InstanceName);
@@ -384,7 +409,10 @@ internal sealed class RedisFleetCoordinator : IHostedService, IAsyncDisposable
     /// <summary>The circuit is no longer open here on this instance's own evidence: it no longer counts towards opening it for everyone.</summary>
     private async Task WithdrawVoteAsync(IDatabase db, CircuitKey key, CircuitState state)
     {
-        if (await db.SortedSetRemoveAsync(VotesKey(Field(key)), InstanceName).ConfigureAwait(false))
+        var field = Field(key);
+        var removed = await db.SortedSetRemoveAsync(VotesKey(field), InstanceName).ConfigureAwait(false);
+        _voted.Remove(field);
+        if (removed)
         {
             Log.VoteWithdrawn(_logger, key.Authority, key.ClientName, state);
         }
@@ -393,6 +421,7 @@ internal sealed class RedisFleetCoordinator : IHostedService, IAsyncDisposable
     private async Task VoteAsync(IDatabase db, CircuitKey key, TimeSpan breakDuration)
     {
         var field = Field(key);
+        _voted[field] = key;
         var result = (RedisResult[]?)await db.ScriptEvaluateAsync(
             FleetScripts.Vote,
             [VotesKey(field), _instancesKey, _openKey, LeaseKey(field)],

@@ -46,6 +46,8 @@ internal sealed class FleetInstance : IAsyncDisposable
     /// <param name="keyPrefix">A prefix of the test's own, so that tests sharing a Redis never see each other.</param>
     /// <param name="brokenPath">When set, this instance cannot reach the downstream: every request fails to connect, as with a local network fault.</param>
     /// <param name="fleet">Changes to the fleet options.</param>
+    /// <param name="redisPort">The port this instance reaches Redis on, when not the server's own (a <see cref="TcpRelay"/> in front of it).</param>
+    /// <param name="awaitConnected">Whether to return only once the instance has joined the fleet.</param>
     public static async Task<FleetInstance> StartAsync(
         string name,
         KestrelDownstream downstream,
@@ -53,7 +55,9 @@ internal sealed class FleetInstance : IAsyncDisposable
         FakeTimeProvider time,
         string keyPrefix,
         bool brokenPath = false,
-        Action<RedisCoordinationOptions>? fleet = null)
+        Action<RedisCoordinationOptions>? fleet = null,
+        int? redisPort = null,
+        bool awaitConnected = true)
     {
         var logs = new LogSignals();
         var services = new ServiceCollection();
@@ -69,7 +73,7 @@ internal sealed class FleetInstance : IAsyncDisposable
             })
             .AddRedisCoordination(o =>
             {
-                o.ConnectionString = redis.ConnectionString;
+                o.ConnectionString = redisPort is { } port ? $"127.0.0.1:{port}" : redis.ConnectionString;
                 o.KeyPrefix = keyPrefix;
                 o.InstanceName = name;
                 o.ProbeWait = TimeSpan.FromSeconds(30);
@@ -86,7 +90,11 @@ internal sealed class FleetInstance : IAsyncDisposable
             await hosted.StartAsync(CancellationToken.None);
         }
 
-        await logs.WaitAsync("FleetConnected", TimeSpan.FromSeconds(20));
+        if (awaitConnected)
+        {
+            await logs.WaitAsync("FleetConnected", TimeSpan.FromSeconds(20));
+        }
+
         return instance;
     }
 

@@ -234,6 +234,60 @@ public sealed class RedisFleetTests
     }
 
     /// <remarks>
+    /// a alone loses Redis (a network fault between a and Redis; Redis and the other instances carry on) after voting.
+    /// Meanwhile a's circuit probes and closes, and its vote cannot be withdrawn. Once a is back, that vote must not
+    /// stay behind: b alone failing afterwards is one instance, not a quorum of two.
+    /// </remarks>
+    [SkippableFact]
+    public async Task AVoteWhoseCircuitClosedWhileRedisWasAway_IsWithdrawnWhenRedisIsBack()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        await using var downstream = await KestrelDownstream.StartAsync();
+        await using var path = TcpRelay.Start(redis.Port);
+        var time = new FakeTimeProvider();
+        var prefix = "test-" + Guid.NewGuid().ToString("N")[..8];
+
+        // a's heartbeats are left to the connection's own events, so that a's circuit can go through a break on the
+        // fake clock without a heartbeat queued ahead of the close.
+        await using var a = await FleetInstance.StartAsync("a", downstream, redis, time, prefix, fleet: o =>
+        {
+            o.HeartbeatInterval = TimeSpan.FromMinutes(5);
+            o.InstanceExpiry = TimeSpan.FromMinutes(15);
+        }, redisPort: path.Port);
+        await using var b = await FleetInstance.StartAsync("b", downstream, redis, time, prefix);
+        await using var c = await FleetInstance.StartAsync("c", downstream, redis, time, prefix);
+        downstream.RespondWith(503);
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.Equal("503", await a.GetAsync());
+        }
+
+        await a.Logs.WaitAsync("FleetVoted", Bounded);
+
+        path.Cut();
+        await a.Logs.WaitAsync("FleetRedisUnavailable", Bounded);
+        downstream.RespondWith(200);
+        time.Advance(TimeSpan.FromSeconds(11));
+        Assert.Equal("200", await a.GetAsync()); // a's own probe: its circuit closes while it cannot tell the fleet
+        Assert.Equal(CircuitState.Closed, a.StateOf(downstream));
+
+        path.Restore();
+        await a.Logs.WaitAsync("FleetRedisRestored", TimeSpan.FromSeconds(60));
+        await a.Logs.WaitAsync("FleetVoteWithdrawn", Bounded);
+
+        downstream.RespondWith(503);
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.Equal("503", await b.GetAsync());
+        }
+
+        await b.Logs.WaitAsync("FleetVoted", Bounded);
+        Assert.Contains("1 of 2", Assert.Single(b.Logs.Messages("FleetVoted")), StringComparison.Ordinal);
+        Assert.Equal(CircuitState.Closed, c.StateOf(downstream));
+        Assert.Equal("503", await c.GetAsync()); // c still calls the downstream on its own evidence
+    }
+
+    /// <remarks>
     /// The fleet's open circuits are applied as an instance joins. An entry this instance cannot apply (here an
     /// authority it cannot parse, or a value another build wrote; equally a client whose options are invalid here)
     /// says nothing about Redis: it must not mark Redis unavailable, which would release every hold and stop this
