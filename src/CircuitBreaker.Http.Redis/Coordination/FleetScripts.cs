@@ -70,9 +70,11 @@ internal static class FleetScripts
 
     /// <summary>
     /// Lists the circuits open for the fleet with the milliseconds left of their break, for an instance that joins or
-    /// reconnects, and forgets those whose break and probe wait have both passed (their prober is gone).
-    /// KEYS: open. ARGV: probe wait ms. Returns { field1, ms1, field2, ms2, ... }. An entry whose time is not a number
-    /// (another build sharing the key prefix) is left out rather than failing the whole list.
+    /// reconnects, and forgets those whose break and probe wait have both passed (their prober is gone). A circuit whose
+    /// break is over but whose probe may still report is listed too, with the (negative) milliseconds since its break
+    /// ended: the fleet still waits for its verdict. KEYS: open. ARGV: probe wait ms. Returns { field1, ms1, field2,
+    /// ms2, ... }. An entry whose time is not a number (another build sharing the key prefix) is left out rather than
+    /// failing the whole list.
     /// </summary>
     public const string Snapshot = """
         local t = redis.call('TIME')
@@ -85,7 +87,7 @@ internal static class FleetScripts
             -- written by something else sharing the prefix: not ours to delete, and no reason to fail the others
           elseif until_ + tonumber(ARGV[1]) < now then
             redis.call('HDEL', KEYS[1], all[i])
-          elseif until_ > now then
+          else
             table.insert(result, all[i])
             table.insert(result, until_ - now)
           end

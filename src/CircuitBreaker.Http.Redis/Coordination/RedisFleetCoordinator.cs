@@ -311,7 +311,10 @@ internal sealed class RedisFleetCoordinator : IHostedService, IAsyncDisposable
         {
             if (TryParseField((string)snapshot[i]!, out var key) && _clients.Includes(key.ClientName))
             {
-                Hold(key, TimeSpan.FromMilliseconds((long)snapshot[i + 1]));
+                // A break already over still holds the circuit while the fleet's probe may report: for the rest of the
+                // probe wait, as on the instances that were there when the break began.
+                var left = TimeSpan.FromMilliseconds((long)snapshot[i + 1]);
+                Hold(key, left > TimeSpan.Zero ? left : TimeSpan.Zero, left > TimeSpan.Zero ? _options.ProbeWait : _options.ProbeWait + left);
             }
         }
 
@@ -502,13 +505,13 @@ internal sealed class RedisFleetCoordinator : IHostedService, IAsyncDisposable
     /// are invalid here, an authority it cannot parse, an entry written by another build sharing the key prefix) is
     /// skipped on its own: it says nothing about Redis, so it must neither stop the other decisions nor count as an outage.
     /// </summary>
-    private void Hold(CircuitKey key, TimeSpan breakDuration)
+    private void Hold(CircuitKey key, TimeSpan breakDuration, TimeSpan? probeWait = null)
     {
         var field = Field(key);
         _held[field] = key;
         try
         {
-            _control.Open(key, breakDuration, _options.ProbeWait);
+            _control.Open(key, breakDuration, probeWait ?? _options.ProbeWait);
         }
 #pragma warning disable CA1031 // Whatever this one circuit throws, the others and the coordination go on.
         catch (Exception ex)

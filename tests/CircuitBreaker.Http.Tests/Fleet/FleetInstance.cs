@@ -48,6 +48,7 @@ internal sealed class FleetInstance : IAsyncDisposable
     /// <param name="fleet">Changes to the fleet options.</param>
     /// <param name="redisPort">The port this instance reaches Redis on, when not the server's own (a <see cref="TcpRelay"/> in front of it).</param>
     /// <param name="awaitConnected">Whether to return only once the instance has joined the fleet.</param>
+    /// <param name="beforeStart">Runs once the instance is built and before its coordinator starts, to watch what it does as it joins.</param>
     public static async Task<FleetInstance> StartAsync(
         string name,
         KestrelDownstream downstream,
@@ -57,7 +58,8 @@ internal sealed class FleetInstance : IAsyncDisposable
         bool brokenPath = false,
         Action<RedisCoordinationOptions>? fleet = null,
         int? redisPort = null,
-        bool awaitConnected = true)
+        bool awaitConnected = true,
+        Action<FleetInstance>? beforeStart = null)
     {
         var logs = new LogSignals();
         var services = new ServiceCollection();
@@ -85,6 +87,7 @@ internal sealed class FleetInstance : IAsyncDisposable
         }
 
         var instance = new FleetInstance(name, services.BuildServiceProvider(), logs);
+        beforeStart?.Invoke(instance);
         foreach (var hosted in instance._hosted)
         {
             await hosted.StartAsync(CancellationToken.None);

@@ -9,9 +9,10 @@ namespace CircuitBreaker.Http.Tests.Fleet;
 /// </summary>
 internal sealed class FleetTestBed : IAsyncDisposable
 {
-    private FleetTestBed(RedisServer redis, KestrelDownstream downstream, FakeTimeProvider time, FleetInstance[] instances)
+    private FleetTestBed(RedisServer redis, KestrelDownstream downstream, FakeTimeProvider time, string keyPrefix, FleetInstance[] instances)
     {
         Redis = redis;
+        KeyPrefix = keyPrefix;
         Downstream = downstream;
         Time = time;
         Instances = instances;
@@ -22,6 +23,9 @@ internal sealed class FleetTestBed : IAsyncDisposable
     public KestrelDownstream Downstream { get; }
 
     public FakeTimeProvider Time { get; }
+
+    /// <summary>The fleet's key prefix, for an instance that joins it later.</summary>
+    public string KeyPrefix { get; }
 
     public IReadOnlyList<FleetInstance> Instances { get; }
 
@@ -45,7 +49,7 @@ internal sealed class FleetTestBed : IAsyncDisposable
             await FleetInstance.StartAsync("b", downstream, redis, time, prefix, fleet: fleet),
             await FleetInstance.StartAsync("c", downstream, redis, time, prefix, fleet: fleet),
         };
-        return new FleetTestBed(redis, downstream, time, instances);
+        return new FleetTestBed(redis, downstream, time, prefix, instances);
     }
 
     public CircuitState StateOf(FleetInstance instance) => instance.StateOf(Downstream);

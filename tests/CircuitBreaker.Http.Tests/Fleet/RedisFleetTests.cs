@@ -130,6 +130,55 @@ public sealed class RedisFleetTests
         Assert.All(others, i => Assert.Single(i.Logs.Messages("FleetCircuitClosed")));
     }
 
+    /// <remarks>
+    /// The fleet's break is over and one instance probes for all; the others turn calls away until its verdict. An
+    /// instance that joins then (scaled out during the incident, or back from an outage) is part of the fleet too: it
+    /// must wait for the verdict, not send all its traffic to the downstream that is being probed.
+    /// </remarks>
+    [SkippableFact]
+    public async Task AnInstanceJoiningWhileTheFleetsProbeAwaitsItsVerdict_WaitsForTheVerdictToo()
+    {
+        await using var bed = await FleetTestBed.StartAsync();
+        var (downstream, a, b, c) = (bed.Downstream, bed.A, bed.B, bed.C);
+        var fleet = bed.Instances.ToArray();
+        downstream.RespondWith(503);
+        await OpenByQuorumAsync(downstream, a, b, c);
+
+        bed.Time.Advance(TimeSpan.FromSeconds(11));
+        await Task.WhenAll(fleet.Select(i => i.Logs.WaitAnyAsync(Bounded, "FleetProbeLeaseWon", "FleetProbeLeaseLost")));
+        downstream.RespondWith(200);
+        var before = downstream.RequestCount;
+
+        // Redis keeps the real time, which the fake clock of the instances does not move: its record of the fleet's
+        // break is ended here as it would be by now, a second ago.
+        await using (var mux = await ConnectionMultiplexer.ConnectAsync(bed.Redis.ConnectionString))
+        {
+            var db = mux.GetDatabase();
+            var time = (RedisResult[])(await db.ExecuteAsync("TIME"))!;
+            var nowMs = ((long)time[0] * 1000) + ((long)time[1] / 1000);
+            await db.HashSetAsync("{" + bed.KeyPrefix + "}:open", downstream.Authority + " " + FleetInstance.ClientName, nowMs - 1000);
+        }
+
+        Task? dHolds = null;
+        await using var d = await FleetInstance.StartAsync("d", downstream, bed.Redis, bed.Time, bed.KeyPrefix, beforeStart: i => dHolds = i.WhenState(downstream, CircuitState.Open, CircuitChangeSource.Fleet));
+        await dHolds!.WaitAsync(Bounded);
+
+        for (var i = 0; i < 5; i++)
+        {
+            Assert.Equal(nameof(CircuitOpenException), await d.GetAsync());
+        }
+
+        Assert.Equal(before, downstream.RequestCount);
+        await d.Logs.WaitAsync("FleetProbeLeaseLost", Bounded); // d raced for the lease too, and the prober has it
+
+        // The verdict reaches d as it reaches the others.
+        var prober = Assert.Single(fleet, i => i.Logs.Messages("FleetProbeLeaseWon").Count == 1);
+        var dCloses = d.WhenState(downstream, CircuitState.Closed, CircuitChangeSource.Fleet);
+        Assert.Equal("200", await prober.GetAsync());
+        await dCloses.WaitAsync(Bounded);
+        Assert.Equal("200", await d.GetAsync());
+    }
+
     [SkippableFact]
     public async Task RedisKilledMidTest_RequestsFlowOnLocalBreakers_AndCoordinationResumesWhenRedisIsBack()
     {
