@@ -367,6 +367,7 @@ internal sealed class RedisFleetCoordinator : IHostedService, IAsyncDisposable
                 // The fleet's probe failed here: the whole fleet backs off again, and probes once more after the break.
                 var again = work.BreakDuration ?? TimeSpan.Zero;
                 await db.ScriptEvaluateAsync(FleetScripts.Reopen, [_openKey, LeaseKey(field)], [field, (long)again.TotalMilliseconds]).ConfigureAwait(false);
+                Log.FleetOpened(_logger, work.Key.Authority, work.Key.ClientName, again, InstanceName); // as the quorum's decider logs it
                 await PublishAsync(FleetMessage.OpenType, work.Key, again).ConfigureAwait(false);
                 Hold(work.Key, again);
                 break;

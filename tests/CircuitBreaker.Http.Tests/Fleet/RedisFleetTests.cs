@@ -131,6 +131,34 @@ public sealed class RedisFleetTests
     }
 
     /// <remarks>
+    /// FleetCircuitOpened is logged for a circuit that opens for the whole fleet, whether a quorum opened it or the fleet's
+    /// probe failed, and by the instance that decided it as by those that apply it.
+    /// </remarks>
+    [SkippableFact]
+    public async Task WhenTheFleetsProbeFails_TheProberLogsTheFleetsOpenAsTheOthersDo()
+    {
+        await using var bed = await FleetTestBed.StartAsync();
+        var (downstream, a, b, c) = (bed.Downstream, bed.A, bed.B, bed.C);
+        var fleet = bed.Instances.ToArray();
+        downstream.RespondWith(503);
+        await OpenByQuorumAsync(downstream, a, b, c);
+        await Task.WhenAll(fleet.Select(i => i.Logs.WaitAsync("FleetCircuitOpened", Bounded)));
+
+        bed.Time.Advance(TimeSpan.FromSeconds(11));
+        await Task.WhenAll(fleet.Select(i => i.Logs.WaitAnyAsync(Bounded, "FleetProbeLeaseWon", "FleetProbeLeaseLost")));
+        var prober = Assert.Single(fleet, i => i.Logs.Messages("FleetProbeLeaseWon").Count == 1);
+        var others = fleet.Where(i => i != prober).ToList();
+        var othersReopen = others.Select(i => i.WhenState(downstream, CircuitState.Open, CircuitChangeSource.Fleet)).ToList();
+        Assert.Equal("503", await prober.GetAsync());
+        await Task.WhenAll(othersReopen).WaitAsync(Bounded);
+
+        Assert.All(others, i => Assert.Equal(2, i.Logs.Messages("FleetCircuitOpened").Count));
+        var reopened = prober.Logs.Messages("FleetCircuitOpened");
+        Assert.Equal(2, reopened.Count);
+        Assert.Contains($"decided by instance '{prober.Name}'", reopened[1], StringComparison.Ordinal);
+    }
+
+    /// <remarks>
     /// The fleet's break is over and one instance probes for all; the others turn calls away until its verdict. An
     /// instance that joins then (scaled out during the incident, or back from an outage) is part of the fleet too: it
     /// must wait for the verdict, not send all its traffic to the downstream that is being probed.
