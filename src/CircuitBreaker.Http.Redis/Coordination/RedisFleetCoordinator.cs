@@ -70,6 +70,7 @@ internal sealed class RedisFleetCoordinator : IHostedService, IAsyncDisposable
     private int _available; // 1 while Redis answers; written by the loop and by the connection's events
     private int _outageLogged; // 1 once the current outage was logged: an outage is logged once, not per failed call
     private bool _subscribed;
+    private bool _joined; // whether this instance has joined the fleet once; only the loop reads and writes it
     private int _disposed;
 
     public RedisFleetCoordinator(
@@ -297,10 +298,16 @@ internal sealed class RedisFleetCoordinator : IHostedService, IAsyncDisposable
         {
             Log.Restored(_logger);
         }
-        else if (_logger.IsEnabled(LogLevel.Information))
+
+        // Also after an outage the instance started in: FleetConnected is the one event that names it.
+        if (!_joined)
         {
-            var endpoints = string.Join(", ", _redis!.GetEndPoints().Select(e => e.ToString()));
-            Log.Connected(_logger, InstanceName, endpoints);
+            _joined = true;
+            if (_logger.IsEnabled(LogLevel.Information))
+            {
+                var endpoints = string.Join(", ", _redis!.GetEndPoints().Select(e => e.ToString()));
+                Log.Connected(_logger, InstanceName, endpoints);
+            }
         }
 
         var snapshot = (RedisResult[]?)await db.ScriptEvaluateAsync(

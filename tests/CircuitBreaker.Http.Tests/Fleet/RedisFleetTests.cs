@@ -262,6 +262,31 @@ public sealed class RedisFleetTests
         Assert.Equal(nameof(CircuitOpenException), await c.GetAsync());
     }
 
+    /// <remarks>
+    /// An app must start, and serve, while Redis is down; once Redis can be reached the instance joins the fleet and says
+    /// so as every instance does (FleetConnected names it and the endpoints), besides the end of the outage it logged.
+    /// </remarks>
+    [SkippableFact]
+    public async Task AnInstanceStartedWhileRedisIsUnreachable_ServesLocally_AndJoinsTheFleetOnceRedisCanBeReached()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        await using var downstream = await KestrelDownstream.StartAsync();
+        await using var path = TcpRelay.Start(redis.Port);
+        path.Cut();
+        var prefix = "test-" + Guid.NewGuid().ToString("N")[..8];
+        await using var a = await FleetInstance.StartAsync("a", downstream, redis, new FakeTimeProvider(), prefix, redisPort: path.Port, awaitConnected: false);
+        var health = a.Services.GetRequiredService<HealthCheckService>();
+
+        Assert.Equal("200", await a.GetAsync());
+        await a.Logs.WaitAsync("FleetRedisUnavailable", Bounded);
+        Assert.Equal(HealthStatus.Degraded, (await health.CheckHealthAsync()).Status);
+
+        path.Restore();
+        await a.Logs.WaitAsync("FleetRedisRestored", TimeSpan.FromSeconds(60));
+        Assert.Equal(HealthStatus.Healthy, (await health.CheckHealthAsync()).Status);
+        Assert.Contains("instance 'a'", Assert.Single(a.Logs.Messages("FleetConnected")), StringComparison.Ordinal);
+    }
+
     [SkippableFact]
     public async Task RedisStalled_RequestsAndTransitionsNeverWaitForIt()
     {
