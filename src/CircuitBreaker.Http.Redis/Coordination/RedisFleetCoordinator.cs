@@ -65,6 +65,9 @@ internal sealed class RedisFleetCoordinator : IHostedService, IAsyncDisposable
     private readonly RedisChannel _channel;
     private readonly CancellationTokenSource _stopping = new();
 
+    // How long disposing waits for the connection's close: a healthy Redis answers within a round trip.
+    private static readonly TimeSpan CloseGrace = TimeSpan.FromMilliseconds(500);
+
     private ConnectionMultiplexer? _redis;
     private Task? _running;
     private int _available; // 1 while Redis answers; written by the loop and by the connection's events
@@ -72,6 +75,7 @@ internal sealed class RedisFleetCoordinator : IHostedService, IAsyncDisposable
     private bool _subscribed;
     private bool _joined; // whether this instance has joined the fleet once; only the loop reads and writes it
     private int _disposed;
+    private int _leaving; // 1 once stopping or disposing began: an operation left in flight may then fail as the connection closes
 
     public RedisFleetCoordinator(
         IOptions<RedisCoordinationOptions> options,
@@ -113,21 +117,30 @@ internal sealed class RedisFleetCoordinator : IHostedService, IAsyncDisposable
         return Task.CompletedTask;
     }
 
+    /// <remarks>
+    /// Prompt whatever Redis does: the host's shutdown budget (<c>HostOptions.ShutdownTimeout</c>) is shared with every
+    /// other hosted service, and a stalled Redis would answer nothing before StackExchange.Redis's command timeout. The
+    /// loop ends without waiting for its operation in flight, whose result no longer matters.
+    /// </remarks>
     public async Task StopAsync(CancellationToken cancellationToken)
     {
         _registry.StateChanged -= OnStateChanged;
+        Volatile.Write(ref _leaving, 1);
         await _stopping.CancelAsync().ConfigureAwait(false);
         if (_running is not null)
         {
             await _running.WaitAsync(cancellationToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         }
 
-        if (_redis is { IsConnected: true } redis)
+        // The loop has ended, so nothing this instance sends after the leave can add it back to the fleet.
+        if (_redis is { IsConnected: true } redis && IsAvailable)
         {
             try
             {
-                // Leaving politely lets a percentage quorum count the fleet without this instance at once.
-                await redis.GetDatabase().SortedSetRemoveAsync(_instancesKey, InstanceName).WaitAsync(cancellationToken).ConfigureAwait(false);
+                // Leaving politely lets a percentage quorum count the fleet without this instance at once. It is a
+                // courtesy, not waited for: the entry expires after InstanceExpiry anyway (every heartbeat trims the
+                // instances), and the connection's close (DisposeAsync) lets it reach Redis first.
+                await redis.GetDatabase().SortedSetRemoveAsync(_instancesKey, InstanceName, CommandFlags.FireAndForget).ConfigureAwait(false);
             }
 #pragma warning disable CA1031 // Stopping must not fail because Redis did; the entry expires anyway.
             catch (Exception ex)
@@ -147,18 +160,49 @@ internal sealed class RedisFleetCoordinator : IHostedService, IAsyncDisposable
         }
 
         _registry.StateChanged -= OnStateChanged;
+        Volatile.Write(ref _leaving, 1);
         await _stopping.CancelAsync().ConfigureAwait(false);
         if (_running is not null)
         {
             await _running.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         }
 
-        if (_redis is not null)
+        if (_redis is { } redis)
         {
-            await _redis.DisposeAsync().ConfigureAwait(false);
+            await CloseAsync(redis).ConfigureAwait(false);
         }
 
+        // The loop has ended, and nothing else uses the token: an operation it left in flight does not take it.
         _stopping.Dispose();
+    }
+
+    /// <summary>
+    /// Closes the connection without holding the host's shutdown: a healthy Redis answers the close's QUIT (sent after
+    /// the leave, so the leave has reached it) at once; a stalled one would not before its timeout, so past
+    /// <see cref="CloseGrace"/> the close completes in the background.
+    /// </summary>
+    private async Task CloseAsync(ConnectionMultiplexer redis)
+    {
+        try
+        {
+            if (!IsAvailable)
+            {
+                // Redis is away: nothing to send, no QUIT to wait for.
+                await redis.CloseAsync(allowCommandsToComplete: false).ConfigureAwait(false);
+            }
+
+            var closing = redis.DisposeAsync().AsTask();
+            _ = closing.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+
+            // The system clock, not _timeProvider: this bounds a wait on the network, as Redis's own timeouts do.
+            await closing.WaitAsync(CloseGrace, TimeProvider.System).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        }
+#pragma warning disable CA1031 // Disposing must not fail because Redis did.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            Log.OperationFailed(_logger, ex, "close the connection to Redis");
+        }
     }
 
     /// <summary>Runs on the thread of the call (or the operator's, or the fleet message's) that moved the circuit: it only queues.</summary>
@@ -194,7 +238,7 @@ internal sealed class RedisFleetCoordinator : IHostedService, IAsyncDisposable
             var configuration = ConfigurationOptions.Parse(_options.ConnectionString!);
             configuration.AbortOnConnectFail = false;
             configuration.ClientName ??= "circuitbreaker-fleet";
-            _redis = await ConnectionMultiplexer.ConnectAsync(configuration).ConfigureAwait(false);
+            _redis = await ConnectAsync(configuration, cancellationToken).ConfigureAwait(false);
             _redis.ConnectionFailed += (_, e) => MarkUnavailable(e.Exception, e.FailureType.ToString());
             _redis.ConnectionRestored += (_, _) => _work.Writer.TryWrite(new Work(WorkKind.Heartbeat, default, default, default, null));
 
@@ -203,7 +247,10 @@ internal sealed class RedisFleetCoordinator : IHostedService, IAsyncDisposable
             _work.Writer.TryWrite(new Work(WorkKind.Heartbeat, default, default, default, null));
             await foreach (var work in _work.Reader.ReadAllAsync(cancellationToken).ConfigureAwait(false))
             {
-                await HandleAsync(work).ConfigureAwait(false);
+                // Stopping does not wait for the operation in flight (a stalled Redis answers only at the command
+                // timeout): it goes on alone, catching what fails once the connection is closed, and touches nothing
+                // the stop uses.
+                await HandleAsync(work).WaitAsync(cancellationToken).ConfigureAwait(false);
             }
 
             await heartbeats.ConfigureAwait(false);
@@ -217,6 +264,36 @@ internal sealed class RedisFleetCoordinator : IHostedService, IAsyncDisposable
         {
             Log.OperationFailed(_logger, ex, "coordinate");
             MarkUnavailable(ex, "stopped");
+        }
+    }
+
+    /// <summary>Connects, or gives up as soon as the coordinator stops; a connection made after that is closed at once.</summary>
+    private static async Task<ConnectionMultiplexer> ConnectAsync(ConfigurationOptions configuration, CancellationToken cancellationToken)
+    {
+        var connecting = ConnectionMultiplexer.ConnectAsync(configuration);
+        try
+        {
+            return await connecting.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            _ = CloseWhenConnectedAsync(connecting);
+            throw;
+        }
+
+        static async Task CloseWhenConnectedAsync(Task<ConnectionMultiplexer> connecting)
+        {
+            try
+            {
+                var redis = await connecting.ConfigureAwait(false);
+                await redis.CloseAsync(allowCommandsToComplete: false).ConfigureAwait(false);
+                await redis.DisposeAsync().ConfigureAwait(false);
+            }
+#pragma warning disable CA1031 // Nobody waits for this connection any more: whatever it does is of no consequence.
+            catch (Exception)
+#pragma warning restore CA1031
+            {
+            }
         }
     }
 
@@ -256,7 +333,10 @@ internal sealed class RedisFleetCoordinator : IHostedService, IAsyncDisposable
         catch (Exception ex)
 #pragma warning restore CA1031
         {
-            Log.OperationFailed(_logger, ex, $"share the {work.State} circuit of {work.Key.Authority}");
+            if (Volatile.Read(ref _leaving) == 0) // once leaving, an operation left in flight fails as the connection closes
+            {
+                Log.OperationFailed(_logger, ex, $"share the {work.State} circuit of {work.Key.Authority}");
+            }
         }
     }
 
@@ -536,7 +616,9 @@ internal sealed class RedisFleetCoordinator : IHostedService, IAsyncDisposable
     private void MarkUnavailable(Exception? exception, string reason)
     {
         Interlocked.Exchange(ref _available, 0);
-        if (Interlocked.Exchange(ref _outageLogged, 1) == 0)
+
+        // Once leaving, an operation left in flight fails as the connection closes: that says nothing about Redis.
+        if (Volatile.Read(ref _leaving) == 0 && Interlocked.Exchange(ref _outageLogged, 1) == 0)
         {
             Log.Unavailable(_logger, exception, reason);
         }

@@ -18,6 +18,7 @@ internal sealed class FleetInstance : IAsyncDisposable
 
     private readonly ServiceProvider _services;
     private readonly List<IHostedService> _hosted;
+    private int _disposed;
 
     private FleetInstance(string name, ServiceProvider services, LogSignals logs)
     {
@@ -137,6 +138,12 @@ internal sealed class FleetInstance : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        // A test may stop one instance of a bed before the bed disposes them all.
+        if (Interlocked.Exchange(ref _disposed, 1) == 1)
+        {
+            return;
+        }
+
         foreach (var hosted in _hosted)
         {
             await hosted.StopAsync(CancellationToken.None);

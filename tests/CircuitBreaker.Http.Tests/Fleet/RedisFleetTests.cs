@@ -315,6 +315,62 @@ public sealed class RedisFleetTests
         await a.Logs.WaitAsync("FleetVoted", Bounded); // and the vote went through once Redis was back
     }
 
+    /// <remarks>
+    /// An app stops within the host's shutdown budget (HostOptions.ShutdownTimeout), which every hosted service shares.
+    /// A stalled Redis (here DEBUG SLEEP; equally an overloaded server or a network that drops packets) answers nothing
+    /// before StackExchange.Redis's command timeout: stopping must not wait for its heartbeat in flight, for the
+    /// courtesy of leaving the fleet, nor for the connection's close.
+    /// </remarks>
+    [SkippableFact]
+    public async Task StoppingAnInstanceWhileRedisIsStalled_IsPrompt_AndTheOthersCarryOn()
+    {
+        await using var bed = await FleetTestBed.StartAsync();
+        var (downstream, a, b, c) = (bed.Downstream, bed.A, bed.B, bed.C);
+        var timeout = TimeSpan.FromMilliseconds(ConfigurationOptions.Parse(bed.Redis.ConnectionString).AsyncTimeout);
+
+        // Shorter than the timeout, so that the others' heartbeats are late but not failed: only a's stop is measured.
+        var stall = await bed.Redis.StallAsync(timeout * 0.8);
+        bed.Time.Advance(TimeSpan.FromSeconds(5)); // a heartbeat of every instance, in flight while Redis sleeps
+        var stopping = System.Diagnostics.Stopwatch.StartNew();
+        await a.DisposeAsync();
+        stopping.Stop();
+        var stoppedWhileRedisStalled = !stall.IsCompleted;
+        await stall;
+
+        Assert.True(stopping.Elapsed < timeout / 2, $"stopping took {stopping.Elapsed.TotalMilliseconds:0} ms with a command timeout of {timeout.TotalMilliseconds:0} ms");
+        Assert.True(stoppedWhileRedisStalled, "the stop returned while Redis did not answer at all");
+
+        // b and c go on coordinating: their failures make the quorum of two.
+        downstream.RespondWith(503);
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.Equal("503", await b.GetAsync());
+        }
+
+        await b.Logs.WaitAsync("FleetVoted", Bounded);
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.Equal("503", await c.GetAsync());
+        }
+
+        await Task.WhenAll(b.Logs.WaitAsync("FleetCircuitOpened", Bounded), c.Logs.WaitAsync("FleetCircuitOpened", Bounded));
+        Assert.Empty(b.Logs.Messages("FleetRedisUnavailable"));
+        Assert.Empty(c.Logs.Messages("FleetRedisUnavailable"));
+    }
+
+    /// <remarks>Leaving on a healthy Redis is immediate: a percentage quorum counts the fleet without the stopped instance at once.</remarks>
+    [SkippableFact]
+    public async Task StoppingAnInstance_LeavesTheFleetAtOnce()
+    {
+        await using var bed = await FleetTestBed.StartAsync();
+
+        await bed.A.DisposeAsync();
+
+        await using var mux = await ConnectionMultiplexer.ConnectAsync(bed.Redis.ConnectionString);
+        var instances = await mux.GetDatabase().SortedSetRangeByRankAsync("{" + bed.KeyPrefix + "}:instances");
+        Assert.Equal(["b", "c"], instances.Select(i => (string)i!).Order(StringComparer.Ordinal));
+    }
+
     [SkippableFact]
     public async Task AfterAnOperatorReset_TheResetInstanceNoLongerCountsTowardsTheQuorum()
     {
