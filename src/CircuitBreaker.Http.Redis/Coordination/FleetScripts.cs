@@ -59,12 +59,25 @@ internal static class FleetScripts
         return 1
         """;
 
-    /// <summary>Tells the fleet this instance is alive. KEYS: instances. ARGV: instance, expiry ms.</summary>
+    /// <summary>
+    /// Tells the fleet this instance is alive, and forgets the fleet's open circuits whose break and probe wait have both
+    /// passed, by the rule of <see cref="Snapshot"/>: an episode that ended without a fleet close (its prober died, or no
+    /// call reached it) must not stay until some instance joins or reconnects, or the hash grows with every short-lived
+    /// host. Scanning the hash at every heartbeat is cheap: it holds only the circuits open for the whole fleet, usually
+    /// none. KEYS: instances, open. ARGV: instance, expiry ms, probe wait ms.
+    /// </summary>
     public const string Heartbeat = """
         local t = redis.call('TIME')
         local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
         redis.call('ZADD', KEYS[1], now, ARGV[1])
         redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))
+        local all = redis.call('HGETALL', KEYS[2])
+        for i = 1, #all, 2 do
+          local until_ = tonumber(all[i + 1])
+          if until_ ~= nil and until_ + tonumber(ARGV[3]) < now then
+            redis.call('HDEL', KEYS[2], all[i])
+          end
+        end
         return redis.call('ZCARD', KEYS[1])
         """;
 

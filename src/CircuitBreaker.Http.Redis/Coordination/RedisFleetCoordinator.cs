@@ -347,8 +347,8 @@ internal sealed class RedisFleetCoordinator : IHostedService, IAsyncDisposable
             var db = redis.GetDatabase();
             await db.ScriptEvaluateAsync(
                 FleetScripts.Heartbeat,
-                [_instancesKey],
-                [InstanceName, (long)_options.InstanceExpiry.TotalMilliseconds]).ConfigureAwait(false);
+                [_instancesKey, _openKey],
+                [InstanceName, (long)_options.InstanceExpiry.TotalMilliseconds, (long)_options.ProbeWait.TotalMilliseconds]).ConfigureAwait(false);
             if (!_subscribed)
             {
                 await redis.GetSubscriber().SubscribeAsync(_channel, OnMessage).ConfigureAwait(false);

@@ -371,6 +371,52 @@ public sealed class RedisFleetTests
         Assert.Equal(["b", "c"], instances.Select(i => (string)i!).Order(StringComparer.Ordinal));
     }
 
+    /// <remarks>
+    /// An episode can end without a fleet close (its prober died, or no call reached it, and every instance probed
+    /// alone after ProbeWait). Its entry in the fleet's open circuits must not stay until some instance joins or
+    /// reconnects: with many short-lived hosts, the hash would grow between deploys.
+    /// </remarks>
+    [SkippableFact]
+    public async Task AnOpenEntryWhoseBreakAndProbeWaitHavePassed_IsForgottenAtTheNextHeartbeat()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        await using var downstream = await KestrelDownstream.StartAsync();
+        var prefix = "test-" + Guid.NewGuid().ToString("N")[..8];
+        var openKey = "{" + prefix + "}:open";
+        const string Stale = "http://127.0.0.1:9 users";
+        const string Foreign = "http://127.0.0.1:10 users";
+        await using var mux = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString + ",allowAdmin=true");
+        var db = mux.GetDatabase();
+        var seconds = (long)(RedisValue)((RedisResult[])(await db.ExecuteAsync("TIME"))!)[0];
+        await db.HashSetAsync(openKey, [new(downstream.Authority + " users", (seconds + 600) * 1000), new(Foreign, "another build's format")]);
+
+        // Redis tells when the hash loses a field (keyspace notifications), so the heartbeat's work is awaited, not slept on.
+        await db.ExecuteAsync("CONFIG", "SET", "notify-keyspace-events", "Kh");
+        var removed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await mux.GetSubscriber().SubscribeAsync(RedisChannel.Literal("__keyspace@0__:" + openKey), (_, e) =>
+        {
+            if (e == "hdel")
+            {
+                removed.TrySetResult();
+            }
+        });
+
+        // a joins (taking on the open circuit shows that its join, the one other place that forgets entries, is over),
+        // and only then does the stale entry appear: a break that ended an hour ago, with ProbeWait long passed too.
+        var time = new FakeTimeProvider();
+        Task? aHolds = null;
+        await using var a = await FleetInstance.StartAsync("a", downstream, redis, time, prefix, beforeStart: i => aHolds = i.WhenState(downstream, CircuitState.Open, CircuitChangeSource.Fleet));
+        await aHolds!.WaitAsync(Bounded);
+        await db.HashSetAsync(openKey, Stale, (seconds - 3600) * 1000);
+
+        time.Advance(TimeSpan.FromSeconds(5)); // a's next heartbeat
+        await removed.Task.WaitAsync(Bounded);
+
+        var left = (await db.HashKeysAsync(openKey)).Select(f => (string)f!).Order(StringComparer.Ordinal);
+        Assert.Equal(new[] { downstream.Authority + " users", Foreign }.Order(StringComparer.Ordinal), left); // a live episode, and what another build wrote, stay
+        Assert.Empty(a.Logs.Messages("FleetRedisUnavailable")); // no reconnection did it
+    }
+
     [SkippableFact]
     public async Task AfterAnOperatorReset_TheResetInstanceNoLongerCountsTowardsTheQuorum()
     {
