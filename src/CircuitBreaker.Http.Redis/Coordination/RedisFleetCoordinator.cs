@@ -394,14 +394,27 @@ internal sealed class RedisFleetCoordinator : IHostedService, IAsyncDisposable
             FleetScripts.Snapshot,
             [_openKey],
             [(long)_options.ProbeWait.TotalMilliseconds]).ConfigureAwait(false) ?? [];
+        HashSet<string>? closedHere = null;
         for (var i = 0; i + 1 < snapshot.Length; i += 2)
         {
             if (TryParseField((string)snapshot[i]!, out var key) && _clients.Includes(key.ClientName))
             {
-                // A break already over still holds the circuit while the fleet's probe may report: for the rest of the
-                // probe wait, as on the instances that were there when the break began.
                 var left = TimeSpan.FromMilliseconds((long)snapshot[i + 1]);
-                Hold(key, left > TimeSpan.Zero ? left : TimeSpan.Zero, left > TimeSpan.Zero ? _options.ProbeWait : _options.ProbeWait + left);
+                if (left > TimeSpan.Zero)
+                {
+                    Hold(key, left);
+                    continue;
+                }
+
+                // A break already over still holds the circuit while the fleet's probe may report: for the rest of the
+                // probe wait, as on the instances that were there when the break began. But not a circuit closed here:
+                // its calls go through (its own probe succeeded while Redis was away, say), which is the verdict the
+                // others still wait for; holding it would turn away calls that succeed.
+                closedHere ??= _registry.GetCircuits().Where(c => c.State == CircuitState.Closed).Select(c => Field(c.Key)).ToHashSet(StringComparer.Ordinal);
+                if (!closedHere.Contains(Field(key)))
+                {
+                    Hold(key, TimeSpan.Zero, _options.ProbeWait + left);
+                }
             }
         }
 

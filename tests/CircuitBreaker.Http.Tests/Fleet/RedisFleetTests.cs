@@ -492,6 +492,66 @@ public sealed class RedisFleetTests
     }
 
     /// <remarks>
+    /// The fleet's break is over and its probe awaits its verdict when a alone loses Redis. Its hold released, a probes
+    /// by itself and its circuit closes: the downstream is back for a. Once a reconnects, the fleet's record (break over,
+    /// probe wait still running) must not turn that healthy circuit back into one waiting for a verdict, turning a's
+    /// calls away for the rest of ProbeWait.
+    /// </remarks>
+    [SkippableFact]
+    public async Task ACircuitClosedByItsOwnProbeWhileRedisWasAway_StaysClosedWhenRedisIsBackDuringTheFleetsProbeWait()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        await using var downstream = await KestrelDownstream.StartAsync();
+        await using var path = TcpRelay.Start(redis.Port);
+        var time = new FakeTimeProvider();
+        var prefix = "test-" + Guid.NewGuid().ToString("N")[..8];
+        await using var a = await FleetInstance.StartAsync("a", downstream, redis, time, prefix, redisPort: path.Port);
+        await using var b = await FleetInstance.StartAsync("b", downstream, redis, time, prefix);
+        await using var c = await FleetInstance.StartAsync("c", downstream, redis, time, prefix);
+        downstream.RespondWith(503);
+        await OpenByQuorumAsync(downstream, a, b, c);
+
+        time.Advance(TimeSpan.FromSeconds(11));
+        await Task.WhenAll(new[] { a, b, c }.Select(i => i.Logs.WaitAnyAsync(Bounded, "FleetProbeLeaseWon", "FleetProbeLeaseLost")));
+
+        // Redis keeps the real time, which the fake clock of the instances does not move: its record of the fleet's
+        // break is ended here as it would be by now, a second ago.
+        await using (var mux = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString))
+        {
+            var db = mux.GetDatabase();
+            var now = (RedisResult[])(await db.ExecuteAsync("TIME"))!;
+            var nowMs = ((long)now[0] * 1000) + ((long)now[1] / 1000);
+            await db.HashSetAsync("{" + prefix + "}:open", downstream.Authority + " " + FleetInstance.ClientName, nowMs - 1000);
+        }
+
+        path.Cut();
+        await a.Logs.WaitAsync("FleetRedisUnavailable", Bounded);
+        downstream.RespondWith(200);
+
+        // a's own probe, once the outage has released a's hold (just after it is logged); a rejected call is no probe.
+        var probing = System.Diagnostics.Stopwatch.StartNew();
+        while (await a.GetAsync() != "200")
+        {
+            Assert.True(probing.Elapsed < Bounded, "a never probed by itself while Redis was away");
+            await Task.Delay(10);
+        }
+
+        Assert.Equal(CircuitState.Closed, a.StateOf(downstream));
+
+        var aReopens = a.WhenState(downstream, CircuitState.Open, CircuitChangeSource.Fleet);
+        path.Restore();
+        await a.Logs.WaitAsync("FleetRedisRestored", TimeSpan.FromSeconds(60));
+
+        // The rejoin ends by withdrawing a's vote, as its circuit is closed; a reopened circuit would keep it.
+        var withdrawn = a.Logs.WaitAsync("FleetVoteWithdrawn", Bounded);
+        await Task.WhenAny(withdrawn, aReopens);
+        Assert.False(aReopens.IsCompleted, "a's closed circuit was reopened by the fleet as a reconnected");
+        await withdrawn;
+        Assert.Equal(CircuitState.Closed, a.StateOf(downstream));
+        Assert.Equal("200", await a.GetAsync());
+    }
+
+    /// <remarks>
     /// The fleet's open circuits are applied as an instance joins. An entry this instance cannot apply (here an
     /// authority it cannot parse, or a value another build wrote; equally a client whose options are invalid here)
     /// says nothing about Redis: it must not mark Redis unavailable, which would release every hold and stop this
