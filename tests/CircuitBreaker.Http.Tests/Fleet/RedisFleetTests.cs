@@ -328,8 +328,9 @@ public sealed class RedisFleetTests
         var (downstream, a, b, c) = (bed.Downstream, bed.A, bed.B, bed.C);
         var timeout = TimeSpan.FromMilliseconds(ConfigurationOptions.Parse(bed.Redis.ConnectionString).AsyncTimeout);
 
-        // Shorter than the timeout, so that the others' heartbeats are late but not failed: only a's stop is measured.
-        var stall = await bed.Redis.StallAsync(timeout * 0.8);
+        // Shorter than the timeout by a margin a loaded machine keeps, so that the others' heartbeats are late but not
+        // failed: only a's stop is measured. Longer than the limit asserted below, which a stop that waited would miss.
+        var stall = await bed.Redis.StallAsync(timeout * 0.6);
         bed.Time.Advance(TimeSpan.FromSeconds(5)); // a heartbeat of every instance, in flight while Redis sleeps
         var stopping = System.Diagnostics.Stopwatch.StartNew();
         await a.DisposeAsync();
