@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Net;
 
 namespace CircuitBreaker.Http;
@@ -9,9 +8,6 @@ namespace CircuitBreaker.Http;
 /// </summary>
 internal sealed class CachedResponse
 {
-    // RFC 9111 §1.2.2: the value a cache takes for delta-seconds greater than it can represent.
-    private const long MaxDeltaSeconds = 1L << 31;
-
     private readonly KeyValuePair<string, string[]>[] _headers;
     private readonly KeyValuePair<string, string[]>[] _contentHeaders;
 
@@ -104,28 +100,5 @@ internal sealed class CachedResponse
             // The single-value overload stores the string as it is; the other walks an enumerator.
             _ = values.Length == 1 ? headers.TryAddWithoutValidation(name, values[0]) : headers.TryAddWithoutValidation(name, values);
         }
-    }
-
-    /// <summary>The <c>Age</c> header's seconds as RFC 9111 reads them (§5.1, §1.2.2), or zero when there is none.</summary>
-    public static TimeSpan ReceivedAgeOf(HttpResponseMessage response)
-    {
-        if (!response.Headers.NonValidated.TryGetValues("Age", out var values))
-        {
-            return TimeSpan.Zero;
-        }
-
-        // A list (one line or several, joined with commas) counts by its first member; a value that is not a
-        // non-negative integer is ignored.
-        var all = values.ToString().AsSpan();
-        var comma = all.IndexOf(',');
-        var text = (comma < 0 ? all : all[..comma]).Trim();
-        if (text.IsEmpty || text.ContainsAnyExceptInRange('0', '9'))
-        {
-            return TimeSpan.Zero;
-        }
-
-        // Too large to represent counts as 2^31 seconds rather than as invalid: such an answer is old, not new.
-        return TimeSpan.FromSeconds(
-            long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var seconds) && seconds < MaxDeltaSeconds ? seconds : MaxDeltaSeconds);
     }
 }

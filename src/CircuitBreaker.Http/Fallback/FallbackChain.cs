@@ -307,16 +307,19 @@ internal sealed class FallbackChain
     {
         try
         {
-            // The policy may have been reloaded while the call was out: credentials excluded now are not stored. A response
-            // that arrived already older than MaxAge (a CDN's), or than its own headers let it be replayed, could never be
-            // replayed, and storing it would replace the good entry of its URL.
-            if (ResponseCacheKey.IsCacheableResponse(response)
-                && !(policy.CacheExcludesCredentials && request.HasCredentials)
-                && CachedResponse.ReceivedAgeOf(response) is var receivedAge
-                && receivedAge < policy.CacheMaxAge
-                && receivedAge < ResponseCacheKey.MaxReplayAge(response))
+            // The policy may have been reloaded while the call was out: credentials excluded now are not stored.
+            if (!ResponseCacheKey.IsCacheableResponse(response) || (policy.CacheExcludesCredentials && request.HasCredentials))
             {
-                var capture = new ResponseCapture(cache, request.Key(), response, request.Vary(response), policy.CacheMaxEntryBytes, bodiless: request.IsHead);
+                return;
+            }
+
+            // Taken now, as the response passes the breaker (see ResponseHead). A response that arrived already older than
+            // MaxAge (a CDN's), or than its own headers let it be replayed, could never be replayed, and storing it would
+            // replace the good entry of its URL.
+            var head = new ResponseHead(response);
+            if (head.ReceivedAge < policy.CacheMaxAge && head.ReceivedAge < head.MaxReplayAge)
+            {
+                var capture = new ResponseCapture(cache, request.Key(), head, request.Vary(response), policy.CacheMaxEntryBytes, bodiless: request.IsHead);
                 if (request.IsHead)
                 {
                     capture.Complete(); // no body will ever be read: the headers are the whole response

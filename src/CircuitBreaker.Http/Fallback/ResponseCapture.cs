@@ -18,20 +18,18 @@ internal sealed class ResponseCapture
 
     /// <param name="cache">The cache to store the response in.</param>
     /// <param name="key">The response's key.</param>
-    /// <param name="response">The response, as it passes back up through the breaker.</param>
+    /// <param name="head">The response apart from its body, as it passed back up through the breaker.</param>
     /// <param name="vary">The request's values of the headers the response's <c>Vary</c> names.</param>
     /// <param name="maxBytes">The largest body stored.</param>
     /// <param name="bodiless">
     /// Whether the response has no body whatever its headers say (the answer to a HEAD): it is stored by
     /// <see cref="Complete"/> alone.
     /// </param>
-    public ResponseCapture(ResponseCache cache, string key, HttpResponseMessage response, (string Name, string? Value)[] vary, int maxBytes, bool bodiless = false)
+    public ResponseCapture(ResponseCache cache, string key, ResponseHead head, (string Name, string? Value)[] vary, int maxBytes, bool bodiless = false)
     {
         _cache = cache;
         _key = key;
-        // Now, not when the body has been read: by then the handlers above the breaker and the caller may have
-        // added headers to the response that are theirs, not the downstream's (see ResponseHead).
-        _head = new ResponseHead(response);
+        _head = head;
         _vary = vary;
         _maxBytes = maxBytes;
         if (bodiless)
@@ -44,7 +42,7 @@ internal sealed class ResponseCapture
         }
 
         // A known length is allocated exactly, so the finished body is stored without another copy.
-        _expectedLength = response.Content.Headers.ContentLength;
+        _expectedLength = head.ContentLength;
         _body = _expectedLength > maxBytes ? null : new byte[_expectedLength ?? Math.Min(maxBytes, 4096)];
     }
 

@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Net;
 
 namespace CircuitBreaker.Http;
@@ -11,6 +12,9 @@ namespace CircuitBreaker.Http;
 /// </summary>
 internal sealed class ResponseHead
 {
+    // RFC 9111 §1.2.2: the value a cache takes for delta-seconds greater than it can represent.
+    private const long MaxDeltaSeconds = 1L << 31;
+
     // Headers that describe one transfer or one client, not the resource: never replayed. Age is replayed as the
     // cache computes it, from the received one (ReceivedAge) and the time since.
     private static readonly HashSet<string> SkippedHeaders = new(StringComparer.OrdinalIgnoreCase)
@@ -30,7 +34,8 @@ internal sealed class ResponseHead
         ContentHeaders = Copy(response.Content.Headers)
             .Where(h => isHead || !string.Equals(h.Key, "Content-Length", StringComparison.OrdinalIgnoreCase))
             .ToArray();
-        ReceivedAge = CachedResponse.ReceivedAgeOf(response);
+        ContentLength = response.Content.Headers.ContentLength;
+        ReceivedAge = ReceivedAgeOf(response);
         MaxReplayAge = ResponseCacheKey.MaxReplayAge(response);
     }
 
@@ -45,11 +50,37 @@ internal sealed class ResponseHead
 
     public KeyValuePair<string, string[]>[] ContentHeaders { get; }
 
+    /// <summary>The body's length as the response announced it, if it did.</summary>
+    public long? ContentLength { get; }
+
     /// <summary>The age the response already had when it was received, from its <c>Age</c> header.</summary>
     public TimeSpan ReceivedAge { get; }
 
     /// <summary>The oldest the response itself allows it to be replayed (<see cref="ResponseCacheKey.MaxReplayAge"/>).</summary>
     public TimeSpan MaxReplayAge { get; }
+
+    /// <summary>The <c>Age</c> header's seconds as RFC 9111 reads them (§5.1, §1.2.2), or zero when there is none.</summary>
+    private static TimeSpan ReceivedAgeOf(HttpResponseMessage response)
+    {
+        if (!response.Headers.NonValidated.TryGetValues("Age", out var values))
+        {
+            return TimeSpan.Zero;
+        }
+
+        // A list (one line or several, joined with commas) counts by its first member; a value that is not a
+        // non-negative integer is ignored.
+        var all = values.ToString().AsSpan();
+        var comma = all.IndexOf(',');
+        var text = (comma < 0 ? all : all[..comma]).Trim();
+        if (text.IsEmpty || text.ContainsAnyExceptInRange('0', '9'))
+        {
+            return TimeSpan.Zero;
+        }
+
+        // Too large to represent counts as 2^31 seconds rather than as invalid: such an answer is old, not new.
+        return TimeSpan.FromSeconds(
+            long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var seconds) && seconds < MaxDeltaSeconds ? seconds : MaxDeltaSeconds);
+    }
 
     private static string? CustomReasonPhrase(HttpResponseMessage response)
     {

@@ -110,7 +110,7 @@ public sealed class CapturingContentTests : IDisposable
     {
         using var response = HeadResponse(contentLength: 5000);
 
-        new ResponseCapture(_cache, Key, response, [], maxBytes: 1000, bodiless: true).Complete();
+        new ResponseCapture(_cache, Key, new ResponseHead(response), [], maxBytes: 1000, bodiless: true).Complete();
 
         using var request = new HttpRequestMessage(HttpMethod.Head, Key);
         using var replayed = Stored()!.ToResponse(request, TimeSpan.Zero);
@@ -121,10 +121,10 @@ public sealed class CapturingContentTests : IDisposable
     public void Head_WithAnAnnouncedLengthWithinMaxEntryBytes_AllocatesNoBufferOfThatLength()
     {
         using var response = HeadResponse(contentLength: 1_000_000);
-        new ResponseCapture(_cache, "http://a.test/warm-up", response, [], maxBytes: 1_048_576, bodiless: true).Complete();
+        new ResponseCapture(_cache, "http://a.test/warm-up", new ResponseHead(response), [], maxBytes: 1_048_576, bodiless: true).Complete();
 
         var before = GC.GetAllocatedBytesForCurrentThread();
-        new ResponseCapture(_cache, Key, response, [], maxBytes: 1_048_576, bodiless: true).Complete();
+        new ResponseCapture(_cache, Key, new ResponseHead(response), [], maxBytes: 1_048_576, bodiless: true).Complete();
         var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
 
         Assert.NotNull(Stored());
@@ -145,7 +145,7 @@ public sealed class CapturingContentTests : IDisposable
     private HttpResponseMessage Wrap(HttpContent inner, int maxBytes)
     {
         var response = new HttpResponseMessage(HttpStatusCode.OK) { Content = inner };
-        var capture = new ResponseCapture(_cache, Key, response, [], maxBytes);
+        var capture = new ResponseCapture(_cache, Key, new ResponseHead(response), [], maxBytes);
         response.Content = new CapturingContent(inner, capture);
         return response;
     }
