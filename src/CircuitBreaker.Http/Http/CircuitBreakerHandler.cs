@@ -85,15 +85,14 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
     {
         if (Shed(circuit, permit, limits, out var shed))
         {
-            return toAlternate ? throw _fallback.AlternateShed(circuit, shed) : _fallback.FallBack(request, circuit, shed, cancellationToken);
+            return TurnAway(request, circuit, shed, toAlternate, cancellationToken);
         }
 
         using var lease = limits.HasConcurrencyLimit ? limits.Enter() : null;
         if (lease is { IsAcquired: false } && !Observed(circuit, Rejection.ByLimit(LoadSheddingReason.Concurrency, permit)))
         {
             circuit.Machine.Release(permit);
-            var full = Rejection.ByLimit(LoadSheddingReason.Concurrency, permit);
-            return toAlternate ? throw _fallback.AlternateShed(circuit, full) : _fallback.FallBack(request, circuit, full, cancellationToken);
+            return TurnAway(request, circuit, Rejection.ByLimit(LoadSheddingReason.Concurrency, permit), toAlternate, cancellationToken);
         }
 
         return SendThrough(request, circuit, permit, cancellationToken);
@@ -102,16 +101,13 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
     /// <summary>
     /// Sends a call the circuit let through within the host's limits: the slow start after recovery, the
     /// throttle, then the bulkhead (waiting in its queue when it has room). A shed call gives its permit back
-    /// uncounted, as the host did nothing wrong, and takes the fallback chain; a call the chain itself sent to the
-    /// alternate backend fails instead, as an unavailable alternate does, and the chain goes on without it.
+    /// uncounted, as the host did nothing wrong, and is turned away (<see cref="TurnAwayAsync"/>).
     /// </summary>
     private async Task<HttpResponseMessage> SendWithinLimitsAsync(HttpRequestMessage request, CircuitEntry circuit, CircuitPermit permit, CircuitLimits limits, bool toAlternate, CancellationToken cancellationToken)
     {
         if (Shed(circuit, permit, limits, out var shed))
         {
-            return toAlternate
-                ? throw _fallback.AlternateShed(circuit, shed)
-                : await _fallback.FallBackAsync(request, circuit, shed, cancellationToken).ConfigureAwait(false);
+            return await TurnAwayAsync(request, circuit, shed, toAlternate, cancellationToken).ConfigureAwait(false);
         }
 
         if (!limits.HasConcurrencyLimit)
@@ -135,10 +131,7 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
             if (!lease.IsAcquired && !Observed(circuit, Rejection.ByLimit(LoadSheddingReason.Concurrency, permit)))
             {
                 circuit.Machine.Release(permit);
-                var full = Rejection.ByLimit(LoadSheddingReason.Concurrency, permit);
-                return toAlternate
-                    ? throw _fallback.AlternateShed(circuit, full)
-                    : await _fallback.FallBackAsync(request, circuit, full, cancellationToken).ConfigureAwait(false);
+                return await TurnAwayAsync(request, circuit, Rejection.ByLimit(LoadSheddingReason.Concurrency, permit), toAlternate, cancellationToken).ConfigureAwait(false);
             }
 
             if (circuit.Machine.IsOutdated(permit))
@@ -149,15 +142,27 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
                 if (!permit.IsGranted && !Observed(circuit, Rejection.ByCircuit(permit)))
                 {
                     lease.Dispose(); // not held through the fallback chain, which may call another host
-                    return toAlternate
-                        ? throw _fallback.AlternateShed(circuit, Rejection.ByCircuit(permit))
-                        : await _fallback.FallBackAsync(request, circuit, Rejection.ByCircuit(permit), cancellationToken).ConfigureAwait(false);
+                    return await TurnAwayAsync(request, circuit, Rejection.ByCircuit(permit), toAlternate, cancellationToken).ConfigureAwait(false);
                 }
             }
 
             return await SendThroughAsync(request, circuit, permit, cancellationToken).ConfigureAwait(false);
         }
     }
+
+    /// <summary>
+    /// A call turned away after the circuit let it in (a limit shed it, or the circuit moved while it queued): the caller's
+    /// call takes the fallback chain; a call the chain itself sent to the alternate backend fails instead, as an
+    /// unavailable alternate does, and the chain goes on without it.
+    /// </summary>
+    private Task<HttpResponseMessage> TurnAwayAsync(HttpRequestMessage request, CircuitEntry circuit, Rejection rejection, bool toAlternate, CancellationToken cancellationToken) =>
+        toAlternate
+            ? Task.FromException<HttpResponseMessage>(_fallback.AlternateShed(circuit, rejection))
+            : _fallback.FallBackAsync(request, circuit, rejection, cancellationToken);
+
+    /// <summary>The synchronous <see cref="TurnAwayAsync"/>.</summary>
+    private HttpResponseMessage TurnAway(HttpRequestMessage request, CircuitEntry circuit, in Rejection rejection, bool toAlternate, CancellationToken cancellationToken) =>
+        toAlternate ? throw _fallback.AlternateShed(circuit, rejection) : _fallback.FallBack(request, circuit, rejection, cancellationToken);
 
     /// <summary>The slow start and the throttle, which need no waiting; true when one of them sheds the call.</summary>
     private bool Shed(CircuitEntry circuit, in CircuitPermit permit, CircuitLimits limits, out Rejection shed)
