@@ -38,28 +38,49 @@ internal sealed class FallbackChain
 
         // Only the cache and the degraded answer, which need no waiting: answered here, with no state machine,
         // and a call nothing answers fails its task without a throw (the caller's await throws it once).
-        using var span = CircuitBreakerTracing.StartRejection(circuit, rejection);
-        var (response, kind) = ReplayFromCache(request, policy) is { } cached
-            ? (FallbackPolicy.MarkFresh(cached, FallbackPolicy.CacheKind, rejection.RetryAfter), FallbackPolicy.CacheKind)
-            : DegradedOrNone(request, circuit, rejection);
-        return Answered(response, kind, circuit, rejection, span) is { } exception
-            ? Task.FromException<HttpResponseMessage>(exception)
-            : Task.FromResult(response!);
+        var span = CircuitBreakerTracing.StartRejection(circuit, rejection);
+        try
+        {
+            var (response, kind) = ReplayFromCache(request, policy) is { } cached
+                ? (FallbackPolicy.MarkFresh(cached, FallbackPolicy.CacheKind, rejection.RetryAfter), FallbackPolicy.CacheKind)
+                : DegradedOrNone(request, circuit, rejection);
+            return Answered(response, kind, circuit, rejection, span) is { } exception
+                ? Task.FromException<HttpResponseMessage>(exception)
+                : Task.FromResult(response!);
+        }
+        finally
+        {
+            CircuitBreakerTracing.Stop(span, circuit);
+        }
     }
 
     private async Task<HttpResponseMessage> FallBackSlowAsync(HttpRequestMessage request, CircuitEntry circuit, Rejection rejection, CancellationToken cancellationToken)
     {
-        using var span = CircuitBreakerTracing.StartRejection(circuit, rejection);
-        var (response, kind) = await ChainAsync(request, circuit, rejection, cancellationToken).ConfigureAwait(false);
-        return Answered(response, kind, circuit, rejection, span) is { } exception ? throw exception : response!;
+        var span = CircuitBreakerTracing.StartRejection(circuit, rejection);
+        try
+        {
+            var (response, kind) = await ChainAsync(request, circuit, rejection, cancellationToken).ConfigureAwait(false);
+            return Answered(response, kind, circuit, rejection, span) is { } exception ? throw exception : response!;
+        }
+        finally
+        {
+            CircuitBreakerTracing.Stop(span, circuit);
+        }
     }
 
     /// <summary>Answers a call that was turned away, for <see cref="HttpClient.Send(HttpRequestMessage)"/>: the chain without the asynchronous custom delegate.</summary>
     public HttpResponseMessage FallBack(HttpRequestMessage request, CircuitEntry circuit, Rejection rejection, CancellationToken cancellationToken)
     {
-        using var span = CircuitBreakerTracing.StartRejection(circuit, rejection);
-        var (response, kind) = Chain(request, circuit, rejection, cancellationToken);
-        return Answered(response, kind, circuit, rejection, span) is { } exception ? throw exception : response!;
+        var span = CircuitBreakerTracing.StartRejection(circuit, rejection);
+        try
+        {
+            var (response, kind) = Chain(request, circuit, rejection, cancellationToken);
+            return Answered(response, kind, circuit, rejection, span) is { } exception ? throw exception : response!;
+        }
+        finally
+        {
+            CircuitBreakerTracing.Stop(span, circuit);
+        }
     }
 
     /// <summary>

@@ -279,10 +279,14 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
         }
 
         // Answered synchronously (a cache or stub below): hand back the same task, with no state machine.
-        using (probe)
-        using (attempt)
+        try
         {
             OnResponse(cacheable, sending.Result, circuit, permit, attempt, probe);
+        }
+        finally
+        {
+            attempt.Dispose();
+            CircuitBreakerTracing.Stop(probe, circuit);
         }
 
         return sending;
@@ -318,7 +322,7 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
         finally
         {
             attempt.Dispose();
-            probe?.Dispose();
+            CircuitBreakerTracing.Stop(probe, circuit);
         }
     }
 
@@ -331,17 +335,16 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
     /// <summary>The attempt and the span of a probe about to be sent.</summary>
     private Attempt StartProbe(CircuitEntry circuit, in CircuitPermit permit, out Activity? probe)
     {
-        probe = null;
+        probe = CircuitBreakerTracing.StartProbe(circuit); // a listener's fault costs the probe its span, not its call
         try
         {
-            probe = CircuitBreakerTracing.StartProbe(circuit);
             return StartAttempt(circuit);
         }
         catch
         {
             // Nothing was sent, so nothing is counted; but the probe's slot must go back, or the circuit would stay
             // half-open until someone resets it by hand. (Other permits hold nothing to give back.)
-            probe?.Dispose();
+            CircuitBreakerTracing.Stop(probe, circuit);
             circuit.Machine.Release(permit);
             throw;
         }
@@ -350,23 +353,30 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
     private HttpResponseMessage SendThrough(HttpRequestMessage request, CircuitEntry circuit, CircuitPermit permit, CancellationToken cancellationToken)
     {
         Activity? probe = null;
-        using var attempt = permit.Kind == CircuitPermitKind.Probe ? StartProbe(circuit, permit, out probe) : StartAttempt(circuit);
-        using var probeSpan = probe;
-        attempt.LinkCaller(cancellationToken); // the call below blocks this thread for as long as it takes
-        var cacheable = _fallback.BeforeSend(request, circuit.Fallback); // before the handlers below change the request
-        HttpResponseMessage response;
+        var attempt = permit.Kind == CircuitPermitKind.Probe ? StartProbe(circuit, permit, out probe) : StartAttempt(circuit);
         try
         {
-            response = base.Send(request, attempt.Token(cancellationToken));
-        }
-        catch (Exception ex) when (OnError(ex, circuit, permit, attempt, probe, cancellationToken) is { } translated)
-        {
-            // The filter records the outcome before unwinding; a null translation rethrows the original untouched.
-            throw translated;
-        }
+            attempt.LinkCaller(cancellationToken); // the call below blocks this thread for as long as it takes
+            var cacheable = _fallback.BeforeSend(request, circuit.Fallback); // before the handlers below change the request
+            HttpResponseMessage response;
+            try
+            {
+                response = base.Send(request, attempt.Token(cancellationToken));
+            }
+            catch (Exception ex) when (OnError(ex, circuit, permit, attempt, probe, cancellationToken) is { } translated)
+            {
+                // The filter records the outcome before unwinding; a null translation rethrows the original untouched.
+                throw translated;
+            }
 
-        OnResponse(cacheable, response, circuit, permit, attempt, probe);
-        return response;
+            OnResponse(cacheable, response, circuit, permit, attempt, probe);
+            return response;
+        }
+        finally
+        {
+            attempt.Dispose();
+            CircuitBreakerTracing.Stop(probe, circuit);
+        }
     }
 
     private void OnResponse(CacheableRequest? cacheable, HttpResponseMessage response, CircuitEntry circuit, in CircuitPermit permit, in Attempt attempt, Activity? probe)

@@ -81,4 +81,8 @@ internal static partial class Log
     [LoggerMessage(EventId = 14, EventName = "CircuitBreakerSectionEmptied", Level = LogLevel.Warning,
         Message = "Configuration section '{Section}' no longer holds any circuit-breaker options: they return to their defaults. If that was not meant, a configuration source has lost its settings.")]
     public static partial void SectionEmptied(ILogger logger, string section);
+
+    [LoggerMessage(EventId = 15, EventName = "CircuitTelemetryFailed", Level = LogLevel.Warning,
+        Message = "A {Signal} listener of the circuit breaker threw; the call it observed went on unaffected. Later faults of {Signal} listeners are not logged.")]
+    public static partial void TelemetryFailed(ILogger logger, Exception exception, string signal);
 }

@@ -39,7 +39,8 @@ internal sealed class CircuitBreakerRegistry : ICircuitBreakerRegistry, ICircuit
     {
         _optionsFactory = optionsFactory;
         TimeProvider = timeProvider;
-        _logger = logger ?? NullLogger<CircuitBreakerRegistry>.Instance;
+        _logger = logger is null ? NullLogger<CircuitBreakerRegistry>.Instance : new GuardedLogger(logger);
+        TelemetryFaults = new TelemetryFaults(_logger);
         Metrics = new CircuitBreakerMetrics(meterFactory, this);
         AttemptTimeouts = new AttemptTimeouts(timeProvider);
 
@@ -59,7 +60,11 @@ internal sealed class CircuitBreakerRegistry : ICircuitBreakerRegistry, ICircuit
 
     public TimeProvider TimeProvider { get; }
 
+    /// <summary>The logger of every circuit event, which never throws (see <see cref="GuardedLogger"/>).</summary>
     public ILogger Logger => _logger;
+
+    /// <summary>Where a metrics or tracing listener that threw is reported.</summary>
+    public TelemetryFaults TelemetryFaults { get; }
 
     public CircuitBreakerMetrics Metrics { get; }
 

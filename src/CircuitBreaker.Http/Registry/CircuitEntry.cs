@@ -42,6 +42,9 @@ internal sealed class CircuitEntry : CircuitStateMachine
 
     public HostKey Host { get; }
 
+    /// <summary>The registry that holds the circuit.</summary>
+    public CircuitBreakerRegistry Registry => _owner.Registry;
+
     /// <summary>The hash of <see cref="Host"/>, kept for the table's lookups.</summary>
     public int Hash { get; }
 

@@ -1,10 +1,12 @@
+using System.Diagnostics;
 using System.Diagnostics.Metrics;
 
 namespace CircuitBreaker.Http;
 
 /// <summary>
 /// The instruments of the <see cref="CircuitBreakerTelemetry.MeterName"/> meter. Tags are built only when an
-/// instrument is enabled, so an app that nobody listens to pays a field read per event and nothing more.
+/// instrument is enabled, so an app that nobody listens to pays a field read per event and nothing more. A listener
+/// that throws is reported to <see cref="TelemetryFaults"/>, never to the call being measured.
 /// </summary>
 internal sealed class CircuitBreakerMetrics
 {
@@ -13,9 +15,11 @@ internal sealed class CircuitBreakerMetrics
     private readonly Counter<long> _closed;
     private readonly Counter<long> _failures;
     private readonly Counter<long> _rejected;
+    private readonly TelemetryFaults _faults;
 
     public CircuitBreakerMetrics(IMeterFactory meterFactory, CircuitBreakerRegistry registry)
     {
+        _faults = registry.TelemetryFaults;
         var meter = meterFactory.Create(CircuitBreakerTelemetry.MeterName);
         _opened = meter.CreateCounter<long>("circuit.open", "{transition}", "Transitions of a circuit to Open, from closed or from half-open (a failed probe).");
         _halfOpened = meter.CreateCounter<long>("circuit.half_open", "{transition}", "Transitions of a circuit to HalfOpen.");
@@ -50,7 +54,7 @@ internal sealed class CircuitBreakerMetrics
             tags.Add("circuit.previous_state", CircuitBreakerTelemetry.Name(transition.PreviousState));
         }
 
-        counter.Add(1, tags);
+        Add(counter, tags);
     }
 
     public void RecordFailure(CircuitEntry circuit, string errorType)
@@ -59,7 +63,7 @@ internal sealed class CircuitBreakerMetrics
         {
             var tags = circuit.Tags();
             tags.Add("error.type", errorType);
-            _failures.Add(1, tags);
+            Add(_failures, tags);
         }
     }
 
@@ -75,7 +79,21 @@ internal sealed class CircuitBreakerMetrics
                 tags.Add("circuit.enforced", false); // observe-only: the call was sent all the same
             }
 
-            _rejected.Add(1, tags);
+            Add(_rejected, tags);
+        }
+    }
+
+    private void Add(Counter<long> counter, in TagList tags)
+    {
+        try
+        {
+            counter.Add(1, tags);
+        }
+#pragma warning disable CA1031 // A listener's fault must fail neither the call measured nor the circuit's move.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            _faults.Metrics(ex);
         }
     }
 

@@ -7,6 +7,7 @@ namespace CircuitBreaker.Http;
 /// changed what happened to a request: <c>circuit_breaker.rejected</c> for a call an open circuit turned away
 /// (with the fallback that answered it), and <c>circuit_breaker.probe</c> around a half-open probe, whose HTTP
 /// span is its child. Ordinary calls through a closed circuit get no span. Nothing is created without a listener.
+/// A listener that throws as a span starts or stops costs the call its span, never the call itself.
 /// </summary>
 internal static class CircuitBreakerTracing
 {
@@ -31,6 +32,16 @@ internal static class CircuitBreakerTracing
         }
     }
 
+    /// <summary>Ends a span of this class, if one was started.</summary>
+    public static void Stop(Activity? span, CircuitEntry circuit)
+    {
+        if (span is not null)
+        {
+            StopListened(span, circuit);
+        }
+    }
+
+#pragma warning disable CA1031 // A listener's fault must never fail the call it traces.
     private static Activity? Start(string name, CircuitEntry circuit, CircuitState state)
     {
         var source = CircuitBreakerTelemetry.ActivitySource;
@@ -39,8 +50,39 @@ internal static class CircuitBreakerTracing
             return null;
         }
 
-        var activity = source.StartActivity(name, ActivityKind.Internal, default(ActivityContext), circuit.Tags());
-        activity?.SetTag("circuit.state", CircuitBreakerTelemetry.Name(state));
-        return activity;
+        var current = Activity.Current;
+        try
+        {
+            var activity = source.StartActivity(name, ActivityKind.Internal, default(ActivityContext), circuit.Tags());
+            activity?.SetTag("circuit.state", CircuitBreakerTelemetry.Name(state));
+            return activity;
+        }
+        catch (Exception ex)
+        {
+            // The span started (and became current) before the listener that threw was told: put the caller's back,
+            // or the rest of the call would run under a span that never ends.
+            Activity.Current = current;
+            circuit.Registry.TelemetryFaults.Tracing(ex);
+            return null;
+        }
     }
+
+    private static void StopListened(Activity span, CircuitEntry circuit)
+    {
+        try
+        {
+            span.Dispose();
+        }
+        catch (Exception ex)
+        {
+            // Stopping tells the listeners before it restores the span's parent as current.
+            if (Activity.Current == span)
+            {
+                Activity.Current = span.Parent;
+            }
+
+            circuit.Registry.TelemetryFaults.Tracing(ex);
+        }
+    }
+#pragma warning restore CA1031
 }

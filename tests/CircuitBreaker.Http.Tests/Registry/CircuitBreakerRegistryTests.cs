@@ -208,10 +208,12 @@ public sealed class CircuitBreakerRegistryTests
         harness.Registry.StateChanged += (_, e) => changes.Add(e.State);
         using var client = harness.CreateClient();
 
-        await Record.ExceptionAsync(() => client.GetAsync(new Uri($"http://{host}/")));
+        using var response = await client.GetAsync(new Uri($"http://{host}/"));
 
-        // Whoever follows the circuit's state (the fleet coordinator, the app) still hears that it opened.
+        // Whoever follows the circuit's state (the fleet coordinator, the app) still hears that it opened, and the
+        // caller gets the response the listener's fault would have replaced.
         Assert.Equal([CircuitState.Open], changes);
+        Assert.Equal(HttpStatusCode.InternalServerError, response.StatusCode);
     }
 
     [Fact]
