@@ -394,7 +394,7 @@ internal sealed class RedisFleetCoordinator : IHostedService, IAsyncDisposable
             FleetScripts.Snapshot,
             [_openKey],
             [(long)_options.ProbeWait.TotalMilliseconds]).ConfigureAwait(false) ?? [];
-        HashSet<string>? closedHere = null;
+        Dictionary<string, CircuitState>? here = null; // the circuits of this instance, and their state
         for (var i = 0; i + 1 < snapshot.Length; i += 2)
         {
             if (TryParseField((string)snapshot[i]!, out var key) && _clients.Includes(key.ClientName))
@@ -406,15 +406,39 @@ internal sealed class RedisFleetCoordinator : IHostedService, IAsyncDisposable
                     continue;
                 }
 
+                if (here is null)
+                {
+                    here = new Dictionary<string, CircuitState>(StringComparer.Ordinal);
+                    foreach (var circuit in _registry.GetCircuits())
+                    {
+                        here[Field(circuit.Key)] = circuit.State;
+                    }
+                }
+
                 // A break already over still holds the circuit while the fleet's probe may report: for the rest of the
                 // probe wait, as on the instances that were there when the break began. But not a circuit closed here:
                 // its calls go through (its own probe succeeded while Redis was away, say), which is the verdict the
                 // others still wait for; holding it would turn away calls that succeed.
-                closedHere ??= _registry.GetCircuits().Where(c => c.State == CircuitState.Closed).Select(c => Field(c.Key)).ToHashSet(StringComparer.Ordinal);
-                if (!closedHere.Contains(Field(key)))
+                var field = Field(key);
+                CircuitState? stateHere = here.TryGetValue(field, out var state) ? state : null;
+                if (stateHere == CircuitState.Closed)
                 {
-                    Hold(key, TimeSpan.Zero, _options.ProbeWait + left);
+                    continue;
                 }
+
+                // Nor a circuit half-open here whose lease still names this instance: it is the fleet's prober from
+                // before the outage, and the fleet waits for the verdict of its probe, which may be in flight. Holding
+                // it would reopen the circuit, so that probe's outcome would be ignored, and leave the fleet with no
+                // prober. It goes on as the prober: the verdict of its probe (this one or the next) is published.
+                if (stateHere == CircuitState.HalfOpen
+                    && await db.StringGetAsync(LeaseKey(field)).ConfigureAwait(false) == InstanceName)
+                {
+                    _probing[field] = key;
+                    Log.ProbeLeaseWon(_logger, key.Authority, key.ClientName);
+                    continue;
+                }
+
+                Hold(key, TimeSpan.Zero, _options.ProbeWait + left);
             }
         }
 
@@ -477,7 +501,7 @@ internal sealed class RedisFleetCoordinator : IHostedService, IAsyncDisposable
                 break;
 
             case CircuitState.HalfOpen when _held.ContainsKey(field):
-                if (await db.StringSetAsync(LeaseKey(field), InstanceName, _options.ProbeWait, When.NotExists).ConfigureAwait(false)
+                if ((long)await db.ScriptEvaluateAsync(FleetScripts.Lease, [LeaseKey(field)], [InstanceName, (long)_options.ProbeWait.TotalMilliseconds]).ConfigureAwait(false) == 1
                     && _control.GrantProbe(work.Key))
                 {
                     _probing[field] = work.Key;

@@ -553,6 +553,95 @@ public sealed class RedisFleetTests
     }
 
     /// <remarks>
+    /// The fleet's prober loses Redis while its probe is in flight, and is back during the probe wait: the lease in
+    /// Redis still names it, and the fleet waits for exactly that probe's verdict. The rejoin must neither discard the
+    /// probe (by reopening the circuit from the fleet's record) nor make the prober wait for a prober; the verdict must
+    /// reach the fleet.
+    /// </remarks>
+    [SkippableFact]
+    public async Task TheProberBackFromAnOutageWithItsProbeInFlight_PublishesThatProbesVerdictToTheFleet()
+    {
+        await using var fleet = await RelayedFleet.StartAsync();
+        var (downstream, time) = (fleet.Downstream, fleet.Time);
+        downstream.RespondWith(503);
+        await OpenByQuorumAsync(downstream, fleet.Instances[0], fleet.Instances[1], fleet.Instances[2]);
+
+        time.Advance(TimeSpan.FromSeconds(11));
+        await Task.WhenAll(fleet.Instances.Select(i => i.Logs.WaitAnyAsync(Bounded, "FleetProbeLeaseWon", "FleetProbeLeaseLost")));
+        var prober = Assert.Single(fleet.Instances, i => i.Logs.Messages("FleetProbeLeaseWon").Count == 1);
+        var others = fleet.Instances.Where(i => i != prober).ToList();
+
+        // The probe reaches the downstream, which answers only when the test says so.
+        var answer = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        downstream.RespondWhen(answer.Task);
+        var arrived = downstream.NextRequestArrival();
+        var probe = prober.GetAsync();
+        await arrived.WaitAsync(Bounded);
+        var before = downstream.RequestCount;
+
+        fleet.PathOf(prober).Cut();
+        await prober.Logs.WaitAsync("FleetRedisUnavailable", Bounded);
+        await fleet.EndTheFleetsBreakInRedisAsync();
+
+        var proberReopens = prober.WhenState(downstream, CircuitState.Open, CircuitChangeSource.Fleet);
+        var othersClose = others.Select(i => i.WhenState(downstream, CircuitState.Closed, CircuitChangeSource.Fleet)).ToList();
+        fleet.PathOf(prober).Restore();
+        await prober.Logs.WaitAsync("FleetRedisRestored", TimeSpan.FromSeconds(60));
+
+        // The rejoin ends with the prober probing for the fleet again, or waiting for a prober.
+        await prober.Logs.WaitCountAsync("FleetProbeLeaseWon", 2, Bounded, "FleetProbeLeaseLost");
+        Assert.False(proberReopens.IsCompleted, "the rejoin reopened the prober's circuit, discarding its probe in flight");
+        Assert.Empty(prober.Logs.Messages("FleetProbeLeaseLost"));
+
+        answer.SetResult();
+        Assert.Equal("200", await probe);
+        Assert.Equal(CircuitState.Closed, prober.StateOf(downstream));
+        await Task.WhenAll(othersClose).WaitAsync(Bounded);
+        Assert.All(others, i => Assert.Contains($"instance '{prober.Name}'", Assert.Single(i.Logs.Messages("FleetCircuitClosed")), StringComparison.Ordinal));
+        Assert.Equal(before, downstream.RequestCount); // that probe was the fleet's only call
+    }
+
+    /// <remarks>
+    /// The fleet's prober loses Redis, and its probe fails meanwhile: its circuit opens for another break of its own. Back
+    /// during the probe wait, it waits with the fleet; when its break ends it races for the lease, which still names it.
+    /// It must win that race, not lose it to itself and leave the whole fleet without a prober until ProbeWait ends.
+    /// </remarks>
+    [SkippableFact]
+    public async Task TheProberBackFromAnOutage_WinsTheLeaseThatStillNamesIt()
+    {
+        await using var fleet = await RelayedFleet.StartAsync();
+        var (downstream, time) = (fleet.Downstream, fleet.Time);
+        downstream.RespondWith(503);
+        await OpenByQuorumAsync(downstream, fleet.Instances[0], fleet.Instances[1], fleet.Instances[2]);
+
+        time.Advance(TimeSpan.FromSeconds(11));
+        await Task.WhenAll(fleet.Instances.Select(i => i.Logs.WaitAnyAsync(Bounded, "FleetProbeLeaseWon", "FleetProbeLeaseLost")));
+        var prober = Assert.Single(fleet.Instances, i => i.Logs.Messages("FleetProbeLeaseWon").Count == 1);
+        var others = fleet.Instances.Where(i => i != prober).ToList();
+
+        fleet.PathOf(prober).Cut();
+        await prober.Logs.WaitAsync("FleetRedisUnavailable", Bounded);
+        Assert.Equal("503", await prober.GetAsync()); // its probe, whose verdict the fleet does not hear
+        Assert.Equal(CircuitState.Open, prober.StateOf(downstream));
+        await fleet.EndTheFleetsBreakInRedisAsync();
+
+        fleet.PathOf(prober).Restore();
+        await prober.Logs.WaitAsync("FleetRedisRestored", TimeSpan.FromSeconds(60));
+        var proberHalfOpens = prober.WhenState(downstream, CircuitState.HalfOpen);
+
+        // The prober's own break (10 s) ends; the others' holds last for ProbeWait's two minutes after the fleet's break.
+        time.Advance(TimeSpan.FromSeconds(15));
+        await proberHalfOpens.WaitAsync(Bounded);
+        await prober.Logs.WaitCountAsync("FleetProbeLeaseWon", 2, Bounded, "FleetProbeLeaseLost");
+        Assert.Empty(prober.Logs.Messages("FleetProbeLeaseLost"));
+
+        downstream.RespondWith(200);
+        var othersClose = others.Select(i => i.WhenState(downstream, CircuitState.Closed, CircuitChangeSource.Fleet)).ToList();
+        Assert.Equal("200", await prober.GetAsync());
+        await Task.WhenAll(othersClose).WaitAsync(Bounded);
+    }
+
+    /// <remarks>
     /// The fleet's open circuits are applied as an instance joins. An entry this instance cannot apply (here an
     /// authority it cannot parse, or a value another build wrote; equally a client whose options are invalid here)
     /// says nothing about Redis: it must not mark Redis unavailable, which would release every hold and stop this
@@ -640,5 +729,81 @@ public sealed class RedisFleetTests
         await cOpens.WaitAsync(Bounded);
         await a.Logs.WaitAsync("FleetCircuitOpened", Bounded); // the decision reached a too, which now holds its probe
         Assert.All(new[] { a, b, c }, i => Assert.Equal(CircuitState.Open, i.StateOf(downstream)));
+    }
+
+    /// <summary>
+    /// Three instances (a, b, c) as in <see cref="FleetTestBed"/>, but each reaching Redis through a relay of its own, so
+    /// that a test can cut whichever one won the probe lease off Redis. ProbeWait is two minutes, so that the lease
+    /// (which Redis expires in real time) outlives a reconnection, however long StackExchange.Redis takes to retry.
+    /// </summary>
+    private sealed class RelayedFleet : IAsyncDisposable
+    {
+        private readonly RedisServer _redis;
+        private readonly string _prefix;
+        private readonly TcpRelay[] _paths;
+
+        private RelayedFleet(RedisServer redis, KestrelDownstream downstream, FakeTimeProvider time, string prefix, TcpRelay[] paths, FleetInstance[] instances)
+        {
+            _redis = redis;
+            _prefix = prefix;
+            _paths = paths;
+            Downstream = downstream;
+            Time = time;
+            Instances = instances;
+        }
+
+        public KestrelDownstream Downstream { get; }
+
+        public FakeTimeProvider Time { get; }
+
+        public FleetInstance[] Instances { get; }
+
+        public static async Task<RelayedFleet> StartAsync()
+        {
+            var redis = await RedisServer.StartAsync();
+            var downstream = await KestrelDownstream.StartAsync();
+            var time = new FakeTimeProvider();
+            var prefix = "test-" + Guid.NewGuid().ToString("N")[..8];
+            var paths = new[] { TcpRelay.Start(redis.Port), TcpRelay.Start(redis.Port), TcpRelay.Start(redis.Port) };
+            var instances = new FleetInstance[3];
+            string[] names = ["a", "b", "c"];
+            for (var i = 0; i < 3; i++)
+            {
+                instances[i] = await FleetInstance.StartAsync(names[i], downstream, redis, time, prefix, fleet: o => o.ProbeWait = TimeSpan.FromMinutes(2), redisPort: paths[i].Port);
+            }
+
+            return new RelayedFleet(redis, downstream, time, prefix, paths, instances);
+        }
+
+        public TcpRelay PathOf(FleetInstance instance) => _paths[Array.IndexOf(Instances, instance)];
+
+        /// <summary>
+        /// Redis keeps the real time, which the fake clock of the instances does not move: its record of the fleet's break
+        /// is ended here as it would be by now, a second ago. The probe wait after it still runs.
+        /// </summary>
+        public async Task EndTheFleetsBreakInRedisAsync()
+        {
+            await using var mux = await ConnectionMultiplexer.ConnectAsync(_redis.ConnectionString);
+            var db = mux.GetDatabase();
+            var now = (RedisResult[])(await db.ExecuteAsync("TIME"))!;
+            var nowMs = ((long)now[0] * 1000) + ((long)now[1] / 1000);
+            await db.HashSetAsync("{" + _prefix + "}:open", Downstream.Authority + " " + FleetInstance.ClientName, nowMs - 1000);
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            foreach (var instance in Instances)
+            {
+                await instance.DisposeAsync();
+            }
+
+            foreach (var path in _paths)
+            {
+                await path.DisposeAsync();
+            }
+
+            await Downstream.DisposeAsync();
+            await _redis.DisposeAsync();
+        }
     }
 }

@@ -76,6 +76,13 @@ internal sealed class KestrelDownstream : IAsyncDisposable
         await Respond(StatusCodes.Status200OK, "late")(context);
     };
 
+    /// <summary>Answers 200 "ok" once <paramref name="release"/> completes: a request in flight for as long as the test wants.</summary>
+    public void RespondWhen(Task release) => Behavior = async context =>
+    {
+        await release.WaitAsync(context.RequestAborted);
+        await Respond(StatusCodes.Status200OK, "ok")(context);
+    };
+
     /// <summary>
     /// Never answers requests for <paramref name="path"/> (every path when <see langword="null"/>): they stay pending
     /// until the client gives up or the server stops. Other paths are answered 200 "ok" at once.

@@ -40,6 +40,30 @@ internal sealed class LogSignals : ILoggerProvider
         return signal.Task.WaitAsync(timeout);
     }
 
+    /// <summary>
+    /// Completes when <paramref name="eventName"/> has been logged <paramref name="count"/> times, or any of
+    /// <paramref name="orEventNames"/> once, now or before: for an event that a test has seen already and must see again,
+    /// unless it learns that something else happened instead.
+    /// </summary>
+    public Task WaitCountAsync(string eventName, int count, TimeSpan timeout, params string[] orEventNames)
+    {
+        bool Other(string name) => orEventNames.Contains(name, StringComparer.Ordinal);
+        var signal = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        lock (_lock)
+        {
+            var seen = _entries.Count(e => e.EventName == eventName);
+            if (seen >= count || _entries.Any(e => Other(e.EventName)))
+            {
+                return Task.CompletedTask;
+            }
+
+            // Called under the lock for each event logged from now on, once: the count goes on from the one above.
+            _waiters.Add((name => Other(name) || (name == eventName && ++seen >= count), signal));
+        }
+
+        return signal.Task.WaitAsync(timeout);
+    }
+
     public ILogger CreateLogger(string categoryName) => new Logger(this);
 
     public void Dispose()
