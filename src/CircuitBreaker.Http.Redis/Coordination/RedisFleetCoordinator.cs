@@ -93,7 +93,7 @@ internal sealed class RedisFleetCoordinator : IHostedService, IAsyncDisposable
         _clients = clients;
         _timeProvider = timeProvider;
         _logger = logger;
-        _metrics = new FleetMetrics(meterFactory, () => IsAvailable);
+        _metrics = new FleetMetrics(meterFactory, () => IsAvailable, logger);
         InstanceName = _options.InstanceName
             ?? string.Create(CultureInfo.InvariantCulture, $"{Environment.MachineName}:{Environment.ProcessId}:{Guid.NewGuid().ToString("N")[..8]}");
         _keyPrefix = "{" + _options.KeyPrefix + "}:";

@@ -44,4 +44,8 @@ internal static partial class Log
     [LoggerMessage(EventId = 109, EventName = "FleetVoteWithdrawn", Level = LogLevel.Debug,
         Message = "Fleet mode: the circuit of {Authority} (client '{ClientName}') is {State} here; this instance no longer counts towards opening it for the fleet.")]
     public static partial void VoteWithdrawn(ILogger logger, string authority, string clientName, CircuitState state);
+
+    [LoggerMessage(EventId = 110, EventName = "FleetTelemetryFailed", Level = LogLevel.Warning,
+        Message = "Fleet mode: a listener of circuit.fleet.decisions threw; the decision was applied all the same. Later faults of its listeners are not logged.")]
+    public static partial void TelemetryFailed(ILogger logger, Exception exception);
 }

@@ -63,7 +63,7 @@ public sealed partial class ObservabilitySamplesTests
         };
         listener.Start();
         _ = harness.Registry; // creates the core's instruments
-        _ = new FleetMetrics(factory, () => true);
+        _ = new FleetMetrics(factory, () => true, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
 
         return instruments.Select(PrometheusName).ToHashSet(StringComparer.Ordinal);
     }

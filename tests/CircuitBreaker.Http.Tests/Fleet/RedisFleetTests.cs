@@ -683,6 +683,55 @@ public sealed class RedisFleetTests
         Assert.Empty(a.Logs.Messages("FleetRedisUnavailable"));
     }
 
+    /// <remarks>
+    /// Applying the fleet's open circuits as an instance joins counts each in <c>circuit.fleet.decisions</c>. A listener
+    /// of that counter that throws is telemetry failing, not Redis: it must not mark Redis unavailable, which would
+    /// release every hold and repeat at every heartbeat, so that the instance never joined the fleet.
+    /// </remarks>
+    [SkippableFact]
+    public async Task AFleetDecisionsListenerThatThrows_DoesNotKeepAnInstanceFromJoiningTheFleet()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        await using var downstream = await KestrelDownstream.StartAsync();
+        var prefix = "test-" + Guid.NewGuid().ToString("N")[..8];
+        await using (var mux = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString))
+        {
+            var db = mux.GetDatabase();
+            var seconds = (long)(RedisValue)((RedisResult[])(await db.ExecuteAsync("TIME"))!)[0];
+            await db.HashSetAsync("{" + prefix + "}:open", downstream.Authority + " users", (seconds + 600) * 1000);
+        }
+
+        // Listeners are process-wide: this one throws only for the meters of this test's instance.
+        using var listener = new System.Diagnostics.Metrics.MeterListener();
+        await using var a = await FleetInstance.StartAsync(
+            "a",
+            downstream,
+            redis,
+            new FakeTimeProvider(),
+            prefix,
+            awaitConnected: false,
+            beforeStart: instance =>
+            {
+                var scope = instance.Services.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>();
+                listener.InstrumentPublished = (instrument, l) =>
+                {
+                    if (instrument.Meter.Scope == scope && instrument.Name == "circuit.fleet.decisions")
+                    {
+                        l.EnableMeasurementEvents(instrument);
+                    }
+                };
+                listener.SetMeasurementEventCallback<long>((_, _, _, _) => throw new InvalidOperationException("a broken listener"));
+                listener.Start();
+            });
+
+        // The open circuit is counted as it is applied, after FleetConnected: the fault is reported, not taken for an outage.
+        await a.Logs.WaitAnyAsync(Bounded, "FleetTelemetryFailed", "FleetRedisUnavailable");
+        Assert.Empty(a.Logs.Messages("FleetRedisUnavailable"));
+        Assert.Single(a.Logs.Messages("FleetConnected"));
+        Assert.Equal(CircuitState.Open, a.StateOf(downstream)); // the fleet's open circuit applied all the same
+        Assert.Equal("CircuitOpenException", await a.GetAsync());
+    }
+
     /// <summary>
     /// a's circuit opens and votes; an operator then closes or isolates it on a. b alone failing afterwards is one
     /// instance, not a quorum of two: a circuit no longer open on a by a's own evidence must not count for a.
