@@ -399,6 +399,11 @@ internal class CircuitStateMachine : IDisposable
         }
     }
 
+    /// <summary>
+    /// Retires the circuit (evicted, or the registry disposed). The calls it let through, and any a caller that found it
+    /// just before takes from it still, report to a circuit nobody holds any more: their outcomes are ignored (see
+    /// <see cref="IsCurrent"/>).
+    /// </summary>
     public void Dispose()
     {
         lock (this)
@@ -489,9 +494,13 @@ internal class CircuitStateMachine : IDisposable
         }
     }
 
+    // A retired circuit takes no outcome: one could open it, and its log, metrics and StateChanged (a fleet vote among
+    // them) would name a circuit no listing shows, no Reset reaches and no close ever follows, while calls to its host
+    // go through the circuit that replaced it. Only read under the lock, never on the closed path's early return.
     private bool IsCurrent(in CircuitPermit permit) =>
         permit.Epoch == _epoch
-        && _state == (permit.Kind == CircuitPermitKind.Probe ? CircuitState.HalfOpen : CircuitState.Closed);
+        && _state == (permit.Kind == CircuitPermitKind.Probe ? CircuitState.HalfOpen : CircuitState.Closed)
+        && _cold is not { Disposed: true };
 
     private double? FailureRatioLocked()
     {
