@@ -104,6 +104,38 @@ internal sealed class CircuitBreakerConfiguration : IConfigureNamedOptions<Circu
     }
 
     /// <summary>
+    /// A host key written with a ':' reaches the binder split into nested keys, since ':' separates configuration keys:
+    /// an IPv6 address, or a host with a port. Either would be reported as an unknown key that names neither the host
+    /// nor the cause. The key as written is rebuilt by following the one child that is not an option's name.
+    /// </summary>
+    private static string? ColonInHostKey(IConfigurationSection hosts, IConfigurationSection entry)
+    {
+        var options = BindableProperties(typeof(CircuitBreakerHostOptions));
+        var written = entry.Key;
+        var node = entry;
+        while (node.GetChildren().Where(c => !options.ContainsKey(c.Key)).Take(2).ToList() is [var next])
+        {
+            written += ":" + next.Key;
+            node = next;
+        }
+
+        if (!written.Contains(':', StringComparison.Ordinal))
+        {
+            return null;
+        }
+
+        if (written.StartsWith('[') || System.Net.IPAddress.TryParse(written, out _))
+        {
+            return $"{hosts.Path}: the host key '{written}' is an IPv6 address, whose ':' separate configuration keys, so it cannot be a key in configuration. Set its overrides in code, as o.Hosts[\"::1\"].";
+        }
+
+        var port = written[(written.LastIndexOf(':') + 1)..];
+        return port.Length > 0 && port.All(char.IsAsciiDigit)
+            ? $"{hosts.Path}: the host key '{written}' cannot include a port: ':' separates configuration keys, and an override applies to every port of its host."
+            : null;
+    }
+
+    /// <summary>
     /// Reports every key of <paramref name="section"/> that <paramref name="type"/> has no bindable property for,
     /// with its full path, looking into nested options and into dictionaries of options (such as Hosts).
     /// Inside a host override every value left null means "the client's value", so there a JSON null, or an empty
@@ -146,7 +178,11 @@ internal sealed class CircuitBreakerConfiguration : IConfigureNamedOptions<Circu
 
                 foreach (var entry in child.GetChildren())
                 {
-                    if (IsOptionsType(valueType))
+                    if (valueType == typeof(CircuitBreakerHostOptions) && ColonInHostKey(child, entry) is { } colon)
+                    {
+                        errors.Add(colon);
+                    }
+                    else if (IsOptionsType(valueType))
                     {
                         if (IsObject(entry, errors))
                         {

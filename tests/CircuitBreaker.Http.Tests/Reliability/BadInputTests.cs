@@ -132,6 +132,11 @@ public sealed class BadInputTests
         { """ "Hosts": { "users.internal": { "FailureThreshold": -1 } } """, "CircuitBreaker:Hosts:users.internal:FailureThreshold", "between" },
         { """ "Hosts": { "users.internal": { "Fallback": { "Degraded": { "StatusCode": 700 } } } } """, "CircuitBreaker:Hosts:users.internal:Fallback:Degraded:StatusCode", "between" },
         { """ "Hosts": { "https://users.internal": { "FailureThreshold": 1 } } """, "CircuitBreaker:Hosts:https://users.internal", "unknown configuration key" }, // ':' splits the key
+        { """ "Hosts": { "::1": { "FailureThreshold": 1 } } """, "CircuitBreaker:Hosts", "'::1' is an IPv6 address" },
+        { """ "Hosts": { "2001:4860:4860::8888": { "FailureThreshold": 1 } } """, "CircuitBreaker:Hosts", "'2001:4860:4860::8888' is an IPv6 address" },
+        { """ "Hosts": { "[::1]:8443": { "FailureThreshold": 1 } } """, "CircuitBreaker:Hosts", "'[::1]:8443' is an IPv6 address" },
+        { """ "Hosts": { "users.internal:8443": { "FailureThreshold": 1 } } """, "CircuitBreaker:Hosts", "'users.internal:8443' cannot include a port" },
+        { """ "Clients": { "users": { "Hosts": { "fe80::1": { "Enforce": false } } } } """, "CircuitBreaker:Clients:users:Hosts", "'fe80::1' is an IPv6 address" },
         { """ "Clients": { "users": { "HalfOpenProbes": 0 } } """, "CircuitBreaker:HalfOpenProbes", "between" },
         { """ "Clients": { "users": { "FailureRatio": "most" } } """, "CircuitBreaker:Clients:users:FailureRatio", "to type 'System.Double'" },
         { """ "Clients": { "users": { "Hosts": { "users.internal": { "HalfOpenProbes": 0 } } } } """, "CircuitBreaker:Hosts:users.internal:HalfOpenProbes", "between" },
