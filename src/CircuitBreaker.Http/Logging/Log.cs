@@ -85,4 +85,8 @@ internal static partial class Log
     [LoggerMessage(EventId = 15, EventName = "CircuitTelemetryFailed", Level = LogLevel.Warning,
         Message = "A {Signal} listener of the circuit breaker threw; the call it observed went on unaffected. Later faults of {Signal} listeners are not logged.")]
     public static partial void TelemetryFailed(ILogger logger, Exception exception, string signal);
+
+    [LoggerMessage(EventId = 16, EventName = "OpenCircuitsEvicted", Level = LogLevel.Warning,
+        Message = "Evicted {Count} circuits of client '{ClientName}' that were not closed, to stay within MaxCircuits: calls to their hosts are sent again, through new closed circuits. Raise MaxCircuits if this client calls more broken hosts than that. Evicted: {Circuits}.")]
+    public static partial void OpenCircuitsEvicted(ILogger logger, int count, string clientName, string circuits);
 }

@@ -170,7 +170,19 @@ internal sealed class CircuitBreakerRegistry : ICircuitBreakerRegistry, ICircuit
         }
     }
 
-    internal void OnEvicted(string clientName, int count) => Log.CircuitsEvicted(_logger, count, clientName);
+    internal void OnEvicted(string clientName, List<(CircuitEntry Entry, CircuitState State)> evicted)
+    {
+        Log.CircuitsEvicted(_logger, evicted.Count, clientName);
+
+        // Closed circuits go first, so these are evicted only when nearly every circuit of the client is out of Closed.
+        // Their hosts get fresh closed circuits, and calls flow to them again: an operator must hear of it.
+        var notClosed = evicted.Where(e => e.State != CircuitState.Closed).ToList();
+        if (notClosed.Count > 0 && _logger.IsEnabled(LogLevel.Warning))
+        {
+            var named = string.Join(", ", notClosed.Take(10).Select(e => $"{e.Entry.Key.Authority} ({CircuitBreakerTelemetry.Name(e.State)})"));
+            Log.OpenCircuitsEvicted(_logger, notClosed.Count, clientName, notClosed.Count > 10 ? named + ", ..." : named);
+        }
+    }
 
     private void LogTransition(CircuitKey key, CircuitTransition t)
     {

@@ -112,6 +112,9 @@ internal sealed class ClientCircuits
 
     private CircuitEntry Create(HostKey key)
     {
+        List<(CircuitEntry Entry, CircuitState State)>? evicted = null;
+        CircuitEntry entry;
+
         // Creation is rare (first call to a host) and must not race eviction, so it takes a lock; lookups never do.
         lock (_createLock)
         {
@@ -130,14 +133,20 @@ internal sealed class ClientCircuits
 
             if (_circuits.Count >= options.MaxCircuits)
             {
-                Evict(options.MaxCircuits);
+                evicted = Evict(options.MaxCircuits);
             }
 
             var generation = Interlocked.Increment(ref _generation);
-            var entry = new CircuitEntry(this, key, RulesFor(options, key), generation, _registry.TimeProvider);
+            entry = new CircuitEntry(this, key, RulesFor(options, key), generation, _registry.TimeProvider);
             _circuits.Add(entry);
-            return entry;
         }
+
+        if (evicted is not null)
+        {
+            _registry.OnEvicted(ClientName, evicted); // logged outside the lock, which every new host's first call takes
+        }
+
+        return entry;
     }
 
     /// <summary>
@@ -184,7 +193,8 @@ internal sealed class ClientCircuits
         return new ResponseCache(cache!.MaxEntries, cache.MaxTotalBytes, timeProvider);
     }
 
-    private void Evict(int maxCircuits)
+    /// <summary>Evicts circuits to make room for one more, and returns them with the state they were in. Called under the creation lock.</summary>
+    private List<(CircuitEntry Entry, CircuitState State)> Evict(int maxCircuits)
     {
         // Evicting a batch keeps the scan's cost spread over many creations when hosts churn. Beyond the batch, whatever
         // exceeds the limit: a reload may have lowered it below the circuits the client already has.
@@ -195,10 +205,9 @@ internal sealed class ClientCircuits
             .OrderBy(c => c.State == CircuitState.Closed ? 0 : 1)
             .ThenBy(c => c.Entry.LastUsed)
             .Take(toEvict)
-            .Select(c => c.Entry)
             .ToList();
 
-        foreach (var victim in victims)
+        foreach (var (victim, _) in victims)
         {
             if (_circuits.Remove(victim))
             {
@@ -206,6 +215,6 @@ internal sealed class ClientCircuits
             }
         }
 
-        _registry.OnEvicted(ClientName, victims.Count);
+        return victims;
     }
 }

@@ -261,6 +261,33 @@ public sealed class CircuitBreakerRegistryTests
     }
 
     [Fact]
+    public async Task MaxCircuits_EvictingCircuitsThatAreNotClosed_IsAWarningNamingThem()
+    {
+        using var harness = new BreakerHarness(
+            o =>
+            {
+                o.FailureThreshold = 1;
+                o.MaxCircuits = 2;
+            },
+            Telemetry.BreakerLogs.WithFakeLogging);
+        harness.Mock.When("*").Respond(HttpStatusCode.InternalServerError);
+        using var client = harness.CreateClient();
+        (await client.GetAsync(new Uri("http://broken-1.test/"))).Dispose();
+        harness.Time.Advance(TimeSpan.FromSeconds(1));
+        (await client.GetAsync(new Uri("http://broken-2.test/"))).Dispose();
+        Assert.DoesNotContain(Telemetry.BreakerLogs.Of(harness.Services), r => r.Id.Name == "OpenCircuitsEvicted");
+
+        // Both circuits are open, so the oldest goes though it is open: its host gets a fresh closed circuit.
+        (await client.GetAsync(new Uri("http://third.test/"))).Dispose();
+
+        var warning = Assert.Single(Telemetry.BreakerLogs.Of(harness.Services), r => r.Id.Name == "OpenCircuitsEvicted");
+        Assert.Equal(LogLevel.Warning, warning.Level);
+        Assert.Contains("Evicted 1 circuits of client 'users' that were not closed", warning.Message, StringComparison.Ordinal);
+        Assert.Contains("http://broken-1.test:80 (open)", warning.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain(harness.Registry.GetCircuits(), c => c.Authority == "http://broken-1.test:80");
+    }
+
+    [Fact]
     public async Task MaxCircuits_HoldsWhateverNumberOfHostsIsCalled()
     {
         using var harness = new BreakerHarness(o => o.MaxCircuits = 20);
