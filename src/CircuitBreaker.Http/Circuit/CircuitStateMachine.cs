@@ -608,12 +608,23 @@ internal class CircuitStateMachine : IDisposable
 
         // The timer makes the move to half-open visible (events, logs) when it happens rather than when
         // the next call arrives; calls check the time themselves, so a late timer changes nothing else.
-        cold.BreakTimer ??= TimeProvider.CreateTimer(
-            static state => ((CircuitStateMachine)state!).OnBreakElapsed(),
-            this,
-            Timeout.InfiniteTimeSpan,
-            Timeout.InfiniteTimeSpan);
+        cold.BreakTimer ??= CreateBreakTimer();
         cold.BreakTimer.Change(dueTime, Timeout.InfiniteTimeSpan);
+    }
+
+    private ITimer CreateBreakTimer()
+    {
+        // Created on the call that opened the circuit, and kept for the circuit's lifetime: without the flow suppressed,
+        // the timer would hold that call's execution context (its activity, logging scopes, HttpContext) and run every
+        // move to half-open, its log and its StateChanged handlers in it, long after the call ended.
+        using (ExecutionContext.IsFlowSuppressed() ? default(AsyncFlowControl?) : ExecutionContext.SuppressFlow())
+        {
+            return TimeProvider.CreateTimer(
+                static state => ((CircuitStateMachine)state!).OnBreakElapsed(),
+                this,
+                Timeout.InfiniteTimeSpan,
+                Timeout.InfiniteTimeSpan);
+        }
     }
 
     private void OnBreakElapsed()

@@ -657,6 +657,35 @@ public sealed class CircuitStateMachineTests : IDisposable
         Assert.True(machine.TryAcquire().IsGranted);
     }
 
+    [Fact]
+    public async Task BreakTimer_RunsOutsideTheExecutionContextOfTheCallThatOpenedTheCircuit()
+    {
+        // The real timer: FakeTimeProvider runs callbacks on the thread that advances it, in that thread's context.
+        var request = new AsyncLocal<string?>();
+        var halfOpen = new TaskCompletionSource<string?>(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var machine = new CircuitStateMachine(
+            BreakerSettings.From(new CircuitBreakerOptions { FailureThreshold = 1, BreakDuration = TimeSpan.FromMilliseconds(50), BreakDurationJitter = 0 }),
+            TimeProvider.System,
+            t =>
+            {
+                if (t.State == CircuitState.HalfOpen)
+                {
+                    halfOpen.TrySetResult(request.Value);
+                }
+            });
+
+        // The failing call's own context (its Activity, logging scopes, HttpContext) is where the circuit opens.
+        await Task.Run(() =>
+        {
+            request.Value = "the request that failed";
+            Fail(machine, 1);
+        });
+
+        // Otherwise the half-open transition is logged and raised under a request that ended long ago, which the
+        // circuit's timer keeps alive for as long as the circuit lives.
+        Assert.Null(await halfOpen.Task.WaitAsync(TimeSpan.FromSeconds(10)));
+    }
+
     private CircuitStateMachine Create(CircuitBreakerOptions? options = null)
     {
         _machine = new CircuitStateMachine(
