@@ -39,6 +39,12 @@ internal sealed class ResponseCache : IDisposable
     public void Store(string key, CachedResponse entry)
     {
         var charge = Math.Max(entry.Size, _minimumCharge);
+        if (charge > MaxTotalBytes)
+        {
+            // It can never fit (MaxEntryBytes is not bounded by MaxTotalBytes): making room for it would empty the cache,
+            // and MemoryCache would then reject it. Dropped like a body over MaxEntryBytes, the older entry left in place.
+            return;
+        }
 
         // A full MemoryCache rejects the new entry (and drops an older one under the same key) and only then
         // compacts in the background, which would lose exactly the newest good response. Make room first.

@@ -52,6 +52,23 @@ public sealed class ResponseCacheTests
     }
 
     [Fact]
+    public void Store_AnEntryLargerThanMaxTotalBytes_LeavesTheOthersInPlace()
+    {
+        // MaxEntryBytes is checked on its own (1 MiB by default): a MaxTotalBytes set below it lets a body through
+        // that the cache can never hold, and making room for it would only empty the cache.
+        using var cache = new ResponseCache(maxEntries: 100, maxTotalBytes: 10_000, _time);
+        for (var i = 0; i < 5; i++)
+        {
+            Store(cache, $"http://a.test/{i}", new byte[1_000]);
+        }
+
+        Store(cache, "http://a.test/large", new byte[20_000]);
+
+        Assert.Equal(5, cache.Count);
+        Assert.NotNull(Find(cache, "http://a.test/0", TimeSpan.FromMinutes(1)));
+    }
+
+    [Fact]
     public void Find_ReturnsEntryOnlyForSameRequestWithinMaxAge()
     {
         using var cache = new ResponseCache(10, 1_000_000, _time);
