@@ -128,6 +128,11 @@ internal sealed class CircuitBreakerRegistry : ICircuitBreakerRegistry, ICircuit
         {
             entry.Machine.Dispose();
         }
+
+        foreach (var client in _clients.Values)
+        {
+            client.ReleaseCache();
+        }
     }
 
     internal void OnTransition(CircuitEntry circuit, CircuitTransition transition)

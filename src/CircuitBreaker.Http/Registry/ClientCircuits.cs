@@ -88,6 +88,20 @@ internal sealed class ClientCircuits
     }
 
     /// <summary>
+    /// Lets the cache go, as the registry is disposed. An undisposed <see cref="Microsoft.Extensions.Caching.Memory.MemoryCache"/>
+    /// that tracks statistics is held by the per-thread statistics of every thread that looked something up in it, and would
+    /// outlive the registry with everything it holds. Calls still under way find no cache, as if none were configured.
+    /// </summary>
+    public void ReleaseCache()
+    {
+        lock (_createLock)
+        {
+            Cache?.Dispose();
+            Cache = null;
+        }
+    }
+
+    /// <summary>
     /// Notes a rejected reload. A client with valid options keeps them; one that never had any reports the
     /// newest reason to its callers.
     /// </summary>

@@ -339,6 +339,39 @@ public sealed class CircuitBreakerRegistryTests
         await Assert.ThrowsAsync<CircuitOpenException>(() => second.SendAsync(retry, CancellationToken.None));
     }
 
+    [Fact]
+    public async Task Dispose_LetsTheResponseCacheGo_OnceItHasBeenLookedUp()
+    {
+        var cached = await CacheAResponseLookItUpAndDisposeAsync();
+
+        for (var i = 0; i < 3; i++)
+        {
+            GC.Collect();
+            GC.WaitForPendingFinalizers();
+        }
+
+        // An undisposed MemoryCache that tracks statistics is held by the per-thread statistics of every thread that
+        // looked something up in it: each provider built and disposed (a test host's, say) would keep its cached bodies.
+        Assert.False(cached.TryGetTarget(out _), "the cached response outlived the disposed provider");
+    }
+
+    private static async Task<WeakReference<CachedResponse>> CacheAResponseLookItUpAndDisposeAsync()
+    {
+        using var harness = new BreakerHarness(o => o.Fallback.Cache.Enabled = true);
+        harness.Mock.When("http://users.test/*").Respond(HttpStatusCode.OK, "text/plain", "hello");
+        using (var client = harness.CreateClient())
+        {
+            Assert.Equal("hello", await client.GetStringAsync(new Uri("http://users.test/a")));
+        }
+
+        // The lookup every call to an open circuit makes.
+        var cache = ((CircuitBreakerRegistry)harness.Registry).GetClient(BreakerHarness.ClientName).Cache!;
+        using var request = new HttpRequestMessage(HttpMethod.Get, "http://users.test/a");
+        var entry = cache.Find(request, TimeSpan.FromMinutes(1), cache.Clock.Now);
+        Assert.NotNull(entry);
+        return new WeakReference<CachedResponse>(entry);
+    }
+
     private static HttpMessageHandler BuildChain(IServiceProvider services)
     {
         var builder = services.GetRequiredService<HttpMessageHandlerBuilder>();
