@@ -132,6 +132,10 @@ internal sealed class RedisFleetCoordinator : IHostedService, IAsyncDisposable
             await _running.WaitAsync(cancellationToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         }
 
+        // A stopped coordinator hears no verdict of the fleet's any more: as when Redis is away, the circuits it held
+        // decide locally, instead of turning calls away until the probe wait ends.
+        _control.ReleaseAll();
+
         // The loop has ended, so nothing this instance sends after the leave can add it back to the fleet.
         if (_redis is { IsConnected: true } redis && IsAvailable)
         {

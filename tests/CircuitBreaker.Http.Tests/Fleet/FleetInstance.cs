@@ -153,6 +153,15 @@ internal sealed class FleetInstance : IAsyncDisposable
         await _services.DisposeAsync();
     }
 
+    /// <summary>Stops the instance's hosted services (the coordinator among them), as the host does on shutdown, and leaves the rest running.</summary>
+    public async Task StopHostedServicesAsync()
+    {
+        foreach (var hosted in _hosted)
+        {
+            await hosted.StopAsync(CancellationToken.None);
+        }
+    }
+
     /// <summary>Fails every request as a refused connection would, without a network.</summary>
     private sealed class UnreachableHandler : HttpMessageHandler
     {

@@ -131,6 +131,27 @@ public sealed class RedisFleetTests
     }
 
     /// <remarks>
+    /// A stopped coordinator hears no verdict of the fleet any more, so it must not leave its circuits waiting for one:
+    /// like an instance that lost Redis, a stopped one lets them decide locally. The host stops the coordinator with
+    /// the other hosted services, and traffic can still go out after that (a worker's last calls, a shutdown hook).
+    /// </remarks>
+    [SkippableFact]
+    public async Task AStoppedInstance_ReleasesTheFleetsHolds_AndProbesOnItsOwnAfterTheBreak()
+    {
+        await using var bed = await FleetTestBed.StartAsync();
+        var (downstream, a, b, c) = (bed.Downstream, bed.A, bed.B, bed.C);
+        downstream.RespondWith(503);
+        await OpenByQuorumAsync(downstream, a, b, c);
+
+        await c.StopHostedServicesAsync();
+        downstream.RespondWith(200);
+        bed.Time.Advance(TimeSpan.FromSeconds(15)); // past the 10 s break, well within the 30 s probe wait
+
+        Assert.Equal("200", await c.GetAsync()); // its own probe, not CircuitOpenException until the probe wait ends
+        Assert.Equal(CircuitState.Closed, c.StateOf(downstream));
+    }
+
+    /// <remarks>
     /// FleetCircuitOpened is logged for a circuit that opens for the whole fleet, whether a quorum opened it or the fleet's
     /// probe failed, and by the instance that decided it as by those that apply it.
     /// </remarks>
