@@ -636,6 +636,14 @@ internal sealed class RedisFleetCoordinator : IHostedService, IAsyncDisposable
     /// </summary>
     private void Hold(CircuitKey key, TimeSpan breakDuration, TimeSpan? probeWait = null)
     {
+        // Once stopped, the circuits decide locally (see StopAsync), yet the connection still hears the fleet until it is
+        // disposed, and an operation the loop left in flight may still end here: a hold now would wait for a verdict this
+        // instance no longer takes part in, turning calls away until the probe wait ends.
+        if (Volatile.Read(ref _leaving) == 1)
+        {
+            return;
+        }
+
         var field = Field(key);
         _held[field] = key;
         try
@@ -648,6 +656,15 @@ internal sealed class RedisFleetCoordinator : IHostedService, IAsyncDisposable
         {
             _held.TryRemove(field, out _);
             Log.OperationFailed(_logger, ex, $"apply the fleet's open circuit of {key.Authority} (client '{key.ClientName}')");
+            return;
+        }
+
+        if (Volatile.Read(ref _leaving) == 1)
+        {
+            // The stop began while the hold was applied, and may have released the holds before it: release it as well.
+            // (Opening and releasing take the circuit's lock, so a release that came first is seen here.)
+            _held.TryRemove(field, out _);
+            _control.ReleaseAll();
             return;
         }
 

@@ -152,6 +152,39 @@ public sealed class RedisFleetTests
     }
 
     /// <remarks>
+    /// Stopping ends the coordinator's loop, but the connection (and its subscription to the fleet's channel) lasts until
+    /// the container disposes it. A fleet open heard in between must not hold the circuit again: the stopped instance
+    /// can no longer win the probe lease, so it would turn calls away until the probe wait ends.
+    /// </remarks>
+    [SkippableFact]
+    public async Task AStoppedInstance_IsNotHeldAgainByAFleetOpenHeardBeforeItsConnectionCloses()
+    {
+        await using var bed = await FleetTestBed.StartAsync();
+        var (downstream, a, b, c) = (bed.Downstream, bed.A, bed.B, bed.C);
+        downstream.RespondWith(503);
+        await OpenByQuorumAsync(downstream, a, b, c);
+        await c.StopHostedServicesAsync();
+
+        // The fleet's probe (a's or b's) fails: the prober reopens the circuit for the fleet and publishes it.
+        bed.Time.Advance(TimeSpan.FromSeconds(11));
+        var racers = new[] { a, b };
+        await Task.WhenAll(racers.Select(i => i.Logs.WaitAnyAsync(Bounded, "FleetProbeLeaseWon", "FleetProbeLeaseLost")));
+        var prober = Assert.Single(racers, i => i.Logs.Messages("FleetProbeLeaseWon").Count == 1);
+        var reopened = racers.Single(i => i != prober).WhenState(downstream, CircuitState.Open, CircuitChangeSource.Fleet);
+        Assert.Equal("503", await prober.GetAsync());
+        await reopened.WaitAsync(Bounded);
+
+        // The fleet's open has reached c's connection too (it went to the other instance at once).
+        await c.Logs.WaitCountAsync("FleetCircuitOpened", 2, Bounded);
+
+        downstream.RespondWith(200);
+        bed.Time.Advance(TimeSpan.FromSeconds(25)); // past every break, within the 30 s probe wait after it
+
+        Assert.Equal("200", await c.GetAsync()); // c's own probe, not CircuitOpenException until the probe wait ends
+        Assert.Equal(CircuitState.Closed, c.StateOf(downstream));
+    }
+
+    /// <remarks>
     /// FleetCircuitOpened is logged for a circuit that opens for the whole fleet, whether a quorum opened it or the fleet's
     /// probe failed, and by the instance that decided it as by those that apply it.
     /// </remarks>
