@@ -106,33 +106,56 @@ internal sealed class CircuitBreakerConfiguration : IConfigureNamedOptions<Circu
     /// <summary>
     /// A host key written with a ':' reaches the binder split into nested keys, since ':' separates configuration keys:
     /// an IPv6 address, or a host with a port. Either would be reported as an unknown key that names neither the host
-    /// nor the cause. The key as written is rebuilt by following the one child that is not an option's name.
+    /// nor the cause. The keys as written are rebuilt by following the children that are not an option's name down to
+    /// where options (or a value) begin; they branch where several addresses share their first groups (::1 and ::2).
     /// </summary>
-    private static string? ColonInHostKey(IConfigurationSection hosts, IConfigurationSection entry)
+    private static List<string>? ColonInHostKeys(IConfigurationSection hosts, IConfigurationSection entry)
     {
         var options = BindableProperties(typeof(CircuitBreakerHostOptions));
-        var written = entry.Key;
-        var node = entry;
-        while (node.GetChildren().Where(c => !options.ContainsKey(c.Key)).Take(2).ToList() is [var next])
+        List<string>? found = null;
+        Follow(entry, entry.Key);
+        return found;
+
+        void Follow(IConfigurationSection node, string written)
         {
-            written += ":" + next.Key;
-            node = next;
+            var ends = node.Value is not null;
+            var goesOn = false;
+            foreach (var child in node.GetChildren())
+            {
+                if (options.ContainsKey(child.Key))
+                {
+                    ends = true;
+                }
+                else
+                {
+                    goesOn = true;
+                    Follow(child, written + ":" + child.Key);
+                }
+            }
+
+            if ((ends || !goesOn) && Explain(written) is { } error)
+            {
+                (found ??= []).Add(error);
+            }
         }
 
-        if (!written.Contains(':', StringComparison.Ordinal))
+        string? Explain(string written)
         {
-            return null;
-        }
+            if (!written.Contains(':', StringComparison.Ordinal))
+            {
+                return null;
+            }
 
-        if (written.StartsWith('[') || System.Net.IPAddress.TryParse(written, out _))
-        {
-            return $"{hosts.Path}: the host key '{written}' is an IPv6 address, whose ':' separate configuration keys, so it cannot be a key in configuration. Set its overrides in code, as o.Hosts[\"::1\"].";
-        }
+            if (written.StartsWith('[') || System.Net.IPAddress.TryParse(written, out _))
+            {
+                return $"{hosts.Path}: the host key '{written}' is an IPv6 address, whose ':' separate configuration keys, so it cannot be a key in configuration. Set its overrides in code, as o.Hosts[\"::1\"].";
+            }
 
-        var port = written[(written.LastIndexOf(':') + 1)..];
-        return port.Length > 0 && port.All(char.IsAsciiDigit)
-            ? $"{hosts.Path}: the host key '{written}' cannot include a port: ':' separates configuration keys, and an override applies to every port of its host."
-            : null;
+            var port = written[(written.LastIndexOf(':') + 1)..];
+            return port.Length > 0 && port.All(char.IsAsciiDigit)
+                ? $"{hosts.Path}: the host key '{written}' cannot include a port: ':' separates configuration keys, and an override applies to every port of its host."
+                : null;
+        }
     }
 
     /// <summary>
@@ -178,9 +201,9 @@ internal sealed class CircuitBreakerConfiguration : IConfigureNamedOptions<Circu
 
                 foreach (var entry in child.GetChildren())
                 {
-                    if (valueType == typeof(CircuitBreakerHostOptions) && ColonInHostKey(child, entry) is { } colon)
+                    if (valueType == typeof(CircuitBreakerHostOptions) && ColonInHostKeys(child, entry) is { } colons)
                     {
-                        errors.Add(colon);
+                        errors.AddRange(colons);
                     }
                     else if (IsOptionsType(valueType))
                     {

@@ -136,6 +136,9 @@ public sealed class BadInputTests
         { """ "Hosts": { "2001:4860:4860::8888": { "FailureThreshold": 1 } } """, "CircuitBreaker:Hosts", "'2001:4860:4860::8888' is an IPv6 address" },
         { """ "Hosts": { "[::1]:8443": { "FailureThreshold": 1 } } """, "CircuitBreaker:Hosts", "'[::1]:8443' is an IPv6 address" },
         { """ "Hosts": { "users.internal:8443": { "FailureThreshold": 1 } } """, "CircuitBreaker:Hosts", "'users.internal:8443' cannot include a port" },
+        { """ "Hosts": { "10.0.0.1:8443": { "FailureThreshold": 1 } } """, "CircuitBreaker:Hosts", "'10.0.0.1:8443' cannot include a port" },
+        { """ "Hosts": { "10.0.0.1": { "Typo": 1 } } """, "CircuitBreaker:Hosts:10.0.0.1:Typo", "unknown configuration key" },
+        { """ "Hosts": { "fd00::1": { "FailureThreshold": 1 }, "fd00::2": { "FailureThreshold": 1 } } """, "CircuitBreaker:Hosts", "'fd00::2' is an IPv6 address" }, // two keys split alike
         { """ "Clients": { "users": { "Hosts": { "fe80::1": { "Enforce": false } } } } """, "CircuitBreaker:Clients:users:Hosts", "'fe80::1' is an IPv6 address" },
         { """ "Clients": { "users": { "HalfOpenProbes": 0 } } """, "CircuitBreaker:HalfOpenProbes", "between" },
         { """ "Clients": { "users": { "FailureRatio": "most" } } """, "CircuitBreaker:Clients:users:FailureRatio", "to type 'System.Double'" },
