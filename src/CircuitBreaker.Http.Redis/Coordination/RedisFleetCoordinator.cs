@@ -43,7 +43,7 @@ internal sealed class RedisFleetCoordinator : IHostedService, IAsyncDisposable
     private readonly ICircuitFleetControl _control;
     private readonly CoordinatedClients _clients;
     private readonly TimeProvider _timeProvider;
-    private readonly ILogger _logger;
+    private readonly GuardedLogger _logger;
     private readonly FleetMetrics _metrics;
     private readonly Channel<Work> _work = Channel.CreateBounded<Work>(new BoundedChannelOptions(4096)
     {
@@ -92,8 +92,9 @@ internal sealed class RedisFleetCoordinator : IHostedService, IAsyncDisposable
         _control = control;
         _clients = clients;
         _timeProvider = timeProvider;
-        _logger = logger;
-        _metrics = new FleetMetrics(meterFactory, () => IsAvailable, logger);
+        // Guarded: the coordinator logs from its own catch blocks, and a provider that threw there would end its loop for good.
+        _logger = new GuardedLogger(logger);
+        _metrics = new FleetMetrics(meterFactory, () => IsAvailable, _logger);
         InstanceName = _options.InstanceName
             ?? string.Create(CultureInfo.InvariantCulture, $"{Environment.MachineName}:{Environment.ProcessId}:{Guid.NewGuid().ToString("N")[..8]}");
         _keyPrefix = "{" + _options.KeyPrefix + "}:";

@@ -50,6 +50,7 @@ internal sealed class FleetInstance : IAsyncDisposable
     /// <param name="redisPort">The port this instance reaches Redis on, when not the server's own (a <see cref="TcpRelay"/> in front of it).</param>
     /// <param name="awaitConnected">Whether to return only once the instance has joined the fleet.</param>
     /// <param name="beforeStart">Runs once the instance is built and before its coordinator starts, to watch what it does as it joins.</param>
+    /// <param name="otherLogs">A logging provider of the test's own, after the one <see cref="Logs"/> reads.</param>
     public static async Task<FleetInstance> StartAsync(
         string name,
         KestrelDownstream downstream,
@@ -60,11 +61,19 @@ internal sealed class FleetInstance : IAsyncDisposable
         Action<RedisCoordinationOptions>? fleet = null,
         int? redisPort = null,
         bool awaitConnected = true,
-        Action<FleetInstance>? beforeStart = null)
+        Action<FleetInstance>? beforeStart = null,
+        ILoggerProvider? otherLogs = null)
     {
         var logs = new LogSignals();
         var services = new ServiceCollection();
-        services.AddLogging(b => b.SetMinimumLevel(LogLevel.Debug).AddProvider(logs));
+        services.AddLogging(b =>
+        {
+            b.SetMinimumLevel(LogLevel.Debug).AddProvider(logs);
+            if (otherLogs is not null)
+            {
+                b.AddProvider(otherLogs);
+            }
+        });
         services.AddSingleton<TimeProvider>(time);
         services.AddHealthChecks().AddCircuitBreakerFleet();
         var client = services.AddHttpClient(ClientName, c => c.BaseAddress = downstream.BaseAddress)

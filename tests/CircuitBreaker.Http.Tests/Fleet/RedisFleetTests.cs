@@ -738,6 +738,36 @@ public sealed class RedisFleetTests
     }
 
     /// <remarks>
+    /// The coordinator logs from its own catch blocks (Redis unavailable, an operation failed). A logging provider that
+    /// throws there must not end the coordination loop, which would leave the instance out of the fleet for good.
+    /// </remarks>
+    [SkippableFact]
+    public async Task ALoggingProviderThatThrows_DoesNotStopTheCoordination()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        await using var downstream = await KestrelDownstream.StartAsync();
+        var prefix = "test-" + Guid.NewGuid().ToString("N")[..8];
+        await using var a = await FleetInstance.StartAsync(
+            "a",
+            downstream,
+            redis,
+            new FakeTimeProvider(),
+            prefix,
+            otherLogs: new ThrowingLoggerProvider(category => category.StartsWith("CircuitBreaker.Http", StringComparison.Ordinal)));
+        downstream.RespondWith(503);
+
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.Equal("503", await a.GetAsync());
+        }
+
+        // Its circuit opened: still coordinating, it votes, and nothing took the provider's fault for Redis going away.
+        await a.Logs.WaitAnyAsync(Bounded, "FleetVoted", "FleetRedisUnavailable");
+        Assert.Empty(a.Logs.Messages("FleetRedisUnavailable"));
+        Assert.Single(a.Logs.Messages("FleetVoted"));
+    }
+
+    /// <remarks>
     /// Applying the fleet's open circuits as an instance joins counts each in <c>circuit.fleet.decisions</c>. A listener
     /// of that counter that throws is telemetry failing, not Redis: it must not mark Redis unavailable, which would
     /// release every hold and repeat at every heartbeat, so that the instance never joined the fleet.

@@ -145,7 +145,7 @@ public sealed class TelemetryFaultTests
     {
         using var harness = new BreakerHarness(
             o => o.FailureThreshold = 1,
-            s => s.AddLogging(b => b.AddProvider(new ThrowingLoggerProvider()).SetMinimumLevel(LogLevel.Trace)));
+            s => s.AddLogging(b => b.AddProvider(new ThrowingLoggerProvider(category => category == BreakerLogs.Category)).SetMinimumLevel(LogLevel.Trace)));
         var status = HttpStatusCode.InternalServerError;
         harness.Mock.When("*").Respond(() => Task.FromResult(new HttpResponseMessage(status)));
         using var client = harness.CreateClient();
@@ -277,32 +277,6 @@ public sealed class TelemetryFaultTests
                 var response = await base.SendAsync(request, cancellationToken).ConfigureAwait(false);
                 pipeline.CurrentAbove = Activity.Current;
                 return response;
-            }
-        }
-    }
-
-    /// <summary>A provider whose loggers throw for every event of the breaker's category.</summary>
-    private sealed class ThrowingLoggerProvider : ILoggerProvider
-    {
-        public ILogger CreateLogger(string categoryName) => new ThrowingLogger(categoryName == BreakerLogs.Category);
-
-        public void Dispose()
-        {
-        }
-
-        private sealed class ThrowingLogger(bool throws) : ILogger
-        {
-            public IDisposable? BeginScope<TState>(TState state)
-                where TState : notnull => null;
-
-            public bool IsEnabled(LogLevel logLevel) => true;
-
-            public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
-            {
-                if (throws)
-                {
-                    throw new InvalidOperationException("a broken logging provider");
-                }
             }
         }
     }
