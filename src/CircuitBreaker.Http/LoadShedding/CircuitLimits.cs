@@ -20,11 +20,19 @@ internal sealed class CircuitLimits : IDisposable
     private readonly Lock _rampLock = new();
     private double _rampCredit;
 
-    private CircuitLimits(CircuitBreakerOptions options, Settings settings, TimeProvider timeProvider)
+    /// <param name="options">The host's options.</param>
+    /// <param name="settings">Their limits.</param>
+    /// <param name="timeProvider">The clock of the slow start.</param>
+    /// <param name="current">The limits being replaced on reload, whose limiters are kept where their own settings did not change.</param>
+    private CircuitLimits(CircuitBreakerOptions options, Settings settings, TimeProvider timeProvider, CircuitLimits? current = null)
     {
         _timeProvider = timeProvider;
         _settings = settings;
-        if (options.MaxConcurrentRequests is { } permits)
+        if (current is not null && current._settings.SameBulkhead(settings))
+        {
+            _concurrency = current._concurrency;
+        }
+        else if (options.MaxConcurrentRequests is { } permits)
         {
             _concurrency = new ConcurrencyLimiter(new ConcurrencyLimiterOptions
             {
@@ -34,7 +42,11 @@ internal sealed class CircuitLimits : IDisposable
             });
         }
 
-        if (options.Throttle.PermitsPerSecond is { } rate)
+        if (current is not null && current._settings.SameThrottle(settings))
+        {
+            _throttle = current._throttle;
+        }
+        else if (options.Throttle.PermitsPerSecond is { } rate)
         {
             // Replenished on demand rather than by a timer per circuit: TryReplenish adds what the time elapsed
             // since the last call allows. The limiter reads the system clock, not the injected TimeProvider, which
@@ -58,23 +70,33 @@ internal sealed class CircuitLimits : IDisposable
     public bool HasRampUp => _rampUp is not null;
 
     public static CircuitLimits? From(CircuitBreakerOptions options, TimeProvider timeProvider) =>
-        options.MaxConcurrentRequests is null && options.Throttle.PermitsPerSecond is null && options.RampUpDuration is null
-            ? null
-            : new CircuitLimits(options, Settings.Of(options), timeProvider);
+        Settings.Of(options) is { IsNone: false } settings ? new CircuitLimits(options, settings, timeProvider) : null;
 
     /// <summary>
     /// The limits for reloaded options: <paramref name="current"/> itself while its settings are unchanged, so that
     /// a reload (of any key of the configuration, the breaker's or not) neither empties a bulkhead whose calls are
-    /// still running nor refills the throttle's bucket; otherwise new limits.
+    /// still running nor refills the throttle's bucket; otherwise new limits, which keep each limiter of
+    /// <paramref name="current"/> whose own settings did not change (a new throttle rate leaves the bulkhead, and the
+    /// calls it holds, as it was).
     /// </summary>
     /// <remarks>
-    /// Limits that are replaced are not disposed: disposing a <see cref="ConcurrencyLimiter"/> fails the calls
+    /// Limiters that are replaced are not disposed: disposing a <see cref="ConcurrencyLimiter"/> fails the calls
     /// waiting in its queue, which did nothing wrong. The old limiters hold no timer, so calls queued or running
-    /// under them finish under them and they are collected afterwards; until then the old and the new limits each
+    /// under them finish under them and they are collected afterwards; until then the old and the new bulkhead each
     /// admit their own calls.
     /// </remarks>
-    public static CircuitLimits? Update(CircuitLimits? current, CircuitBreakerOptions options, TimeProvider timeProvider) =>
-        current is not null && current._settings == Settings.Of(options) ? current : From(options, timeProvider);
+    public static CircuitLimits? Update(CircuitLimits? current, CircuitBreakerOptions options, TimeProvider timeProvider)
+    {
+        if (current is null)
+        {
+            return From(options, timeProvider);
+        }
+
+        var settings = Settings.Of(options);
+        return current._settings == settings ? current
+            : settings.IsNone ? null
+            : new CircuitLimits(options, settings, timeProvider, current);
+    }
 
     /// <summary>
     /// Whether a call may go during the slow start after <paramref name="recoveredAt"/>: the share let through
@@ -148,7 +170,14 @@ internal sealed class CircuitLimits : IDisposable
     /// <summary>Every option the limits are built from, to tell whether a reload changed them.</summary>
     private readonly record struct Settings(int? MaxConcurrentRequests, int MaxQueuedRequests, double? PermitsPerSecond, int? Burst, TimeSpan? RampUpDuration)
     {
+        /// <summary>Whether no limit is set, so that the circuit needs no limits at all.</summary>
+        public bool IsNone => MaxConcurrentRequests is null && PermitsPerSecond is null && RampUpDuration is null;
+
         public static Settings Of(CircuitBreakerOptions options) =>
             new(options.MaxConcurrentRequests, options.MaxQueuedRequests, options.Throttle.PermitsPerSecond, options.Throttle.Burst, options.RampUpDuration);
+
+        public bool SameBulkhead(in Settings other) => MaxConcurrentRequests == other.MaxConcurrentRequests && MaxQueuedRequests == other.MaxQueuedRequests;
+
+        public bool SameThrottle(in Settings other) => PermitsPerSecond == other.PermitsPerSecond && Burst == other.Burst;
     }
 }

@@ -77,6 +77,28 @@ public sealed class BulkheadTests
     }
 
     [Fact]
+    public async Task Reload_ThatChangesOnlyTheThrottle_KeepsTheBulkhead_AndTheCallsItHolds()
+    {
+        // The throttle and the bulkhead are separate limits: a new rate must not hand out a fresh bulkhead that
+        // forgets the calls still running.
+        await using var server = await KestrelDownstream.StartAsync();
+        var release = HoldAnswers(server);
+        using var settings = new AppSettingsFile("""{ "CircuitBreaker": { "MaxConcurrentRequests": 1, "Throttle": { "PermitsPerSecond": 1000 } } }""");
+        using var side = ClientSide.ForClient(settings.Root, server);
+        using var client = side.CreateClient();
+
+        var running = client.GetAsync("a");
+        await WaitForAsync(() => server.RequestCount == 1);
+        settings.Rewrite("""{ "CircuitBreaker": { "MaxConcurrentRequests": 1, "Throttle": { "PermitsPerSecond": 2000 } } }""");
+        var shed = await Assert.ThrowsAsync<LoadSheddingException>(() => client.GetAsync("b").WaitAsync(TimeSpan.FromSeconds(10)));
+        release.SetResult();
+        (await running).Dispose();
+
+        Assert.Equal(LoadSheddingReason.Concurrency, shed.Reason);
+        Assert.Equal(1, server.RequestCount);
+    }
+
+    [Fact]
     public async Task Reload_ThatChangesTheLimit_LetsTheQueuedCallFinishUnderTheOldOne()
     {
         await using var server = await KestrelDownstream.StartAsync();

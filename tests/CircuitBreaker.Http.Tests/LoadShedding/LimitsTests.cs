@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Http.Headers;
+using CircuitBreaker.Http.Tests.Integration;
 using CircuitBreaker.Http.Tests.TestSupport;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.Metrics.Testing;
@@ -43,6 +44,23 @@ public sealed class LimitsTests
         Assert.Equal(3, harness.Mock.GetMatchCount(calls));
         Assert.Equal(CircuitState.Closed, harness.Circuit("http://users.test:80").State);
         Assert.Equal(0, harness.Circuit("http://users.test:80").ConsecutiveFailures); // shedding is not the host's failure
+    }
+
+    [Fact]
+    public async Task Reload_ThatChangesOnlyTheBulkhead_KeepsTheThrottlesBucket()
+    {
+        // A bucket refilled by every reload that touches another limit would let a burst through each time.
+        await using var server = await KestrelDownstream.StartAsync();
+        using var settings = new AppSettingsFile("""{ "CircuitBreaker": { "MaxConcurrentRequests": 10, "Throttle": { "PermitsPerSecond": 0.001, "Burst": 1 } } }""");
+        using var side = ClientSide.ForClient(settings.Root, server);
+        using var client = side.CreateClient();
+        (await client.GetAsync("a")).Dispose();
+
+        settings.Rewrite("""{ "CircuitBreaker": { "MaxConcurrentRequests": 20, "Throttle": { "PermitsPerSecond": 0.001, "Burst": 1 } } }""");
+        var shed = await Assert.ThrowsAsync<LoadSheddingException>(() => client.GetAsync("b"));
+
+        Assert.Equal(LoadSheddingReason.Throttle, shed.Reason);
+        Assert.Equal(1, server.RequestCount);
     }
 
     [Fact]
