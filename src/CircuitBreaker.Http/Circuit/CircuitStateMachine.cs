@@ -374,9 +374,13 @@ internal class CircuitStateMachine : IDisposable
             {
                 _window = null;
             }
-            else if (_window is null || _window.SamplingDuration != settings.SamplingDuration)
+            else if (_window is null)
             {
                 _window = new RollingWindow(settings.SamplingDuration, TimeProvider.TimestampFrequency);
+            }
+            else if (_window.SamplingDuration != settings.SamplingDuration)
+            {
+                _window = _window.Resized(settings.SamplingDuration, TimeProvider.TimestampFrequency, TimeProvider.GetTimestamp());
             }
         }
     }

@@ -61,4 +61,44 @@ internal sealed class RollingWindow
     }
 
     public void Clear() => Array.Fill(_bucketIds, long.MinValue);
+
+    /// <summary>
+    /// A window of another length that holds this one's samples, so that a reload of <c>SamplingDuration</c> keeps the
+    /// evidence gathered so far. Each bucket's counts move to the new bucket holding the bucket's latest instant (never
+    /// later than <paramref name="timestamp"/>, now); those older than the new window are dropped.
+    /// </summary>
+    public RollingWindow Resized(TimeSpan samplingDuration, long timestampFrequency, long timestamp)
+    {
+        var resized = new RollingWindow(samplingDuration, timestampFrequency);
+        var current = timestamp / _bucketLength;
+        for (var slot = 0; slot < BucketCount; slot++)
+        {
+            if (_bucketIds[slot] > current - BucketCount)
+            {
+                resized.Add(Math.Min(((_bucketIds[slot] + 1) * _bucketLength) - 1, timestamp), timestamp, _successes[slot], _failures[slot]);
+            }
+        }
+
+        return resized;
+    }
+
+    private void Add(long at, long now, int successes, int failures)
+    {
+        var id = at / _bucketLength;
+        if (id <= (now / _bucketLength) - BucketCount)
+        {
+            return;
+        }
+
+        var slot = (int)(id % BucketCount);
+        if (_bucketIds[slot] != id)
+        {
+            _bucketIds[slot] = id;
+            _successes[slot] = 0;
+            _failures[slot] = 0;
+        }
+
+        _successes[slot] += successes;
+        _failures[slot] += failures;
+    }
 }

@@ -402,6 +402,31 @@ public sealed class CircuitStateMachineTests : IDisposable
     }
 
     [Fact]
+    public void UpdateSettings_NewSamplingDuration_KeepsTheSamplesStillInTheWindow()
+    {
+        var ratio = new CircuitBreakerOptions { FailureThreshold = 0, FailureRatio = 0.5, MinimumThroughput = 4, SamplingDuration = TimeSpan.FromSeconds(30) };
+        var machine = Create(ratio);
+        Fail(machine, 2);
+        _time.Advance(TimeSpan.FromSeconds(20));
+        Succeed(machine);
+
+        // Longer: every sample stays, and the next failure makes the fourth call of a window failing at 3/4.
+        ratio.SamplingDuration = TimeSpan.FromMinutes(1);
+        machine.UpdateSettings(BreakerSettings.From(ratio));
+        Assert.Equal(2.0 / 3, machine.GetSnapshot().FailureRatio!.Value, 6);
+
+        // Shorter: the failures of 20 s ago fall outside a 10 s window; the success stays.
+        ratio.SamplingDuration = TimeSpan.FromSeconds(10);
+        machine.UpdateSettings(BreakerSettings.From(ratio));
+        Assert.Equal(0, machine.GetSnapshot().FailureRatio);
+
+        ratio.SamplingDuration = TimeSpan.FromMinutes(1);
+        machine.UpdateSettings(BreakerSettings.From(ratio));
+        Fail(machine, 3);
+        Assert.Equal(CircuitState.Open, machine.State);
+    }
+
+    [Fact]
     public void Snapshot_ReportsOpenedAtAndRetryAt()
     {
         var machine = Create(new CircuitBreakerOptions { FailureThreshold = 1, BreakDuration = TimeSpan.FromSeconds(30) });

@@ -66,6 +66,26 @@ public class ReloadTests
     }
 
     [Fact]
+    public async Task Reload_NewSamplingDuration_KeepsTheFailuresSampledSoFar()
+    {
+        await using var server = await KestrelDownstream.StartAsync();
+        using var settings = new AppSettingsFile("""{ "CircuitBreaker": { "FailureThreshold": 0, "FailureRatio": 0.5, "MinimumThroughput": 4, "SamplingDuration": "00:00:30" } }""");
+        using var side = ClientSide.ForClient(settings.Root, server);
+        using var client = side.CreateClient();
+        server.RespondWith(500);
+        for (var i = 0; i < 3; i++)
+        {
+            await FailAsync(client);
+        }
+
+        settings.Rewrite("""{ "CircuitBreaker": { "FailureThreshold": 0, "FailureRatio": 0.5, "MinimumThroughput": 4, "SamplingDuration": "00:01:00" } }""");
+
+        Assert.Equal(1.0, side.Circuit("users", server).FailureRatio);
+        await FailAsync(client);
+        Assert.Equal(CircuitState.Open, side.Circuit("users", server).State); // the fourth call, not the first of a new window
+    }
+
+    [Fact]
     public async Task Reload_WithAnInvalidValue_DoesNotThrow_KeepsTheLastValidOptions_AndLogsAnErrorNamingTheKey()
     {
         await using var server = await KestrelDownstream.StartAsync();

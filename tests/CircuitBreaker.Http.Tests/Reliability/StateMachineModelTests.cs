@@ -954,16 +954,29 @@ public sealed class StateMachineModelTests
         public void UpdateSettings(BreakerSettings settings)
         {
             var samplingChanged = settings.SamplingDuration != Settings.SamplingDuration;
+            var oldLength = BucketLength;
             Settings = settings;
             if (settings.FailureRatio <= 0)
             {
                 _windowOn = false;
                 _window.Clear();
             }
-            else if (!_windowOn || samplingChanged)
+            else if (!_windowOn)
             {
                 _windowOn = true;
                 _window.Clear();
+            }
+            else if (samplingChanged)
+            {
+                // The samples stay: each moves to the bucket of the new length that holds the latest instant of its old
+                // bucket, never later than now. Those outside the old window were gone already.
+                var now = time.GetTimestamp();
+                var moved = _window
+                    .Where(s => s.Bucket > (now / oldLength) - Buckets)
+                    .Select(s => (Bucket: Math.Min(((s.Bucket + 1) * oldLength) - 1, now) / BucketLength, s.Failed))
+                    .ToList();
+                _window.Clear();
+                _window.AddRange(moved);
             }
 
             if (State == CircuitState.HalfOpen)
