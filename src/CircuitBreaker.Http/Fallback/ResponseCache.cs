@@ -79,5 +79,27 @@ internal sealed class ResponseCache : IDisposable
     /// </summary>
     public TimeSpan AgeOf(CachedResponse entry, long now) => Clock.Between(entry.StoredAt, now) + entry.ReceivedAge;
 
+    /// <summary>
+    /// Stores the entries of <paramref name="other"/>, the cache this one replaces on a reload that changed the bounds:
+    /// the responses it kept are the ones a circuit open right now can no longer fetch. Oldest first, so that when they
+    /// no longer all fit, the newest stay.
+    /// </summary>
+    public void TakeEntriesOf(ResponseCache other)
+    {
+        var entries = new List<(string Key, CachedResponse Entry)>(other.Count);
+        foreach (var key in other._cache.Keys)
+        {
+            if (key is string k && other._cache.TryGetValue(k, out CachedResponse? entry) && entry is not null)
+            {
+                entries.Add((k, entry));
+            }
+        }
+
+        foreach (var (key, entry) in entries.OrderBy(e => e.Entry.StoredAt))
+        {
+            Store(key, entry);
+        }
+    }
+
     public void Dispose() => _cache.Dispose();
 }

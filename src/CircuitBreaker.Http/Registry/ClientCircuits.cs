@@ -185,7 +185,7 @@ internal sealed class ClientCircuits
 
     /// <summary>
     /// The cache the options call for: none when no circuit caches, the current one when its bounds still
-    /// hold (a reload keeps what was cached), otherwise a new one.
+    /// hold (a reload keeps what was cached), otherwise a new one, which takes over what the current one holds.
     /// </summary>
     private static ResponseCache? CacheFor(CircuitBreakerOptions? options, ResponseCache? current, TimeProvider timeProvider)
     {
@@ -203,8 +203,14 @@ internal sealed class ClientCircuits
             return current;
         }
 
-        current?.Dispose();
-        return new ResponseCache(cache!.MaxEntries, cache.MaxTotalBytes, timeProvider);
+        var resized = new ResponseCache(cache!.MaxEntries, cache.MaxTotalBytes, timeProvider);
+        if (current is not null)
+        {
+            resized.TakeEntriesOf(current);
+            current.Dispose();
+        }
+
+        return resized;
     }
 
     /// <summary>Evicts circuits to make room for one more, and returns them with the state they were in. Called under the creation lock.</summary>

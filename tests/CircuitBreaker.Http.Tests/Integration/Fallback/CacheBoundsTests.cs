@@ -142,6 +142,42 @@ public class CacheBoundsTests
     }
 
     [Fact]
+    public async Task Reload_NewBounds_KeepsTheCachedResponses_TheNewestWhenTheyNoLongerAllFit()
+    {
+        // The cache matters most while a circuit is open, when nothing lost can be fetched again: resizing it must not empty it.
+        await using var server = await KestrelDownstream.StartAsync();
+        using var settings = new AppSettingsFile("""{ "CircuitBreaker": { "FailureThreshold": 1, "Fallback": { "Cache": { "Enabled": true, "MaxEntries": 100 } } } }""");
+        using var side = ClientSide.ForClient(settings.Root, server);
+        using var client = side.CreateClient();
+        server.Behavior = context => Ok(context.Request.Path)(context);
+        foreach (var path in new[] { "a", "b" })
+        {
+            using var response = await client.GetAsync(path);
+            await response.Content.ReadAsStringAsync();
+            side.Time.Advance(TimeSpan.FromSeconds(1));
+        }
+
+        await OpenAsync(side, client, server);
+
+        settings.Rewrite("""{ "CircuitBreaker": { "FailureThreshold": 1, "Fallback": { "Cache": { "Enabled": true, "MaxEntries": 200 } } } }""");
+        foreach (var path in new[] { "a", "b" })
+        {
+            using var replayed = await client.GetAsync(path);
+            Assert.Equal("cache", Header(replayed, FallbackHeader));
+            Assert.Equal("/" + path, await replayed.Content.ReadAsStringAsync());
+        }
+
+        settings.Rewrite("""{ "CircuitBreaker": { "FailureThreshold": 1, "Fallback": { "Cache": { "Enabled": true, "MaxEntries": 1 } } } }""");
+        Assert.Equal(1, CacheOf(side).Count);
+        using (var newest = await client.GetAsync("b"))
+        {
+            Assert.Equal("cache", Header(newest, FallbackHeader));
+        }
+
+        await Assert.ThrowsAsync<CircuitOpenException>(() => client.GetAsync("a"));
+    }
+
+    [Fact]
     public async Task ChunkedResponseOfUnknownLength_IsCached()
     {
         await using var server = await KestrelDownstream.StartAsync();
