@@ -381,6 +381,14 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
 
     private void OnResponse(CacheableRequest? cacheable, HttpResponseMessage response, CircuitEntry circuit, in CircuitPermit permit, in Attempt attempt, Activity? probe)
     {
+        if (response is null)
+        {
+            // A handler below that broke its contract, which HttpClient reports as it would without the breaker. It
+            // says nothing about the host, but a probe's slot must go back, or the circuit would stay half-open for good.
+            circuit.Machine.Release(permit);
+            return;
+        }
+
         // The breaker observes and never rewrites: a counted 5xx still goes back to the caller unchanged.
         var classifier = circuit.Classifier;
         var failure = classifier.IsFailure(response.StatusCode) ? HttpFailureClassifier.ErrorType(response.StatusCode)

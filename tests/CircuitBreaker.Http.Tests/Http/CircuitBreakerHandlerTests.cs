@@ -419,6 +419,37 @@ public sealed class CircuitBreakerHandlerTests
         Assert.Equal(CircuitState.Open, harness.Circuit(Users).State);
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Probe_AnsweredWithNoResponseByAFaultyHandlerBelow_FailsAsWithoutTheBreaker_AndGivesItsSlotBack(bool synchronous)
+    {
+        // A handler that returns null breaks its contract, which HttpClient reports; the breaker must not turn that
+        // bug into a circuit stuck half-open, its probe slot taken by a call that ended long ago.
+        using var harness = new BreakerHarness(o => o.FailureThreshold = 1);
+        HttpResponseMessage? answer = new(HttpStatusCode.ServiceUnavailable);
+        using var client = new HttpClient(new CircuitBreakerHandler(((CircuitBreakerRegistry)harness.Registry).GetClient(BreakerHarness.ClientName), harness.Time)
+        {
+            InnerHandler = new FuncHandler(_ => Task.FromResult(answer!)),
+        });
+        (await client.GetAsync(new Uri("http://users.test/"))).Dispose();
+        harness.Time.Advance(TimeSpan.FromSeconds(30));
+
+        answer = null;
+        using var probe = new HttpRequestMessage(HttpMethod.Get, new Uri("http://users.test/"));
+        var thrown = await Assert.ThrowsAsync<InvalidOperationException>(async () =>
+        {
+            using var response = synchronous ? client.Send(probe) : await client.SendAsync(probe);
+        });
+
+        Assert.Contains("did not return a response", thrown.Message, StringComparison.Ordinal);
+        Assert.Equal(CircuitState.HalfOpen, harness.Circuit(Users).State);
+        answer = new HttpResponseMessage(HttpStatusCode.OK);
+        using var next = new HttpRequestMessage(HttpMethod.Get, new Uri("http://users.test/"));
+        using var ok = synchronous ? client.Send(next) : await client.SendAsync(next);
+        Assert.Equal(CircuitState.Closed, harness.Circuit(Users).State);
+    }
+
     /// <summary>The harness's client's breaker alone, without the factory's pipeline, over <paramref name="below"/>.</summary>
     private static HttpMessageInvoker Invoker(BreakerHarness harness, HttpMessageHandler below) =>
         new(new CircuitBreakerHandler(((CircuitBreakerRegistry)harness.Registry).GetClient(BreakerHarness.ClientName), harness.Time)
