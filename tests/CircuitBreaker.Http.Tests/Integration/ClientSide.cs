@@ -35,6 +35,8 @@ internal sealed class ClientSide : IDisposable
 
     public FakeLogCollector Logs => _services.GetFakeLogCollector();
 
+    public IServiceProvider Services => _services;
+
     /// <summary>Gets the state changes seen so far, as <c>"users http://127.0.0.1:1234 Closed->Open"</c>.</summary>
     public IReadOnlyList<string> Transitions =>
         _transitions.Select(e => $"{e.Key.ClientName} {e.Key.Authority} {e.PreviousState}->{e.State}").ToList();
