@@ -29,6 +29,19 @@ internal sealed record BreakerSettings(
     public bool SamplesRatio => FailureRatio > 0;
 
     /// <summary>
+    /// The longest break: <see cref="MaxBreakDuration"/>, or <see cref="BreakDuration"/> when that is longer, as a
+    /// <see cref="BreakDuration"/> above the cap is used as is.
+    /// </summary>
+    public TimeSpan LongestBreak => MaxBreakDuration > BreakDuration ? MaxBreakDuration : BreakDuration;
+
+    /// <summary>
+    /// The break a server asked for with <c>Retry-After</c>, bounded by <see cref="LongestBreak"/>: bounded by
+    /// <see cref="MaxBreakDuration"/> alone, a server asking for longer than a <see cref="BreakDuration"/> above it
+    /// would get a shorter break than one that asked for nothing.
+    /// </summary>
+    public TimeSpan RequestedBreak(TimeSpan requested) => requested < LongestBreak ? requested : LongestBreak;
+
+    /// <summary>
     /// <paramref name="duration"/> spread by up to ±<see cref="BreakDurationJitter"/> of itself, so that many
     /// instances whose circuits opened together do not all probe a recovering service at the same moment.
     /// </summary>
@@ -43,7 +56,7 @@ internal sealed record BreakerSettings(
     /// </summary>
     public TimeSpan NextBreak(TimeSpan previous)
     {
-        var cap = MaxBreakDuration > BreakDuration ? MaxBreakDuration : BreakDuration;
+        var cap = LongestBreak;
         var grown = previous.Ticks * BreakDurationMultiplier;
         var next = grown >= cap.Ticks ? cap : TimeSpan.FromTicks((long)grown);
         return next < BreakDuration ? BreakDuration : next;

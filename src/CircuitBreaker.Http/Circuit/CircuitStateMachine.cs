@@ -146,7 +146,7 @@ internal class CircuitStateMachine : IDisposable
     /// <param name="failure">What kind of failure it was (for logs and health), such as <c>503</c> or <c>timeout</c>.</param>
     /// <param name="requestedBreak">
     /// How long the downstream asked to be left alone, if it did (a server's <c>Retry-After</c>): should this
-    /// failure open the circuit, it opens for that long, bounded by <c>MaxBreakDuration</c>.
+    /// failure open the circuit, it opens for that long, bounded by <c>MaxBreakDuration</c> (or a longer <c>BreakDuration</c>).
     /// </param>
     public void OnFailure(in CircuitPermit permit, string? failure = null, TimeSpan? requestedBreak = null)
     {
@@ -533,7 +533,7 @@ internal class CircuitStateMachine : IDisposable
         TimeSpan effectiveBreak;
         if (requestedBreak is { } requested && requested > TimeSpan.Zero)
         {
-            breakDuration = requested < settings.MaxBreakDuration ? requested : settings.MaxBreakDuration;
+            breakDuration = settings.RequestedBreak(requested);
             effectiveBreak = breakDuration;
         }
         else

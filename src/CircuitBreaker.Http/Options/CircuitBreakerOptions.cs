@@ -75,8 +75,8 @@ public class CircuitBreakerOptions
 
     /// <summary>
     /// Gets or sets a value indicating whether a 503 or 429 response with <c>Retry-After</c> that opens the
-    /// circuit opens it for as long as the server asked (bounded by <see cref="MaxBreakDuration"/>), which
-    /// <see cref="CircuitOpenException.RetryAfter"/> then reports.
+    /// circuit opens it for as long as the server asked (bounded by <see cref="MaxBreakDuration"/>, or by a longer
+    /// <see cref="BreakDuration"/>), which <see cref="CircuitOpenException.RetryAfter"/> then reports.
     /// </summary>
     /// <value>The default value is <see langword="true"/>.</value>
     public bool HonorRetryAfter { get; set; } = true;

@@ -67,6 +67,25 @@ public sealed class ServerHintsTests
         Assert.Equal(TimeSpan.FromMinutes(2), ex.RetryAfter);
     }
 
+    [Fact]
+    public async Task RetryAfter_LongerThanABreakDurationAboveMaxBreakDuration_IsNotCutBelowTheBreakDuration()
+    {
+        // A BreakDuration above MaxBreakDuration is used as is; a server asking for even longer must not get less.
+        using var harness = new BreakerHarness(o =>
+        {
+            o.FailureThreshold = 1;
+            o.BreakDuration = TimeSpan.FromMinutes(10);
+            o.MaxBreakDuration = TimeSpan.FromMinutes(5);
+        });
+        harness.Mock.When("*").Respond(() => Task.FromResult(WithRetryAfter(HttpStatusCode.ServiceUnavailable, TimeSpan.FromHours(1))));
+        using var client = harness.CreateClient();
+
+        (await client.GetAsync(Users)).Dispose();
+        var ex = await Assert.ThrowsAsync<CircuitOpenException>(() => client.GetAsync(Users));
+
+        Assert.Equal(TimeSpan.FromMinutes(10), ex.RetryAfter);
+    }
+
     [Theory]
     [InlineData(HttpStatusCode.InternalServerError, true)] // only 503 and 429 carry a server's hint
     [InlineData(HttpStatusCode.ServiceUnavailable, false)] // HonorRetryAfter off

@@ -1010,7 +1010,7 @@ public sealed class StateMachineModelTests
 
         private void Open(bool fromHalfOpen, TimeSpan? requestedBreak, CircuitStateMachine real)
         {
-            // The break: what the server asked for (capped by MaxBreakDuration), else BreakDuration the first
+            // The break: what the server asked for (capped by MaxBreakDuration, or BreakDuration when longer), else BreakDuration the first
             // time and after the circuit stayed closed for a full break, else the previous break grown by the
             // multiplier, capped (the cap limits growth only). Jitter spreads the break actually waited, not
             // the one the growth is computed from.
@@ -1018,7 +1018,8 @@ public sealed class StateMachineModelTests
             var jittered = false;
             if (requestedBreak is { } requested && requested > TimeSpan.Zero)
             {
-                breakDuration = requested < Settings.MaxBreakDuration ? requested : Settings.MaxBreakDuration;
+                var longest = Settings.MaxBreakDuration > Settings.BreakDuration ? Settings.MaxBreakDuration : Settings.BreakDuration;
+                breakDuration = requested < longest ? requested : longest;
             }
             else if (_lastBreak == TimeSpan.Zero || (!fromHalfOpen && Now - _closedAt >= _lastBreak))
             {
