@@ -85,6 +85,35 @@ public sealed class LimitsTests
     }
 
     [Fact]
+    public async Task ShedCall_AnsweredByAFallback_CarriesTheThrottlesNextToken_OrNoRetryAfterOfTheBreakersForTheBulkhead()
+    {
+        // A shed call has no probe to wait for: the throttle knows when its next token comes, the bulkhead knows nothing.
+        using var harness = new BreakerHarness(o =>
+        {
+            o.Hosts["throttled.test"] = new CircuitBreakerHostOptions { Throttle = { PermitsPerSecond = 0.1 } };
+            o.Hosts["bulkhead.test"] = new CircuitBreakerHostOptions { MaxConcurrentRequests = 1 };
+            o.Fallback.Degraded.StatusCode = 503;
+            o.Fallback.Degraded.Headers["Retry-After"] = "120";
+        });
+        var held = new TaskCompletionSource<HttpResponseMessage>(TaskCreationOptions.RunContinuationsAsynchronously);
+        harness.Mock.When("http://bulkhead.test/*").Respond(() => held.Task);
+        harness.Mock.When("*").Respond(HttpStatusCode.OK);
+        using var client = harness.CreateClient();
+        (await client.GetAsync(new Uri("http://throttled.test/"))).Dispose();
+        var running = client.GetAsync(new Uri("http://bulkhead.test/"));
+
+        using var throttled = await client.GetAsync(new Uri("http://throttled.test/"));
+        using var bulkheaded = await client.GetAsync(new Uri("http://bulkhead.test/"));
+        held.SetResult(new HttpResponseMessage(HttpStatusCode.OK));
+        (await running).Dispose();
+
+        Assert.Equal(["degraded"], throttled.Headers.GetValues("X-Circuit-Fallback"));
+        Assert.InRange(throttled.Headers.RetryAfter!.Delta!.Value, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(10));
+        Assert.Equal(["degraded"], bulkheaded.Headers.GetValues("X-Circuit-Fallback"));
+        Assert.Equal(TimeSpan.FromSeconds(120), bulkheaded.Headers.RetryAfter!.Delta); // the configured one
+    }
+
+    [Fact]
     public async Task Throttle_ShedsTheHalfOpenProbe_ReportsTheCircuitAsHalfOpen()
     {
         const string host = "throttled-probe.test";
