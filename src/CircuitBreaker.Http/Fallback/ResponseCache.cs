@@ -81,8 +81,8 @@ internal sealed class ResponseCache : IDisposable
 
     /// <summary>
     /// Stores the entries of <paramref name="other"/>, the cache this one replaces on a reload that changed the bounds:
-    /// the responses it kept are the ones a circuit open right now can no longer fetch. Oldest first, so that when they
-    /// no longer all fit, the newest stay.
+    /// the responses it kept are the ones a circuit open right now can no longer fetch. When they no longer all fit,
+    /// the newest stay.
     /// </summary>
     public void TakeEntriesOf(ResponseCache other)
     {
@@ -95,9 +95,24 @@ internal sealed class ResponseCache : IDisposable
             }
         }
 
-        foreach (var (key, entry) in entries.OrderBy(e => e.Entry.StoredAt))
+        // Chosen newest first, up to the bounds, before anything is stored: left to Store, the room would be made by
+        // compacting the least recently used, and entries stored within the same tick of the clock all look equally
+        // recent to MemoryCache, so which of them survived would be arbitrary.
+        var charged = 0L;
+        var kept = new List<(string Key, CachedResponse Entry)>(Math.Min(entries.Count, MaxEntries));
+        foreach (var e in entries.OrderByDescending(e => e.Entry.StoredAt))
         {
-            Store(key, entry);
+            var charge = Math.Max(e.Entry.Size, _minimumCharge);
+            if (charged + charge <= MaxTotalBytes)
+            {
+                charged += charge;
+                kept.Add(e);
+            }
+        }
+
+        for (var i = kept.Count - 1; i >= 0; i--)
+        {
+            Store(kept[i].Key, kept[i].Entry);
         }
     }
 

@@ -391,6 +391,26 @@ public sealed class ResponseCacheTests
         Assert.Equal(TimeSpan.FromSeconds(7), response.Headers.Age);
     }
 
+    [Fact]
+    public void TakeEntriesOf_ASmallerCache_KeepsTheNewestEntries()
+    {
+        using var old = new ResponseCache(maxEntries: 100, maxTotalBytes: 1_000_000, _time);
+        for (var i = 0; i < 40; i++)
+        {
+            Store(old, $"http://a.test/{i}", new byte[10]);
+            _time.Advance(TimeSpan.FromSeconds(1));
+        }
+
+        using var resized = new ResponseCache(maxEntries: 10, maxTotalBytes: 1_000_000, _time);
+        resized.TakeEntriesOf(old);
+
+        Assert.Equal(10, resized.Count);
+        for (var i = 30; i < 40; i++)
+        {
+            Assert.NotNull(Find(resized, $"http://a.test/{i}", TimeSpan.FromHours(1)));
+        }
+    }
+
     private static void Store(ResponseCache cache, string uri, byte[] body, Action<HttpRequestMessage>? request = null, Action<HttpResponseMessage>? response = null)
     {
         using var req = new HttpRequestMessage(HttpMethod.Get, uri);
