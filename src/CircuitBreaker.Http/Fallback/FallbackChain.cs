@@ -154,8 +154,11 @@ internal sealed class FallbackChain
         {
             try
             {
-                var response = await _sendAsync(request, alternate, alternatePermit, cancellationToken).ConfigureAwait(false);
-                return (FallbackPolicy.Mark(response, FallbackPolicy.AlternateKind, rejection.RetryAfter), FallbackPolicy.AlternateKind);
+                // No response at all comes only from a handler below that broke its contract: the alternate did not answer.
+                if (await _sendAsync(request, alternate, alternatePermit, cancellationToken).ConfigureAwait(false) is { } response)
+                {
+                    return (FallbackPolicy.Mark(response, FallbackPolicy.AlternateKind, rejection.RetryAfter), FallbackPolicy.AlternateKind);
+                }
             }
             catch (Exception ex) when (IsDownstreamFailure(ex, cancellationToken))
             {
@@ -185,7 +188,10 @@ internal sealed class FallbackChain
         {
             try
             {
-                return (FallbackPolicy.Mark(_send(request, alternate, alternatePermit, cancellationToken), FallbackPolicy.AlternateKind, rejection.RetryAfter), FallbackPolicy.AlternateKind);
+                if (_send(request, alternate, alternatePermit, cancellationToken) is { } response) // as in the asynchronous chain
+                {
+                    return (FallbackPolicy.Mark(response, FallbackPolicy.AlternateKind, rejection.RetryAfter), FallbackPolicy.AlternateKind);
+                }
             }
             catch (Exception ex) when (IsDownstreamFailure(ex, cancellationToken))
             {

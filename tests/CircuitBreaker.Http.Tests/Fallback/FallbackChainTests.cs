@@ -309,6 +309,33 @@ public sealed class FallbackChainTests
         Assert.Equal(CircuitState.Open, harness.Circuit("http://backup.test:80").State);
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Alternate_AnsweredWithNoResponseByAFaultyHandlerBelow_FallsThroughToDegraded(bool synchronous)
+    {
+        // The primary's circuit is open, so the caller's call goes to the alternate; a handler below that returns
+        // null there must not surface as a NullReferenceException from the chain, with the rejection never counted.
+        using var harness = new BreakerHarness(o =>
+        {
+            o.FailureThreshold = 1;
+            o.Fallback.AlternateBaseAddress = new Uri("http://backup.test");
+            o.Fallback.Degraded.StatusCode = 503;
+        });
+        using var client = new HttpClient(new CircuitBreakerHandler(((CircuitBreakerRegistry)harness.Registry).GetClient(BreakerHarness.ClientName), harness.Time)
+        {
+            InnerHandler = new AnswerHandler(request => request.RequestUri!.Host == "users.test" ? new HttpResponseMessage(HttpStatusCode.InternalServerError) : null),
+        });
+        (await client.GetAsync(Users)).Dispose();
+
+        using var request = new HttpRequestMessage(HttpMethod.Get, Users);
+        using var response = synchronous ? client.Send(request) : await client.SendAsync(request);
+
+        Assert.Equal(["degraded"], response.Headers.GetValues("X-Circuit-Fallback"));
+        Assert.Equal(Users, response.RequestMessage!.RequestUri);
+        Assert.Equal(CircuitState.Closed, harness.Circuit("http://backup.test:80").State);
+    }
+
     [Fact]
     public async Task Alternate_AfterItAnswers_PutsTheOriginalRequestUriBack()
     {
@@ -782,5 +809,13 @@ public sealed class FallbackChainTests
             response.Dispose();
             return await base.SendAsync(request, cancellationToken);
         }
+    }
+
+    /// <summary>Answers every request at once, on both paths, with what <paramref name="answer"/> gives, null included.</summary>
+    private sealed class AnswerHandler(Func<HttpRequestMessage, HttpResponseMessage?> answer) : HttpMessageHandler
+    {
+        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken) => Task.FromResult(answer(request)!);
+
+        protected override HttpResponseMessage Send(HttpRequestMessage request, CancellationToken cancellationToken) => answer(request)!;
     }
 }
