@@ -257,6 +257,10 @@ internal class CircuitStateMachine : IDisposable
             {
                 var previous = EffectiveStateLocked();
                 transition = CloseLocked() with { PreviousState = previous, Source = CircuitChangeSource.Operator };
+
+                // No probe proved the downstream back, so no slow start: a reset is a fresh start, whether or not the
+                // break timer had moved the circuit to half-open before it.
+                ColdLocked.RecoveredAt = null;
             }
             else
             {

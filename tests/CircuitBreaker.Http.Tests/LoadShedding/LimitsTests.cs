@@ -196,6 +196,28 @@ public sealed class LimitsTests
         Assert.Equal(20, await AdmittedOf(client, 20));
     }
 
+    [Fact]
+    public async Task RampUp_NotAfterAResetOfAHalfOpenCircuit()
+    {
+        using var harness = new BreakerHarness(o =>
+        {
+            o.FailureThreshold = 1;
+            o.RampUpDuration = TimeSpan.FromSeconds(10);
+        });
+        var status = HttpStatusCode.InternalServerError;
+        harness.Mock.When("*").Respond(() => Task.FromResult(new HttpResponseMessage(status)));
+        using var client = harness.CreateClient();
+        (await client.GetAsync(Users)).Dispose(); // opens
+        harness.Time.Advance(TimeSpan.FromSeconds(30)); // the break timer moves it to half-open
+        Assert.Equal(CircuitState.HalfOpen, harness.Circuit("http://users.test:80").State);
+
+        // An operator's reset proves nothing about the downstream, as no probe went: the same as a reset while open.
+        Assert.True(harness.Registry.Reset(new CircuitKey(BreakerHarness.ClientName, "http://users.test:80")));
+        status = HttpStatusCode.OK;
+
+        Assert.Equal(20, await AdmittedOf(client, 20));
+    }
+
     /// <remarks>
     /// The server asked this instance for a 60 s break, longer than the fleet's 10 s: the fleet's prober probes and
     /// succeeds while the circuit here is still Open, so the fleet's verdict closes it without a local probe.
