@@ -134,7 +134,7 @@ internal class CircuitStateMachine : IDisposable
                 cold.ProbesInFlight--;
                 if (++cold.ProbeSuccesses >= _settings.HalfOpenProbes)
                 {
-                    transition = CloseLocked();
+                    transition = PendLocked(CloseLocked());
                 }
             }
         }
@@ -175,13 +175,13 @@ internal class CircuitStateMachine : IDisposable
 
                 if (tripped)
                 {
-                    transition = OpenLocked(fromHalfOpen: false, requestedBreak);
+                    transition = PendLocked(OpenLocked(fromHalfOpen: false, requestedBreak));
                 }
             }
             else
             {
                 cold.FailedProbes++;
-                transition = OpenLocked(fromHalfOpen: true, requestedBreak);
+                transition = PendLocked(OpenLocked(fromHalfOpen: true, requestedBreak));
             }
         }
 
@@ -235,7 +235,7 @@ internal class CircuitStateMachine : IDisposable
 
                 cold.ProbesInFlight = 0;
                 cold.FleetHeld = false;
-                transition = new CircuitTransition(previous, CircuitState.Isolated, now, null, Source: CircuitChangeSource.Operator);
+                transition = PendLocked(new CircuitTransition(previous, CircuitState.Isolated, now, null, Source: CircuitChangeSource.Operator));
             }
         }
 
@@ -256,7 +256,7 @@ internal class CircuitStateMachine : IDisposable
             if (_state != CircuitState.Closed)
             {
                 var previous = EffectiveStateLocked();
-                transition = CloseLocked() with { PreviousState = previous, Source = CircuitChangeSource.Operator };
+                transition = PendLocked(CloseLocked() with { PreviousState = previous, Source = CircuitChangeSource.Operator });
 
                 // No probe proved the downstream back, so no slow start: a reset is a fresh start, whether or not the
                 // break timer had moved the circuit to half-open before it.
@@ -302,7 +302,7 @@ internal class CircuitStateMachine : IDisposable
             }
             else
             {
-                transition = EnterOpenLocked(now, breakDuration, breakDuration, CircuitChangeSource.Fleet);
+                transition = PendLocked(EnterOpenLocked(now, breakDuration, breakDuration, CircuitChangeSource.Fleet));
             }
 
             cold.FleetHeld = true;
@@ -349,7 +349,7 @@ internal class CircuitStateMachine : IDisposable
             // closed straight from Open (its own break was longer than the fleet's) would otherwise send its whole
             // backlog at once while the rest of the fleet ramps up.
             ColdLocked.RecoveredAt = closed.Timestamp;
-            transition = closed;
+            transition = PendLocked(closed);
         }
 
         Notify(transition);
@@ -473,7 +473,7 @@ internal class CircuitStateMachine : IDisposable
                 var cold = ColdLocked;
                 if (_state == CircuitState.Open && now >= cold.RetryAt)
                 {
-                    transition = HalfOpenLocked(now);
+                    transition = PendLocked(HalfOpenLocked(now));
                 }
 
                 permit = PermitLocked(cold, now);
@@ -649,7 +649,7 @@ internal class CircuitStateMachine : IDisposable
             var now = TimeProvider.GetUtcNow();
             if (now >= cold.RetryAt)
             {
-                transition = HalfOpenLocked(now);
+                transition = PendLocked(HalfOpenLocked(now));
             }
             else
             {
@@ -660,11 +660,67 @@ internal class CircuitStateMachine : IDisposable
         Notify(transition);
     }
 
+    /// <summary>Queues a transition for <see cref="Notify"/>, in the order the lock saw it; only under the lock.</summary>
+    private CircuitTransition PendLocked(CircuitTransition transition)
+    {
+        var cold = ColdLocked;
+        (cold.Pending ??= new Queue<CircuitTransition>(2)).Enqueue(transition);
+        return transition;
+    }
+
+    /// <summary>
+    /// Tells the listeners of the transitions queued so far, outside the lock, in the order they happened. Two threads
+    /// that move the circuit one after the other would otherwise race to tell theirs: a listener could hear the later
+    /// first and keep a state the circuit has left (a reset heard before the open it undid). So one thread at a time
+    /// tells them all; a thread whose transition another is telling leaves it to that one.
+    /// </summary>
     private void Notify(CircuitTransition? transition)
     {
-        if (transition is { } t)
+        if (transition is null)
         {
-            OnTransition(t);
+            return;
+        }
+
+        Cold cold;
+        lock (this)
+        {
+            cold = ColdLocked;
+            if (cold.Notifying)
+            {
+                return;
+            }
+
+            cold.Notifying = true;
+        }
+
+        var drained = false;
+        try
+        {
+            while (true)
+            {
+                CircuitTransition next;
+                lock (this)
+                {
+                    if (!cold.Pending!.TryDequeue(out next))
+                    {
+                        cold.Notifying = false;
+                        drained = true;
+                        return;
+                    }
+                }
+
+                OnTransition(next);
+            }
+        }
+        finally
+        {
+            if (!drained)
+            {
+                lock (this)
+                {
+                    cold.Notifying = false;
+                }
+            }
         }
     }
 
@@ -696,6 +752,10 @@ internal class CircuitStateMachine : IDisposable
         public int ProbeSuccesses;
         public int FailedProbes;
         public bool Disposed;
+
+        // The transitions not yet told to the listeners, and whether a thread is telling them (see Notify).
+        public Queue<CircuitTransition>? Pending;
+        public bool Notifying;
 
         // Set while a fleet-wide open is in force here: at half-open this instance sends no probe of its own unless
         // the fleet grants it one, until the hold runs out (so a fleet prober that crashed cannot block recovery).

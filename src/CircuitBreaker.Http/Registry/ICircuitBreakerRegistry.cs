@@ -9,7 +9,9 @@ public interface ICircuitBreakerRegistry
     /// <summary>
     /// Occurs after a circuit changed state. Handlers run outside the circuit's lock, on any thread (often the
     /// thread of the request whose outcome moved the circuit, or a timer's), so keep them short and thread-safe;
-    /// an exception they throw is logged and swallowed.
+    /// an exception they throw is logged and swallowed. The changes of one circuit are told one at a time, in the
+    /// order they happened: a change made while another thread is still telling an earlier one is told by that
+    /// thread, after it, so <see cref="Isolate"/> or <see cref="Reset"/> may return before its event is raised.
     /// </summary>
     event EventHandler<CircuitStateChangedEventArgs>? StateChanged;
 

@@ -155,6 +155,42 @@ public sealed class CircuitBreakerRegistryTests
         Assert.Equal(harness.Time.GetUtcNow().AddSeconds(-10), changes[0].Timestamp);
     }
 
+    /// <remarks>
+    /// The call that opened the circuit is still telling its handlers (a slow first handler here; a preempted thread or a
+    /// slow logging provider does the same) when an operator resets the circuit on another thread. A handler that heard
+    /// the reset first, then the open, would believe the circuit open for good (the fleet coordinator would vote for it).
+    /// </remarks>
+    [Fact]
+    public async Task StateChanged_TransitionsOfOneCircuitOnTwoThreads_ReachEveryHandlerInTheirOrder()
+    {
+        using var harness = new BreakerHarness(o => o.FailureThreshold = 1);
+        harness.Mock.When("*").Respond(HttpStatusCode.InternalServerError);
+        using var opening = new ManualResetEventSlim();
+        using var release = new ManualResetEventSlim();
+        harness.Registry.StateChanged += (_, e) =>
+        {
+            if (e.State == CircuitState.Open)
+            {
+                opening.Set();
+                release.Wait(TimeSpan.FromSeconds(10));
+            }
+        };
+        var seen = new System.Collections.Concurrent.ConcurrentQueue<(CircuitState, CircuitState, CircuitChangeSource)>();
+        harness.Registry.StateChanged += (_, e) => seen.Enqueue((e.PreviousState, e.State, e.Source));
+        using var client = harness.CreateClient();
+
+        var call = Task.Run(async () => (await client.GetAsync(new Uri("http://users.test/"))).Dispose());
+        Assert.True(opening.Wait(TimeSpan.FromSeconds(10)));
+        Assert.True(harness.Registry.Reset(new CircuitKey(BreakerHarness.ClientName, Users)));
+        release.Set();
+        await call;
+
+        Assert.Equal(
+            [(CircuitState.Closed, CircuitState.Open, CircuitChangeSource.Local), (CircuitState.Open, CircuitState.Closed, CircuitChangeSource.Operator)],
+            seen);
+        Assert.Equal(CircuitState.Closed, harness.Circuit(Users).State);
+    }
+
     [Fact]
     public async Task StateChanged_HandlerThatThrows_DoesNotFailTheRequestOrOtherHandlers()
     {
