@@ -16,7 +16,7 @@ namespace CircuitBreaker.Http;
 internal sealed class CacheClock : ISystemClock
 {
     private readonly CoarseClock _clock;
-    private readonly long _originUtcTicks;
+    private long _originUtcTicks;
     private readonly long _originUnits;
 
     public CacheClock(TimeProvider timeProvider)
@@ -32,6 +32,12 @@ internal sealed class CacheClock : ISystemClock
     /// <inheritdoc />
     // Built from ticks: adding a TimeSpan to a DateTimeOffset converts and validates it twice.
     public DateTimeOffset UtcNow => new(_originUtcTicks + _clock.ToTimeSpan(_clock.Now - _originUnits).Ticks, TimeSpan.Zero);
+
+    /// <summary>
+    /// Moves <see cref="UtcNow"/> on by one tick, for a cache that takes over another's entries: stored within one reading
+    /// of the clock, they would all look equally recent to MemoryCache, which would then compact them in no order.
+    /// </summary>
+    public void Tick() => _originUtcTicks++;
 
     /// <summary>The time from the reading <paramref name="then"/> to the reading <paramref name="now"/>.</summary>
     public TimeSpan Between(long then, long now) => _clock.ToTimeSpan(now - then);

@@ -110,9 +110,12 @@ internal sealed class ResponseCache : IDisposable
             }
         }
 
+        // Stored oldest first, each a tick of the cache's own clock after the one before: MemoryCache compacts the least
+        // recently used first, so the next response stored into a full cache must push out the oldest of these.
         for (var i = kept.Count - 1; i >= 0; i--)
         {
             Store(kept[i].Key, kept[i].Entry);
+            Clock.Tick();
         }
     }
 

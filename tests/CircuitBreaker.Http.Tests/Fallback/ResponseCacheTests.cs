@@ -411,6 +411,30 @@ public sealed class ResponseCacheTests
         }
     }
 
+    [Fact]
+    public void TakeEntriesOf_ThenAStoreIntoTheFullCache_CompactsTheOldestTakenEntryFirst()
+    {
+        // Least recently used entries are compacted first: the entries taken over must keep their order, or the first
+        // response stored after a reload that shrank the cache would push out an arbitrary one of them.
+        using var old = new ResponseCache(maxEntries: 100, maxTotalBytes: 1_000_000, _time);
+        for (var i = 0; i < 40; i++)
+        {
+            Store(old, $"http://a.test/{i}", new byte[10]);
+            _time.Advance(TimeSpan.FromSeconds(1));
+        }
+
+        using var resized = new ResponseCache(maxEntries: 10, maxTotalBytes: 1_000_000, _time);
+        resized.TakeEntriesOf(old);
+        for (var i = 0; i < 3; i++)
+        {
+            _time.Advance(TimeSpan.FromSeconds(1));
+            Store(resized, $"http://a.test/new/{i}", new byte[10]);
+        }
+
+        var missing = Enumerable.Range(30, 10).Where(i => Find(resized, $"http://a.test/{i}", TimeSpan.FromHours(1)) is null).ToList();
+        Assert.Equal([30, 31, 32], missing);
+    }
+
     private static void Store(ResponseCache cache, string uri, byte[] body, Action<HttpRequestMessage>? request = null, Action<HttpResponseMessage>? response = null)
     {
         using var req = new HttpRequestMessage(HttpMethod.Get, uri);
