@@ -179,7 +179,7 @@ internal sealed class CircuitBreakerRegistry : ICircuitBreakerRegistry, ICircuit
     {
         Log.CircuitsEvicted(_logger, evicted.Count, clientName);
 
-        // Closed circuits go first, so these are evicted only when nearly every circuit of the client is out of Closed.
+        // Closed circuits go first, so these are evicted only when no circuit of the client is closed.
         // Their hosts get fresh closed circuits, and calls flow to them again: an operator must hear of it.
         var notClosed = evicted.Where(e => e.State != CircuitState.Closed).ToList();
         if (notClosed.Count > 0 && _logger.IsEnabled(LogLevel.Warning))

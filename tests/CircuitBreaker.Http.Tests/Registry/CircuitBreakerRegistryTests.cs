@@ -324,6 +324,32 @@ public sealed class CircuitBreakerRegistryTests
     }
 
     [Fact]
+    public async Task MaxCircuits_WhenEveryCircuitIsOpen_EvictsOnlyTheOneANewHostNeeds()
+    {
+        // Closed circuits are evicted in batches, to spread the scan's cost; an open one protects its host, so only as
+        // many go as the new circuit needs room for.
+        using var harness = new BreakerHarness(o =>
+        {
+            o.FailureThreshold = 1;
+            o.BreakDuration = TimeSpan.FromHours(1);
+            o.MaxCircuits = 50;
+        });
+        harness.Mock.When("*").Respond(HttpStatusCode.InternalServerError);
+        using var client = harness.CreateClient();
+        for (var i = 0; i < 50; i++)
+        {
+            (await client.GetAsync(new Uri($"http://broken-{i}.test/"))).Dispose();
+        }
+
+        (await client.GetAsync(new Uri("http://new.test/"))).Dispose();
+
+        var broken = harness.Registry.GetCircuits().Where(c => c.Authority.StartsWith("http://broken-", StringComparison.Ordinal)).ToList();
+        Assert.Equal(49, broken.Count); // the least recently used, broken-0, made room
+        Assert.All(broken, c => Assert.Equal(CircuitState.Open, c.State));
+        Assert.DoesNotContain(broken, c => c.Authority == "http://broken-0.test:80");
+    }
+
+    [Fact]
     public async Task MaxCircuits_HoldsWhateverNumberOfHostsIsCalled()
     {
         using var harness = new BreakerHarness(o => o.MaxCircuits = 20);
