@@ -218,16 +218,21 @@ internal sealed class ClientCircuits
     {
         // Evicting a batch keeps the scan's cost spread over many creations when hosts churn. Beyond the batch, whatever
         // exceeds the limit: a reload may have lowered it below the circuits the client already has.
-        // The batch is taken from closed circuits only: an open one keeps calls off a broken host, and goes only when
-        // there is no other room for the new circuit.
+        // The batch is taken from idle closed circuits only: an open one keeps calls off a broken host, and goes only
+        // when there is no other room for the new circuit. So does a closed one called since the last creation: among
+        // open circuits it would be the only closed one, the next new host's first victim, and new hosts called in turn
+        // would evict each other's circuits at every call, which then never count enough failures to open.
+        var generation = Volatile.Read(ref _generation);
         var needed = _circuits.Count - maxCircuits + 1;
         var toEvict = Math.Max(1, maxCircuits / 10) + (_circuits.Count - maxCircuits);
         var victims = _circuits.ToArray()
             .Select(e => (Entry: e, State: e.Machine.State))
             .Where(c => c.State != CircuitState.Isolated)
-            .OrderBy(c => c.State == CircuitState.Closed ? 0 : 1)
+            .Select(c => (c.Entry, c.State, Idle: c.State == CircuitState.Closed && c.Entry.LastUsed != generation))
+            .OrderBy(c => c.Idle ? 0 : 1)
             .ThenBy(c => c.Entry.LastUsed)
-            .Where((c, i) => c.State == CircuitState.Closed || i < needed) // closed ones come first
+            .Where((c, i) => c.Idle || i < needed) // idle closed ones come first
+            .Select(c => (c.Entry, c.State))
             .Take(toEvict)
             .ToList();
 

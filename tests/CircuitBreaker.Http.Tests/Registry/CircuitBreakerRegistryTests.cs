@@ -350,6 +350,36 @@ public sealed class CircuitBreakerRegistryTests
     }
 
     [Fact]
+    public async Task MaxCircuits_WhenEveryCircuitIsOpen_NewHostsCalledInTurnKeepTheirCircuits()
+    {
+        // Each new host's circuit was the only closed one when the next new host came, so it went first: two failing
+        // hosts called in turn evicted each other's circuit at every call, and neither ever counted enough failures to open.
+        using var harness = new BreakerHarness(o =>
+        {
+            o.FailureThreshold = 2;
+            o.BreakDuration = TimeSpan.FromHours(1);
+            o.MaxCircuits = 50;
+        });
+        harness.Mock.When("*").Respond(HttpStatusCode.InternalServerError);
+        using var client = harness.CreateClient();
+        for (var i = 0; i < 50; i++)
+        {
+            (await client.GetAsync(new Uri($"http://broken-{i}.test/"))).Dispose();
+            (await client.GetAsync(new Uri($"http://broken-{i}.test/"))).Dispose();
+        }
+
+        for (var round = 0; round < 2; round++)
+        {
+            (await client.GetAsync(new Uri("http://new-1.test/"))).Dispose();
+            (await client.GetAsync(new Uri("http://new-2.test/"))).Dispose();
+        }
+
+        Assert.Equal(CircuitState.Open, harness.Circuit("http://new-1.test:80").State);
+        Assert.Equal(CircuitState.Open, harness.Circuit("http://new-2.test:80").State);
+        Assert.Equal(50, harness.Registry.GetCircuits().Count);
+    }
+
+    [Fact]
     public async Task MaxCircuits_HoldsWhateverNumberOfHostsIsCalled()
     {
         using var harness = new BreakerHarness(o => o.MaxCircuits = 20);
