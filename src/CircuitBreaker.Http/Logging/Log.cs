@@ -89,4 +89,8 @@ internal static partial class Log
     [LoggerMessage(EventId = 16, EventName = "OpenCircuitsEvicted", Level = LogLevel.Warning,
         Message = "Evicted {Count} circuits of client '{ClientName}' that were not closed, to stay within MaxCircuits: calls to their hosts are sent again, through new closed circuits. Raise MaxCircuits if this client calls more broken hosts than that. Evicted: {Circuits}.")]
     public static partial void OpenCircuitsEvicted(ILogger logger, int count, string clientName, string circuits);
+
+    [LoggerMessage(EventId = 17, EventName = "CircuitOpenedByFleet", Level = LogLevel.Warning,
+        Message = "Circuit for {Authority} (client '{ClientName}') opened by a decision of the fleet (was {PreviousState}); calls fail fast for {BreakDuration}.")]
+    public static partial void CircuitOpenedByFleet(ILogger logger, string authority, string clientName, CircuitState previousState, TimeSpan? breakDuration);
 }

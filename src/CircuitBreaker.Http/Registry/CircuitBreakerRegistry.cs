@@ -193,6 +193,10 @@ internal sealed class CircuitBreakerRegistry : ICircuitBreakerRegistry, ICircuit
     {
         switch (t.State)
         {
+            // Not CircuitOpened: this instance may not have failed at all, and the failure counts it would log are its own.
+            case CircuitState.Open when t.Source == CircuitChangeSource.Fleet:
+                Log.CircuitOpenedByFleet(_logger, key.Authority, key.ClientName, t.PreviousState, t.BreakDuration);
+                break;
             case CircuitState.Open when t.PreviousState == CircuitState.HalfOpen:
                 Log.CircuitReopened(_logger, key.Authority, key.ClientName, t.LastFailure, t.BreakDuration);
                 break;

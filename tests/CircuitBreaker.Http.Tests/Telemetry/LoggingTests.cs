@@ -266,6 +266,31 @@ public sealed class LoggingTests
         Assert.Empty(BreakerLogs.Of(harness.Services));
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task CircuitOpenedByFleet_IsAWarningWithId17_InPlaceOfFailureCountsThisInstanceDoesNotHave(bool halfOpenHere)
+    {
+        using var harness = Harness(o => o.FailureThreshold = 1);
+        harness.Mock.When("*").Respond(HttpStatusCode.ServiceUnavailable);
+        if (halfOpenHere)
+        {
+            using var client = harness.CreateClient();
+            await SendAsync(client);
+            harness.Time.Advance(TimeSpan.FromSeconds(30)); // the break ends: half-open, waiting for the fleet's probe
+        }
+
+        var before = BreakerLogs.Of(harness.Services).Count;
+        ((ICircuitFleetControl)harness.Registry).Open(new CircuitKey("users", Authority), TimeSpan.FromSeconds(20), TimeSpan.FromSeconds(30));
+
+        var record = Assert.Single(BreakerLogs.Of(harness.Services).Skip(before));
+        Assert.Equal("CircuitOpenedByFleet", record.Id.Name);
+        Assert.Equal(17, record.Id.Id);
+        Assert.Equal(LogLevel.Warning, record.Level);
+        Assert.Equal(halfOpenHere ? "HalfOpen" : "Closed", record.GetStructuredStateValue("PreviousState"));
+        Assert.Contains("opened by a decision of the fleet", record.Message, StringComparison.Ordinal);
+    }
+
     private static BreakerHarness Harness(Action<CircuitBreakerOptions>? configure = null) =>
         new(configure, BreakerLogs.WithFakeLogging);
 
