@@ -377,74 +377,31 @@ public class SynchronousSendTests
               }
             }
             """;
-        using var side = ClientSide.Create(JsonConfiguration.From(json), s =>
-        {
-            s.AddLogging(b => b.SetMinimumLevel(LogLevel.Trace));
-            s.AddHttpClient("users", c => c.BaseAddress = server.BaseAddress).AddCircuitBreaker();
-        });
-        using var meters = new Telemetry.BreakerInstruments(side.Services);
-        var ports = new[] { server.Port.ToString(System.Globalization.CultureInfo.InvariantCulture), backup.Port.ToString(System.Globalization.CultureInfo.InvariantCulture) };
-        using var spans = new ActivityCollector(a => ports.Contains(Convert.ToString(a.GetTagItem("server.port"), System.Globalization.CultureInfo.InvariantCulture)), "System.Net.Http");
-        using var client = side.CreateClient();
-        var transcript = new List<string>();
-
-        async Task Step(string name, Func<Task<HttpResponseMessage>> send)
-        {
-            using var caller = new Activity("caller-" + name).Start();
-            try
-            {
-                using var response = await send();
-                var body = await response.Content.ReadAsStringAsync();
-                transcript.Add($"{name}: {(int)response.StatusCode} {body} fallback={Header(response, FallbackHeader)} retry-after={Header(response, "Retry-After")} age={Header(response, "Age")} length={response.Content.Headers.ContentLength} request={response.RequestMessage?.RequestUri}");
-            }
-            catch (Exception ex)
-            {
-                transcript.Add($"{name}: {ex.GetType().Name} {ex.Message} inner={ex.InnerException?.GetType().Name} {ex.InnerException?.Message} {(ex as LoadSheddingException)?.Reason} {(ex as LoadSheddingException)?.RetryAfter is { } r && r > TimeSpan.Zero}");
-            }
-
-            transcript.Add($"{name}: {string.Join(" ", side.Registry.GetCircuits().OrderBy(c => c.Authority, StringComparer.Ordinal).Select(c => $"{c.Authority}={c.State}/{c.ConsecutiveFailures}"))}");
-        }
+        using var transcript = new Transcript(json, server, backup);
+        var (side, client) = (transcript.Side, transcript.Client);
 
         server.Behavior = Ok("alice");
         backup.Behavior = Ok("from backup");
-        await Step("head", () => SendAsync(client, new HttpRequestMessage(HttpMethod.Head, "h"), synchronous));
-        await Step("ok", () => GetAsync(client, "a", synchronous));
+        await transcript.StepAsync("head", () => SendAsync(client, new HttpRequestMessage(HttpMethod.Head, "h"), synchronous));
+        await transcript.StepAsync("ok", () => GetAsync(client, "a", synchronous));
         server.RespondWith(500, "boom");
-        await Step("500", () => GetAsync(client, "b", synchronous));
-        await Step("head-cache", () => SendAsync(client, new HttpRequestMessage(HttpMethod.Head, "h"), synchronous));
-        await Step("alternate", () => GetAsync(client, "z", synchronous));
-        await Step("alternate-throttled", () => GetAsync(client, "y", synchronous));
+        await transcript.StepAsync("500", () => GetAsync(client, "b", synchronous));
+        await transcript.StepAsync("head-cache", () => SendAsync(client, new HttpRequestMessage(HttpMethod.Head, "h"), synchronous));
+        await transcript.StepAsync("alternate", () => GetAsync(client, "z", synchronous));
+        await transcript.StepAsync("alternate-throttled", () => GetAsync(client, "y", synchronous));
         backup.RespondWith(500, "down too");
         side.Time.Advance(TimeSpan.FromSeconds(30));
         server.Behavior = Ok("bob");
-        await Step("probe", () => GetAsync(client, "a", synchronous));
-        await Step("ramp-1", () => GetAsync(client, "r1", synchronous));
-        await Step("ramp-2", () => GetAsync(client, "r2", synchronous));
+        await transcript.StepAsync("probe", () => GetAsync(client, "a", synchronous));
+        await transcript.StepAsync("ramp-1", () => GetAsync(client, "r1", synchronous));
+        await transcript.StepAsync("ramp-2", () => GetAsync(client, "r2", synchronous));
         server.RespondWith(500, "boom");
-        await Step("observed-500", () => GetAsync(client, "http://127.0.0.2:" + ports[0] + "/o", synchronous));
-        await Step("observed-open", () => GetAsync(client, "http://127.0.0.2:" + ports[0] + "/o", synchronous));
-        side.Registry.Isolate(new CircuitKey("users", "http://127.0.0.2:" + ports[0]));
-        await Step("observed-isolated", () => GetAsync(client, "http://127.0.0.2:" + ports[0] + "/o", synchronous));
+        await transcript.StepAsync("observed-500", () => GetAsync(client, "http://127.0.0.2:" + transcript.ServerPort + "/o", synchronous));
+        await transcript.StepAsync("observed-open", () => GetAsync(client, "http://127.0.0.2:" + transcript.ServerPort + "/o", synchronous));
+        side.Registry.Isolate(new CircuitKey("users", "http://127.0.0.2:" + transcript.ServerPort));
+        await transcript.StepAsync("observed-isolated", () => GetAsync(client, "http://127.0.0.2:" + transcript.ServerPort + "/o", synchronous));
 
-        foreach (var counter in meters.Counters)
-        {
-            foreach (var m in counter.GetMeasurementSnapshot())
-            {
-                transcript.Add($"metric {counter.Instrument?.Name} {m.Value} {string.Join(",", m.Tags.OrderBy(t => t.Key, StringComparer.Ordinal).Select(t => $"{t.Key}={t.Value}"))}");
-            }
-        }
-
-        foreach (var a in spans.Stopped)
-        {
-            transcript.Add($"span {a.Source.Name} {a.OperationName} {a.Status} {a.StatusDescription} parent={a.Parent?.OperationName} {string.Join(",", a.TagObjects.Where(t => t.Key != "url.full").OrderBy(t => t.Key, StringComparer.Ordinal).Select(t => $"{t.Key}={t.Value}"))}");
-        }
-
-        foreach (var r in side.Logs.GetSnapshot().Where(r => r.Category?.StartsWith("CircuitBreaker.Http.", StringComparison.Ordinal) == true))
-        {
-            transcript.Add($"log {r.Level} {r.Id} {r.Message}");
-        }
-
-        return transcript.Select(l => l.Replace(ports[0], "PORT", StringComparison.Ordinal).Replace(ports[1], "ALT", StringComparison.Ordinal)).ToList();
+        return transcript.Lines();
     }
 
     private static async Task<List<string>> TranscriptAsync(bool synchronous)
@@ -460,40 +417,15 @@ public class SynchronousSendTests
               }
             }
             """;
-        using var side = ClientSide.Create(JsonConfiguration.From(json), s =>
-        {
-            s.AddLogging(b => b.SetMinimumLevel(LogLevel.Trace));
-            s.AddHttpClient("users", c => c.BaseAddress = server.BaseAddress).AddCircuitBreaker();
-        });
-        using var meters = new Telemetry.BreakerInstruments(side.Services);
-        var ports = new[] { server.Port.ToString(System.Globalization.CultureInfo.InvariantCulture), backup.Port.ToString(System.Globalization.CultureInfo.InvariantCulture) };
-        using var spans = new ActivityCollector(a => ports.Contains(Convert.ToString(a.GetTagItem("server.port"), System.Globalization.CultureInfo.InvariantCulture)), "System.Net.Http");
-        using var client = side.CreateClient();
-        var transcript = new List<string>();
-
-        async Task Step(string name, Func<Task<HttpResponseMessage>> send)
-        {
-            using var caller = new Activity("caller-" + name).Start();
-            try
-            {
-                using var response = await send();
-                var body = await response.Content.ReadAsStringAsync();
-                transcript.Add($"{name}: {(int)response.StatusCode} {body} fallback={Header(response, FallbackHeader)} retry-after={Header(response, "Retry-After")} age={Header(response, "Age")} request={response.RequestMessage?.RequestUri}");
-            }
-            catch (Exception ex)
-            {
-                transcript.Add($"{name}: {ex.GetType().Name} {ex.Message} inner={ex.InnerException?.GetType().Name} {ex.InnerException?.Message}");
-            }
-
-            transcript.Add($"{name}: state={side.Registry.GetCircuits().FirstOrDefault(c => c.Authority == server.Authority)?.State}");
-        }
+        using var transcript = new Transcript(json, server, backup);
+        var (side, client) = (transcript.Side, transcript.Client);
 
         server.Behavior = Ok("alice");
-        await Step("ok", () => GetAsync(client, "a", synchronous));
+        await transcript.StepAsync("ok", () => GetAsync(client, "a", synchronous));
         server.RespondWith(500, "boom");
-        await Step("500", () => GetAsync(client, "b", synchronous));
+        await transcript.StepAsync("500", () => GetAsync(client, "b", synchronous));
         server.Hang();
-        await Step("timeout", async () =>
+        await transcript.StepAsync("timeout", async () =>
         {
             var arrived = server.NextRequestArrival();
             var call = GetAsync(client, "c", synchronous);
@@ -501,17 +433,17 @@ public class SynchronousSendTests
             side.Time.Advance(TimeSpan.FromSeconds(2));
             return await call.WaitAsync(Guard);
         });
-        await Step("cache", () => GetAsync(client, "a", synchronous));
-        await Step("degraded", () => GetAsync(client, "z", synchronous));
+        await transcript.StepAsync("cache", () => GetAsync(client, "a", synchronous));
+        await transcript.StepAsync("degraded", () => GetAsync(client, "z", synchronous));
         side.Time.Advance(TimeSpan.FromSeconds(30));
         server.Behavior = Ok("bob");
-        await Step("probe", () => GetAsync(client, "a", synchronous));
+        await transcript.StepAsync("probe", () => GetAsync(client, "a", synchronous));
         var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         server.RespondWhen(release.Task);
         var arrivedHold = server.NextRequestArrival();
         var holding = client.GetAsync("hold");
         await Task.WhenAny(arrivedHold, holding).WaitAsync(Guard);
-        await Step("shed", () => GetAsync(client, "a", synchronous));
+        await transcript.StepAsync("shed", () => GetAsync(client, "a", synchronous));
         release.SetResult();
         try
         {
@@ -522,25 +454,7 @@ public class SynchronousSendTests
             transcript.Add("hold: " + ex.GetType().Name);
         }
 
-        foreach (var counter in meters.Counters)
-        {
-            foreach (var m in counter.GetMeasurementSnapshot())
-            {
-                transcript.Add($"metric {counter.Instrument?.Name} {m.Value} {string.Join(",", m.Tags.OrderBy(t => t.Key, StringComparer.Ordinal).Select(t => $"{t.Key}={t.Value}"))}");
-            }
-        }
-
-        foreach (var a in spans.Stopped)
-        {
-            transcript.Add($"span {a.Source.Name} {a.OperationName} {a.Status} {a.StatusDescription} parent={a.Parent?.OperationName} {string.Join(",", a.TagObjects.Where(t => t.Key != "url.full").OrderBy(t => t.Key, StringComparer.Ordinal).Select(t => $"{t.Key}={t.Value}"))}");
-        }
-
-        foreach (var r in side.Logs.GetSnapshot().Where(r => r.Category?.StartsWith("CircuitBreaker.Http.", StringComparison.Ordinal) == true))
-        {
-            transcript.Add($"log {r.Level} {r.Id} {r.Message}");
-        }
-
-        return transcript.Select(l => l.Replace(ports[0], "PORT", StringComparison.Ordinal).Replace(ports[1], "ALT", StringComparison.Ordinal)).ToList();
+        return transcript.Lines();
     }
 
     [Theory]
@@ -616,5 +530,91 @@ public class SynchronousSendTests
         using var replayed = await GetAsync(client, "feed", synchronous);
         Assert.Equal("cache", Header(replayed, FallbackHeader));
         Assert.Equal(body, Read(replayed, reading, synchronous));
+    }
+
+    /// <summary>
+    /// A client over <c>server</c> configured by a JSON document, and the record of one scenario through it: what the caller
+    /// got at each step and the circuits' states after it, then every metric, span and log of the breaker, with the
+    /// servers' ports replaced, so that a synchronous and an asynchronous run of the scenario compare equal.
+    /// </summary>
+    private sealed class Transcript : IDisposable
+    {
+        private readonly Telemetry.BreakerInstruments _meters;
+        private readonly ActivityCollector _spans;
+        private readonly string _backupPort;
+        private readonly List<string> _lines = [];
+
+        public Transcript(string json, KestrelDownstream server, KestrelDownstream backup)
+        {
+            Side = ClientSide.Create(JsonConfiguration.From(json), s =>
+            {
+                s.AddLogging(b => b.SetMinimumLevel(LogLevel.Trace));
+                s.AddHttpClient("users", c => c.BaseAddress = server.BaseAddress).AddCircuitBreaker();
+            });
+            _meters = new Telemetry.BreakerInstruments(Side.Services);
+            ServerPort = server.Port.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            _backupPort = backup.Port.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            string[] ports = [ServerPort, _backupPort];
+            _spans = new ActivityCollector(a => ports.Contains(Convert.ToString(a.GetTagItem("server.port"), System.Globalization.CultureInfo.InvariantCulture)), "System.Net.Http");
+            Client = Side.CreateClient();
+        }
+
+        public ClientSide Side { get; }
+
+        public HttpClient Client { get; }
+
+        public string ServerPort { get; }
+
+        public void Add(string line) => _lines.Add(line);
+
+        /// <summary>Runs one step under a caller's activity of its own, and records its answer (or exception) and the circuits' states after it.</summary>
+        public async Task StepAsync(string name, Func<Task<HttpResponseMessage>> send)
+        {
+            using var caller = new Activity("caller-" + name).Start();
+            try
+            {
+                using var response = await send();
+                var body = await response.Content.ReadAsStringAsync();
+                _lines.Add($"{name}: {(int)response.StatusCode} {body} fallback={Header(response, FallbackHeader)} retry-after={Header(response, "Retry-After")} age={Header(response, "Age")} length={response.Content.Headers.ContentLength} request={response.RequestMessage?.RequestUri}");
+            }
+            catch (Exception ex)
+            {
+                _lines.Add($"{name}: {ex.GetType().Name} {ex.Message} inner={ex.InnerException?.GetType().Name} {ex.InnerException?.Message} {(ex as LoadSheddingException)?.Reason} {(ex as LoadSheddingException)?.RetryAfter is { } r && r > TimeSpan.Zero}");
+            }
+
+            _lines.Add($"{name}: {string.Join(" ", Side.Registry.GetCircuits().OrderBy(c => c.Authority, StringComparer.Ordinal).Select(c => $"{c.Authority}={c.State}/{c.ConsecutiveFailures}"))}");
+        }
+
+        /// <summary>The steps' lines, then every metric, span and log of the breaker.</summary>
+        public List<string> Lines()
+        {
+            foreach (var counter in _meters.Counters)
+            {
+                foreach (var m in counter.GetMeasurementSnapshot())
+                {
+                    _lines.Add($"metric {counter.Instrument?.Name} {m.Value} {string.Join(",", m.Tags.OrderBy(t => t.Key, StringComparer.Ordinal).Select(t => $"{t.Key}={t.Value}"))}");
+                }
+            }
+
+            foreach (var a in _spans.Stopped)
+            {
+                _lines.Add($"span {a.Source.Name} {a.OperationName} {a.Status} {a.StatusDescription} parent={a.Parent?.OperationName} {string.Join(",", a.TagObjects.Where(t => t.Key != "url.full").OrderBy(t => t.Key, StringComparer.Ordinal).Select(t => $"{t.Key}={t.Value}"))}");
+            }
+
+            foreach (var r in Side.Logs.GetSnapshot().Where(r => r.Category?.StartsWith("CircuitBreaker.Http.", StringComparison.Ordinal) == true))
+            {
+                _lines.Add($"log {r.Level} {r.Id} {r.Message}");
+            }
+
+            return _lines.Select(l => l.Replace(ServerPort, "PORT", StringComparison.Ordinal).Replace(_backupPort, "ALT", StringComparison.Ordinal)).ToList();
+        }
+
+        public void Dispose()
+        {
+            Client.Dispose();
+            _spans.Dispose();
+            _meters.Dispose();
+            Side.Dispose();
+        }
     }
 }
