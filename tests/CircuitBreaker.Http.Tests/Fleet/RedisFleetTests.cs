@@ -233,13 +233,7 @@ public sealed class RedisFleetTests
 
         // Redis keeps the real time, which the fake clock of the instances does not move: its record of the fleet's
         // break is ended here as it would be by now, a second ago.
-        await using (var mux = await ConnectionMultiplexer.ConnectAsync(bed.Redis.ConnectionString))
-        {
-            var db = mux.GetDatabase();
-            var time = (RedisResult[])(await db.ExecuteAsync("TIME"))!;
-            var nowMs = ((long)time[0] * 1000) + ((long)time[1] / 1000);
-            await db.HashSetAsync("{" + bed.KeyPrefix + "}:open", downstream.Authority + " " + FleetInstance.ClientName, nowMs - 1000);
-        }
+        await WriteOpenEntriesAsync(bed.Redis, bed.KeyPrefix, nowMs => [new(downstream.Authority + " " + FleetInstance.ClientName, nowMs - 1000)]);
 
         Task? dHolds = null;
         await using var d = await FleetInstance.StartAsync("d", downstream, bed.Redis, bed.Time, bed.KeyPrefix, beforeStart: i => dHolds = i.WhenState(downstream, CircuitState.Open, CircuitChangeSource.Fleet));
@@ -571,13 +565,7 @@ public sealed class RedisFleetTests
 
         // Redis keeps the real time, which the fake clock of the instances does not move: its record of the fleet's
         // break is ended here as it would be by now, a second ago.
-        await using (var mux = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString))
-        {
-            var db = mux.GetDatabase();
-            var now = (RedisResult[])(await db.ExecuteAsync("TIME"))!;
-            var nowMs = ((long)now[0] * 1000) + ((long)now[1] / 1000);
-            await db.HashSetAsync("{" + prefix + "}:open", downstream.Authority + " " + FleetInstance.ClientName, nowMs - 1000);
-        }
+        await WriteOpenEntriesAsync(redis, prefix, nowMs => [new(downstream.Authority + " " + FleetInstance.ClientName, nowMs - 1000)]);
 
         path.Cut();
         await a.Logs.WaitAsync("FleetRedisUnavailable", Bounded);
@@ -708,15 +696,10 @@ public sealed class RedisFleetTests
         await using var downstream = await KestrelDownstream.StartAsync();
         var prefix = "test-" + Guid.NewGuid().ToString("N")[..8];
         const string Elsewhere = "http://127.0.0.1:9";
-        await using (var mux = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString))
-        {
-            var db = mux.GetDatabase();
-            var seconds = (long)(RedisValue)((RedisResult[])(await db.ExecuteAsync("TIME"))!)[0];
-            var inTenMinutes = (seconds + 600) * 1000;
-            await db.HashSetAsync(
-                "{" + prefix + "}:open",
-                [new("bogus users", inTenMinutes), new("http://127.0.0.1:10 users", "another build's format"), new(Elsewhere + " users", inTenMinutes)]);
-        }
+        await WriteOpenEntriesAsync(
+            redis,
+            prefix,
+            nowMs => [new("bogus users", nowMs + 600_000), new("http://127.0.0.1:10 users", "another build's format"), new(Elsewhere + " users", nowMs + 600_000)]);
 
         var time = new FakeTimeProvider();
         await using var a = await FleetInstance.StartAsync("a", downstream, redis, time, prefix);
@@ -778,12 +761,7 @@ public sealed class RedisFleetTests
         await using var redis = await RedisServer.StartAsync();
         await using var downstream = await KestrelDownstream.StartAsync();
         var prefix = "test-" + Guid.NewGuid().ToString("N")[..8];
-        await using (var mux = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString))
-        {
-            var db = mux.GetDatabase();
-            var seconds = (long)(RedisValue)((RedisResult[])(await db.ExecuteAsync("TIME"))!)[0];
-            await db.HashSetAsync("{" + prefix + "}:open", downstream.Authority + " users", (seconds + 600) * 1000);
-        }
+        await WriteOpenEntriesAsync(redis, prefix, nowMs => [new(downstream.Authority + " users", nowMs + 600_000)]);
 
         // Listeners are process-wide: this one throws only for the meters of this test's instance.
         using var listener = new System.Diagnostics.Metrics.MeterListener();
@@ -845,6 +823,19 @@ public sealed class RedisFleetTests
     }
 
     /// <summary>a and b each see FailureThreshold failures and open; the second makes the quorum, and c opens by the fleet's decision.</summary>
+    /// <summary>
+    /// Writes entries into the fleet's hash of open circuits, as another instance would have. Their values are deadlines
+    /// in Redis's own clock, so <paramref name="entries"/> gets Redis's time now, in milliseconds.
+    /// </summary>
+    private static async Task WriteOpenEntriesAsync(RedisServer redis, string keyPrefix, Func<long, HashEntry[]> entries)
+    {
+        await using var mux = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString);
+        var db = mux.GetDatabase();
+        var time = (RedisResult[])(await db.ExecuteAsync("TIME"))!;
+        var nowMs = ((long)time[0] * 1000) + ((long)time[1] / 1000);
+        await db.HashSetAsync("{" + keyPrefix + "}:open", entries(nowMs));
+    }
+
     private static async Task OpenByQuorumAsync(KestrelDownstream downstream, FleetInstance a, FleetInstance b, FleetInstance c)
     {
         var cOpens = c.WhenState(downstream, CircuitState.Open, CircuitChangeSource.Fleet);
