@@ -693,7 +693,6 @@ internal class CircuitStateMachine : IDisposable
             cold.Notifying = true;
         }
 
-        var drained = false;
         try
         {
             while (true)
@@ -704,7 +703,6 @@ internal class CircuitStateMachine : IDisposable
                     if (!cold.Pending!.TryDequeue(out next))
                     {
                         cold.Notifying = false;
-                        drained = true;
                         return;
                     }
                 }
@@ -712,15 +710,15 @@ internal class CircuitStateMachine : IDisposable
                 OnTransition(next);
             }
         }
-        finally
+        catch
         {
-            if (!drained)
+            // The next transition's thread takes over what is left in the queue.
+            lock (this)
             {
-                lock (this)
-                {
-                    cold.Notifying = false;
-                }
+                cold.Notifying = false;
             }
+
+            throw;
         }
     }
 

@@ -38,7 +38,7 @@ internal sealed class ResponseCache : IDisposable
 
     public void Store(string key, CachedResponse entry)
     {
-        var charge = Math.Max(entry.Size, _minimumCharge);
+        var charge = ChargeOf(entry);
         if (charge > MaxTotalBytes)
         {
             // It can never fit (MaxEntryBytes is not bounded by MaxTotalBytes): making room for it would empty the cache,
@@ -102,7 +102,7 @@ internal sealed class ResponseCache : IDisposable
         var kept = new List<(string Key, CachedResponse Entry)>(Math.Min(entries.Count, MaxEntries));
         foreach (var e in entries.OrderByDescending(e => e.Entry.StoredAt))
         {
-            var charge = Math.Max(e.Entry.Size, _minimumCharge);
+            var charge = ChargeOf(e.Entry);
             if (charged + charge <= MaxTotalBytes)
             {
                 charged += charge;
@@ -120,4 +120,7 @@ internal sealed class ResponseCache : IDisposable
     }
 
     public void Dispose() => _cache.Dispose();
+
+    /// <summary>What an entry counts against the size limit: its size, and at least the share of one of MaxEntries.</summary>
+    private long ChargeOf(CachedResponse entry) => Math.Max(entry.Size, _minimumCharge);
 }
