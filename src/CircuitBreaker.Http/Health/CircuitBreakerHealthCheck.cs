@@ -8,7 +8,9 @@ namespace CircuitBreaker.Http;
 /// is closed; Degraded while any is open, half-open or isolated; Unhealthy when one has stayed out of Closed
 /// for longer than twice its break duration while its probes kept failing, or its half-open probes failed
 /// <see cref="FailedProbesLimit"/> times in a row. A circuit whose break elapsed and that nobody has called
-/// since is waiting for a probe, not failing, so time alone never makes it Unhealthy.
+/// since is waiting for a probe, not failing, so time alone never makes it Unhealthy. An observe-only circuit is
+/// at most Degraded: it turns no call away, so it must not fail a readiness probe and take the instance out of
+/// rotation, which would change traffic in the very mode that promises not to.
 /// </summary>
 internal sealed class CircuitBreakerHealthCheck : IHealthCheck
 {
@@ -30,6 +32,7 @@ internal sealed class CircuitBreakerHealthCheck : IHealthCheck
         var data = new Dictionary<string, object>(StringComparer.Ordinal);
         var total = 0;
         var unhealthy = 0;
+        var failingObserved = 0;
         foreach (var circuit in _registry.Entries)
         {
             total++;
@@ -41,13 +44,17 @@ internal sealed class CircuitBreakerHealthCheck : IHealthCheck
 
             var outFor = now - (snapshot.LeftClosedAt ?? now);
             var failing = IsFailing(snapshot, outFor, circuit.Machine.Settings.BreakDuration);
-            unhealthy += failing ? 1 : 0;
+            var observed = !circuit.Enforce && snapshot.State != CircuitState.Isolated; // an isolated circuit turns calls away all the same
+            unhealthy += failing && !observed ? 1 : 0;
+            failingObserved += failing && observed ? 1 : 0;
             data[circuit.Key.ToString()] = string.Create(
                 CultureInfo.InvariantCulture,
-                $"{CircuitBreakerTelemetry.Name(snapshot.State)} for {outFor.TotalSeconds:0} s, {snapshot.FailedProbes} failed probes{(failing ? ", failing" : "")}");
+                $"{CircuitBreakerTelemetry.Name(snapshot.State)} for {outFor.TotalSeconds:0} s, {snapshot.FailedProbes} failed probes{(failing ? ", failing" : "")}{(observed ? ", observe-only" : "")}");
         }
 
-        var description = $"{data.Count} of {total} circuits are not closed; {unhealthy} failing.";
+        var description = failingObserved == 0
+            ? $"{data.Count} of {total} circuits are not closed; {unhealthy} failing."
+            : $"{data.Count} of {total} circuits are not closed; {unhealthy + failingObserved} failing, {failingObserved} of them observe-only.";
         var result = unhealthy > 0 ? new HealthCheckResult(context.Registration.FailureStatus, description, data: data)
             : data.Count > 0 ? HealthCheckResult.Degraded(description, data: data)
             : HealthCheckResult.Healthy($"All {total} circuits are closed.");

@@ -232,6 +232,71 @@ public sealed class CircuitBreakerHealthCheckTests
     }
 
     [Fact]
+    public async Task ObserveOnlyCircuit_AfterThreeFailedProbes_IsDegradedNotUnhealthy_AsItTurnsNoCallAway()
+    {
+        using var harness = Harness(o =>
+        {
+            o.FailureThreshold = 1;
+            o.Enforce = false;
+        });
+        harness.Mock.When("*").Respond(HttpStatusCode.InternalServerError);
+        using var client = harness.CreateClient();
+        await SendAsync(client, HostA);
+        for (var probe = 0; probe < 3; probe++)
+        {
+            harness.Time.Advance(TimeSpan.FromSeconds(30));
+            await SendAsync(client, HostA);
+        }
+
+        var entry = await CheckAsync(harness);
+
+        // An Unhealthy readiness check would take the instance out of rotation: traffic changed by a mode that must not change it.
+        Assert.Equal(HealthStatus.Degraded, entry.Status);
+        Assert.Equal("open for 90 s, 3 failed probes, failing, observe-only", entry.Data[KeyA]);
+        Assert.Equal("1 of 1 circuits are not closed; 1 failing, 1 of them observe-only.", entry.Description);
+    }
+
+    [Fact]
+    public async Task ObserveOnlyHostBesideAnEnforcedOne_OnlyTheEnforcedFailingCircuitMakesItUnhealthy()
+    {
+        using var harness = Harness(o =>
+        {
+            o.FailureThreshold = 1;
+            o.Hosts["a.test"] = new CircuitBreakerHostOptions { Enforce = false };
+        });
+        harness.Mock.When("*").Respond(HttpStatusCode.InternalServerError);
+        using var client = harness.CreateClient();
+        await SendAsync(client, HostA);
+        await SendAsync(client, HostB);
+        for (var probe = 0; probe < 3; probe++)
+        {
+            harness.Time.Advance(TimeSpan.FromSeconds(30));
+            await SendAsync(client, HostA);
+            await SendAsync(client, HostB);
+        }
+
+        var entry = await CheckAsync(harness);
+
+        Assert.Equal(HealthStatus.Unhealthy, entry.Status);
+        Assert.EndsWith("failing, observe-only", (string)entry.Data[KeyA], StringComparison.Ordinal);
+        Assert.EndsWith("3 failed probes, failing", (string)entry.Data[KeyB], StringComparison.Ordinal);
+        Assert.Equal("2 of 2 circuits are not closed; 2 failing, 1 of them observe-only.", entry.Description);
+    }
+
+    [Fact]
+    public async Task ObserveOnlyCircuit_IsolatedByHand_IsReportedAsIsolated_WithoutTheObserveOnlyMark()
+    {
+        using var harness = Harness(o => o.Enforce = false);
+        harness.Registry.Isolate(new CircuitKey("users", "http://a.test:80"));
+
+        var entry = await CheckAsync(harness);
+
+        // Isolation turns calls away even in observe-only mode, so the mark would mislead.
+        Assert.Equal(HealthStatus.Degraded, entry.Status);
+        Assert.Equal("isolated for 0 s, 0 failed probes", entry.Data[KeyA]);
+    }
+
+    [Fact]
     public async Task AddCircuitBreakers_WithoutAnyAddCircuitBreaker_ReportsHealthyWithNoCircuits_AndOtherChecksStillRun()
     {
         var services = new ServiceCollection();
