@@ -242,30 +242,29 @@ internal class CircuitStateMachine : IDisposable
         Notify(transition);
     }
 
-    /// <summary>Closes the circuit by hand, forgetting its failures and its break growth.</summary>
+    /// <summary>Closes the circuit by hand, forgetting its failures, its break growth and any slow start under way.</summary>
     public void Reset()
     {
         CircuitTransition? transition = null;
         lock (this)
         {
-            if (_cold is { } cold)
-            {
-                cold.LastBreak = TimeSpan.Zero;
-            }
-
             if (_state != CircuitState.Closed)
             {
                 var previous = EffectiveStateLocked();
                 transition = PendLocked(CloseLocked() with { PreviousState = previous, Source = CircuitChangeSource.Operator });
-
-                // No probe proved the downstream back, so no slow start: a reset is a fresh start, whether or not the
-                // break timer had moved the circuit to half-open before it.
-                ColdLocked.RecoveredAt = null;
             }
             else
             {
                 _consecutiveFailures = 0;
                 _window?.Clear();
+            }
+
+            // A reset is a fresh start, the state a first start has: no break growth, and no slow start, which no probe
+            // earned here, whether the circuit was open, half-open or closed and still ramping up.
+            if (_cold is { } cold)
+            {
+                cold.LastBreak = TimeSpan.Zero;
+                cold.RecoveredAt = null;
             }
         }
 

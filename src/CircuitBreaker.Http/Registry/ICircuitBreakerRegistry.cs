@@ -23,7 +23,7 @@ public interface ICircuitBreakerRegistry
     /// <param name="key">The circuit; its authority must be an absolute <c>scheme://host:port</c>.</param>
     void Isolate(CircuitKey key);
 
-    /// <summary>Closes a circuit by hand and forgets its failures and break growth.</summary>
+    /// <summary>Closes a circuit by hand and forgets its failures, its break growth and any slow start under way.</summary>
     /// <param name="key">The circuit.</param>
     /// <returns><see langword="true"/> if the circuit exists.</returns>
     bool Reset(CircuitKey key);

@@ -218,6 +218,29 @@ public sealed class LimitsTests
         Assert.Equal(20, await AdmittedOf(client, 20));
     }
 
+    [Fact]
+    public async Task Reset_OfAClosedCircuitStillRampingUp_EndsTheSlowStart()
+    {
+        using var harness = new BreakerHarness(o =>
+        {
+            o.FailureThreshold = 1;
+            o.RampUpDuration = TimeSpan.FromSeconds(10);
+        });
+        var status = HttpStatusCode.InternalServerError;
+        harness.Mock.When("*").Respond(() => Task.FromResult(new HttpResponseMessage(status)));
+        using var client = harness.CreateClient();
+        (await client.GetAsync(Users)).Dispose(); // opens
+        harness.Time.Advance(TimeSpan.FromSeconds(30));
+        status = HttpStatusCode.OK;
+        (await client.GetAsync(Users)).Dispose(); // the probe closes it: the slow start begins
+        Assert.Equal(10, await AdmittedOf(client, 100));
+
+        // A reset is a fresh start, the state a first start has, whatever state the circuit was in when it came.
+        harness.Registry.Reset(new CircuitKey(BreakerHarness.ClientName, "http://users.test:80"));
+
+        Assert.Equal(100, await AdmittedOf(client, 100));
+    }
+
     /// <remarks>
     /// The server asked this instance for a 60 s break, longer than the fleet's 10 s: the fleet's prober probes and
     /// succeeds while the circuit here is still Open, so the fleet's verdict closes it without a local probe.
