@@ -423,6 +423,27 @@ internal class CircuitStateMachine : IDisposable
     }
 
     /// <summary>
+    /// Tells the listeners that this circuit, retired by eviction (<see cref="Dispose"/>), turns no call away any more: its
+    /// host gets a fresh closed circuit. Without it, a listener that follows the states (a dashboard, the fleet's
+    /// coordinator) would keep the circuit open for good, as the retired circuit never changes again. Queued like any
+    /// change, so it is heard after those the circuit made before it was retired.
+    /// </summary>
+    public void AnnounceEviction()
+    {
+        CircuitTransition? transition = null;
+        lock (this)
+        {
+            // The state last told (the break timer tells the move to half-open), not the effective one: the timer is gone.
+            if (_state is CircuitState.Open or CircuitState.HalfOpen)
+            {
+                transition = PendLocked(new CircuitTransition(_state, CircuitState.Closed, TimeProvider.GetUtcNow(), null, Source: CircuitChangeSource.Eviction));
+            }
+        }
+
+        Notify(transition);
+    }
+
+    /// <summary>
     /// Turns a call away without the lock while the circuit is open and its break lasts, which is every call to a
     /// broken host: the calls that must move the circuit (the first after the break) take the lock.
     /// </summary>

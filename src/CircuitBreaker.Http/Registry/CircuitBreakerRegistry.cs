@@ -138,6 +138,14 @@ internal sealed class CircuitBreakerRegistry : ICircuitBreakerRegistry, ICircuit
     internal void OnTransition(CircuitEntry circuit, CircuitTransition transition)
     {
         var key = circuit.Key;
+        if (transition.Source == CircuitChangeSource.Eviction)
+        {
+            // Logged by OnEvicted (OpenCircuitsEvicted), and not a close the circuit.close counter counts: no probe, operator
+            // or fleet decided it. The state gauge no longer lists the circuit.
+            RaiseStateChanged(key, transition);
+            return;
+        }
+
         try
         {
             LogTransition(key, transition);
@@ -186,6 +194,11 @@ internal sealed class CircuitBreakerRegistry : ICircuitBreakerRegistry, ICircuit
         {
             var named = string.Join(", ", notClosed.Take(10).Select(e => $"{e.Entry.Key.Authority} ({CircuitBreakerTelemetry.Name(e.State)})"));
             Log.OpenCircuitsEvicted(_logger, notClosed.Count, clientName, notClosed.Count > 10 ? named + ", ..." : named);
+        }
+
+        foreach (var (entry, _) in notClosed)
+        {
+            entry.Machine.AnnounceEviction();
         }
     }
 

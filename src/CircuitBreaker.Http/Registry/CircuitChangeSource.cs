@@ -11,4 +11,11 @@ public enum CircuitChangeSource
 
     /// <summary>A decision taken for the whole fleet of instances and applied here through <see cref="ICircuitFleetControl"/>.</summary>
     Fleet,
+
+    /// <summary>
+    /// The registry evicted a circuit that was not closed, to stay within <see cref="CircuitBreakerOptions.MaxCircuits"/>:
+    /// calls to its host go through again, on a fresh closed circuit. The change is to <see cref="CircuitState.Closed"/>,
+    /// and it is the last the evicted circuit reports.
+    /// </summary>
+    Eviction,
 }

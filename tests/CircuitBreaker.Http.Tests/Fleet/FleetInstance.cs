@@ -51,6 +51,7 @@ internal sealed class FleetInstance : IAsyncDisposable
     /// <param name="awaitConnected">Whether to return only once the instance has joined the fleet.</param>
     /// <param name="beforeStart">Runs once the instance is built and before its coordinator starts, to watch what it does as it joins.</param>
     /// <param name="otherLogs">A logging provider of the test's own, after the one <see cref="Logs"/> reads.</param>
+    /// <param name="breaker">Changes to the circuit breaker options, after the fleet tests' own.</param>
     public static async Task<FleetInstance> StartAsync(
         string name,
         KestrelDownstream downstream,
@@ -62,7 +63,8 @@ internal sealed class FleetInstance : IAsyncDisposable
         int? redisPort = null,
         bool awaitConnected = true,
         Action<FleetInstance>? beforeStart = null,
-        ILoggerProvider? otherLogs = null)
+        ILoggerProvider? otherLogs = null,
+        Action<CircuitBreakerOptions>? breaker = null)
     {
         var logs = new LogSignals();
         var services = new ServiceCollection();
@@ -82,6 +84,7 @@ internal sealed class FleetInstance : IAsyncDisposable
                 o.FailureThreshold = 3;
                 o.BreakDuration = TimeSpan.FromSeconds(10);
                 o.AttemptTimeout = TimeSpan.FromSeconds(5);
+                breaker?.Invoke(o);
             })
             .AddRedisCoordination(o =>
             {

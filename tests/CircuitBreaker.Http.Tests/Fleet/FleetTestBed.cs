@@ -37,7 +37,11 @@ internal sealed class FleetTestBed : IAsyncDisposable
 
     /// <param name="aCannotReachTheDownstream">Whether instance a has a local network fault: its every request fails to connect.</param>
     /// <param name="fleet">Changes to every instance's fleet options.</param>
-    public static async Task<FleetTestBed> StartAsync(bool aCannotReachTheDownstream = false, Action<Redis.RedisCoordinationOptions>? fleet = null)
+    /// <param name="breaker">Changes to every instance's circuit breaker options.</param>
+    public static async Task<FleetTestBed> StartAsync(
+        bool aCannotReachTheDownstream = false,
+        Action<Redis.RedisCoordinationOptions>? fleet = null,
+        Action<CircuitBreakerOptions>? breaker = null)
     {
         var redis = await RedisServer.StartAsync();
         var downstream = await KestrelDownstream.StartAsync();
@@ -45,9 +49,9 @@ internal sealed class FleetTestBed : IAsyncDisposable
         var prefix = "test-" + Guid.NewGuid().ToString("N")[..8];
         var instances = new[]
         {
-            await FleetInstance.StartAsync("a", downstream, redis, time, prefix, brokenPath: aCannotReachTheDownstream, fleet),
-            await FleetInstance.StartAsync("b", downstream, redis, time, prefix, fleet: fleet),
-            await FleetInstance.StartAsync("c", downstream, redis, time, prefix, fleet: fleet),
+            await FleetInstance.StartAsync("a", downstream, redis, time, prefix, brokenPath: aCannotReachTheDownstream, fleet, breaker: breaker),
+            await FleetInstance.StartAsync("b", downstream, redis, time, prefix, fleet: fleet, breaker: breaker),
+            await FleetInstance.StartAsync("c", downstream, redis, time, prefix, fleet: fleet, breaker: breaker),
         };
         return new FleetTestBed(redis, downstream, time, prefix, instances);
     }

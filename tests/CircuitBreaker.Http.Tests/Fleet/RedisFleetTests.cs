@@ -487,6 +487,40 @@ public sealed class RedisFleetTests
     }
 
     /// <remarks>
+    /// a's open circuit is evicted (MaxCircuits) by a call to another host: calls from a to the downstream go through
+    /// again, on a fresh circuit, so a's vote must go, as after a reset. Kept, it would count towards the quorum for the
+    /// rest of its window, and one more failing instance would open the circuit for everyone.
+    /// </remarks>
+    [SkippableFact]
+    public async Task AfterItsOpenCircuitIsEvicted_AnInstanceNoLongerCountsTowardsTheQuorum()
+    {
+        await using var bed = await FleetTestBed.StartAsync(breaker: o => o.MaxCircuits = 1);
+        var (downstream, a, b) = (bed.Downstream, bed.A, bed.B);
+        downstream.RespondWith(503);
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.Equal("503", await a.GetAsync());
+        }
+
+        await a.Logs.WaitAsync("FleetVoted", Bounded);
+
+        // Port 1 of another loopback address: refused at once, a failure below the threshold of a new closed circuit.
+        await Assert.ThrowsAsync<HttpRequestException>(() => a.Client.GetAsync(new Uri("http://127.0.0.2:1/")));
+        Assert.Equal(CircuitState.Closed, a.StateOf(downstream)); // evicted: no circuit of a's turns the downstream's calls away
+        await a.Logs.WaitAsync("FleetVoteWithdrawn", Bounded);
+
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.Equal("503", await b.GetAsync());
+        }
+
+        await b.Logs.WaitAsync("FleetVoted", Bounded);
+        Assert.Contains("1 of 2", Assert.Single(b.Logs.Messages("FleetVoted")), StringComparison.Ordinal);
+        Assert.Empty(b.Logs.Messages("FleetCircuitOpened"));
+        Assert.Equal(CircuitState.Closed, bed.C.StateOf(downstream));
+    }
+
+    /// <remarks>
     /// a alone loses Redis (a network fault between a and Redis; Redis and the other instances carry on) after voting.
     /// Meanwhile a's circuit probes and closes, and its vote cannot be withdrawn. Once a is back, that vote must not
     /// stay behind: b alone failing afterwards is one instance, not a quorum of two.

@@ -324,6 +324,60 @@ public sealed class CircuitBreakerRegistryTests
     }
 
     [Fact]
+    public async Task MaxCircuits_EvictingAnOpenCircuit_TellsStateChangedItsHostIsClosedAgain_AsAnEviction()
+    {
+        using var harness = new BreakerHarness(
+            o =>
+            {
+                o.FailureThreshold = 1;
+                o.MaxCircuits = 2;
+            },
+            Telemetry.BreakerLogs.WithFakeLogging);
+        using var meters = new Telemetry.BreakerInstruments(harness.Services);
+        harness.Mock.When("*").Respond(HttpStatusCode.InternalServerError);
+        var changes = new List<CircuitStateChangedEventArgs>();
+        harness.Registry.StateChanged += (_, e) => changes.Add(e);
+        using var client = harness.CreateClient();
+        (await client.GetAsync(new Uri("http://broken-1.test/"))).Dispose();
+        harness.Time.Advance(TimeSpan.FromSeconds(1));
+        (await client.GetAsync(new Uri("http://broken-2.test/"))).Dispose();
+        changes.Clear();
+
+        // Without it, a listener following the states keeps broken-1 open for good: the evicted circuit never changes again.
+        (await client.GetAsync(new Uri("http://third.test/"))).Dispose();
+
+        var evicted = changes[0];
+        Assert.Equal(new CircuitKey(BreakerHarness.ClientName, "http://broken-1.test:80"), evicted.Key);
+        Assert.Equal((CircuitState.Open, CircuitState.Closed, CircuitChangeSource.Eviction), (evicted.PreviousState, evicted.State, evicted.Source));
+        Assert.Equal(harness.Time.GetUtcNow(), evicted.Timestamp);
+        Assert.Equal( // then third.test's own failure opens its circuit
+            [(CircuitState.Closed, CircuitState.Open, CircuitChangeSource.Local)],
+            changes.Skip(1).Select(c => (c.PreviousState, c.State, c.Source)));
+
+        // Logged as the eviction it is (OpenCircuitsEvicted), not as a close, which no probe, operator or fleet decided.
+        Assert.DoesNotContain(Telemetry.BreakerLogs.Of(harness.Services), r => r.Id.Name == "CircuitClosed");
+        Assert.Empty(meters.Close.GetMeasurementSnapshot());
+    }
+
+    [Fact]
+    public async Task MaxCircuits_EvictingIdleClosedCircuits_RaisesNoStateChanged()
+    {
+        using var harness = new BreakerHarness(o => o.MaxCircuits = 2);
+        harness.Mock.When("*").Respond(HttpStatusCode.OK);
+        var changes = new List<CircuitStateChangedEventArgs>();
+        harness.Registry.StateChanged += (_, e) => changes.Add(e);
+        using var client = harness.CreateClient();
+
+        foreach (var host in new[] { "a", "b", "c", "d" })
+        {
+            (await client.GetAsync(new Uri($"http://{host}.test/"))).Dispose();
+        }
+
+        Assert.Equal(2, harness.Registry.GetCircuits().Count);
+        Assert.Empty(changes); // a closed circuit's host stays closed: nothing changed for a listener
+    }
+
+    [Fact]
     public async Task MaxCircuits_WhenEveryCircuitIsOpen_EvictsOnlyTheOneANewHostNeeds()
     {
         // Closed circuits are evicted in batches, to spread the scan's cost; an open one protects its host, so only as
