@@ -293,7 +293,7 @@ internal sealed class FallbackChain
 
     private static bool IsDownstreamFailure(Exception exception, CancellationToken callerToken) =>
         exception is HttpRequestException
-        || (exception is TaskCanceledException { InnerException: TimeoutException } && !callerToken.IsCancellationRequested);
+        || (HttpFailureClassifier.IsTimeoutBelow(exception) && !callerToken.IsCancellationRequested);
 
     /// <summary>
     /// What the cache needs of a request about to be sent, taken before the handlers below change it, when the

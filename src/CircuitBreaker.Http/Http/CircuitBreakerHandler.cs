@@ -427,11 +427,11 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
             return new TaskCanceledException(message, new TimeoutException(message, exception));
         }
 
-        if (exception is TaskCanceledException { InnerException: TimeoutException } && !callerToken.IsCancellationRequested)
+        if (HttpFailureClassifier.IsTimeoutBelow(exception) && !callerToken.IsCancellationRequested)
         {
             // A timeout below the breaker that the caller did not ask for, such as SocketsHttpHandler.ConnectTimeout
-            // against a host that drops connection attempts: the host failed, as the fallback chain judges it too.
-            // The exception is already the one a timeout should be, and goes on unchanged.
+            // against a host that drops connection attempts, or a resilience handler's: the host failed, as the fallback
+            // chain judges it too. The exception is already the one a timeout should be, and goes on unchanged.
             Failed(circuit, permit, HttpFailureClassifier.TimeoutErrorType, probe);
         }
         else if (exception is HttpRequestException and not CircuitOpenException)

@@ -60,6 +60,31 @@ internal sealed class HttpFailureClassifier
         return delay > TimeSpan.Zero ? delay : null;
     }
 
+    /// <summary>
+    /// Whether <paramref name="exception"/> is a timeout of a handler below the breaker: <c>SocketsHttpHandler.ConnectTimeout</c>
+    /// and the like (a <see cref="TaskCanceledException"/> with a <see cref="TimeoutException"/> inside), or the timeout of a
+    /// resilience handler (<c>AddResilienceHandler</c>, <c>AddStandardResilienceHandler</c>, <c>AddPolicyHandler</c>), which Polly
+    /// throws as its own <c>TimeoutRejectedException</c>. Polly is recognised by name: the breaker does not depend on it.
+    /// Only called for a call that threw, and by the caller's judgement that it did not cancel the call itself.
+    /// </summary>
+    public static bool IsTimeoutBelow(Exception exception)
+    {
+        if (exception is TaskCanceledException { InnerException: TimeoutException })
+        {
+            return true;
+        }
+
+        for (var type = exception.GetType(); type is not null && type != typeof(Exception); type = type.BaseType)
+        {
+            if (type.FullName == "Polly.Timeout.TimeoutRejectedException")
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
     /// <summary>The <c>error.type</c> of a failing status, such as <c>503</c>, without allocating.</summary>
     public static string ErrorType(HttpStatusCode statusCode) => DecimalStrings.Of((int)statusCode);
 

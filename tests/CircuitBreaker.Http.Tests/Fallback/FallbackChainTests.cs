@@ -3,6 +3,7 @@ using System.Net.Http.Headers;
 using CircuitBreaker.Http.Tests.Telemetry;
 using CircuitBreaker.Http.Tests.TestSupport;
 using Microsoft.Extensions.DependencyInjection;
+using Polly.Timeout;
 using RichardSzalay.MockHttp;
 
 namespace CircuitBreaker.Http.Tests.Fallback;
@@ -306,6 +307,29 @@ public sealed class FallbackChainTests
 
         Assert.Equal(["degraded"], response.Headers.GetValues("X-Circuit-Fallback"));
         Assert.Equal(Users, response.RequestMessage!.RequestUri);
+        Assert.Equal(CircuitState.Open, harness.Circuit("http://backup.test:80").State);
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Alternate_TimedOutByAResilienceHandlerBelow_FallsThroughToDegradedAndCountsAgainstItsCircuit(bool synchronous)
+    {
+        using var harness = new BreakerHarness(o =>
+        {
+            o.FailureThreshold = 1;
+            o.Fallback.AlternateBaseAddress = new Uri("http://backup.test");
+            o.Fallback.Degraded.StatusCode = 503;
+        });
+        harness.Mock.When("http://users.test/*").Respond(HttpStatusCode.InternalServerError);
+        harness.Mock.When("http://backup.test/*").Throw(new TimeoutRejectedException());
+        using var client = harness.CreateClient();
+        (await client.GetAsync(Users)).Dispose();
+
+        using var request = new HttpRequestMessage(HttpMethod.Get, Users);
+        using var response = synchronous ? client.Send(request) : await client.SendAsync(request);
+
+        Assert.Equal(["degraded"], response.Headers.GetValues("X-Circuit-Fallback"));
         Assert.Equal(CircuitState.Open, harness.Circuit("http://backup.test:80").State);
     }
 

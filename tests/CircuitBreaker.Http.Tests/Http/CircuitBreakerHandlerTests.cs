@@ -1,6 +1,9 @@
 using System.Diagnostics.Metrics;
 using System.Net;
 using CircuitBreaker.Http.Tests.TestSupport;
+using Microsoft.Extensions.Http.Resilience;
+using Polly;
+using Polly.Timeout;
 using RichardSzalay.MockHttp;
 
 namespace CircuitBreaker.Http.Tests.Http;
@@ -389,6 +392,42 @@ public sealed class CircuitBreakerHandlerTests
 
         Assert.IsType<TimeoutException>(ex.InnerException);
         Assert.DoesNotContain("AttemptTimeout", ex.Message, StringComparison.Ordinal);
+        Assert.Equal(CircuitState.Open, harness.Circuit(Users).State);
+    }
+
+    [Fact]
+    public async Task SendAsync_TimeoutOfAResilienceHandlerBelow_IsAFailureAndPropagatesUnchanged()
+    {
+        // AddResilienceHandler and AddStandardResilienceHandler time out with Polly's TimeoutRejectedException, not a
+        // TaskCanceledException: a host that hangs below such a timeout must open the circuit as one below ConnectTimeout does.
+        using var harness = new BreakerHarness(o =>
+        {
+            o.FailureThreshold = 1;
+            o.AttemptTimeout = null;
+        });
+        var pipeline = new ResiliencePipelineBuilder<HttpResponseMessage> { TimeProvider = harness.Time }.AddTimeout(TimeSpan.FromSeconds(1)).Build();
+        using var invoker = Invoker(harness, new ResilienceHandler(pipeline)
+        {
+            InnerHandler = new FuncHandler(token => new TaskCompletionSource<HttpResponseMessage>().Task.WaitAsync(token)),
+        });
+        using var request = new HttpRequestMessage(HttpMethod.Get, new Uri("http://users.test/"));
+
+        var sending = invoker.SendAsync(request, CancellationToken.None);
+        harness.Time.Advance(TimeSpan.FromSeconds(1));
+
+        await Assert.ThrowsAsync<TimeoutRejectedException>(() => sending.WaitAsync(Guard));
+        Assert.Equal(CircuitState.Open, harness.Circuit(Users).State);
+    }
+
+    [Fact]
+    public void Send_TimeoutOfAResilienceHandlerBelow_IsAFailure()
+    {
+        using var harness = new BreakerHarness(o => o.FailureThreshold = 1);
+        using var invoker = Invoker(harness, new FuncHandler(_ => throw new TimeoutRejectedException()));
+        using var request = new HttpRequestMessage(HttpMethod.Get, new Uri("http://users.test/"));
+
+        Assert.Throws<TimeoutRejectedException>(() => invoker.Send(request, CancellationToken.None));
+
         Assert.Equal(CircuitState.Open, harness.Circuit(Users).State);
     }
 
