@@ -24,8 +24,9 @@ namespace CircuitBreaker.Http;
 internal sealed class AttemptTimeouts
 {
     // One slot per thread in front of the shared pool: most calls end on the thread that started them (all that
-    // complete synchronously), and this takes no interlocked operation. It may hold another registry's slot (tests
-    // build many), which is then dropped rather than kept, so that it does not keep a disposed registry's pool alive.
+    // complete synchronously), and this takes no interlocked operation. It may hold another registry's slot (two hosts
+    // in one process, or tests, build several), which then goes back to its own pool rather than staying here, so that
+    // it does not keep a disposed registry's pool alive.
     [ThreadStatic]
     private static Slot? t_cached;
 
@@ -48,6 +49,9 @@ internal sealed class AttemptTimeouts
         cached = null;
         if (slot is null || !ReferenceEquals(slot.Owner, this))
         {
+            // Dropped, the other registry's slot would be lost to it: with calls of two registries taking turns on the
+            // threads, each call would then build a new slot, its timer and its token source.
+            slot?.Owner._pool.Return(slot);
             slot = _pool.Get();
         }
 

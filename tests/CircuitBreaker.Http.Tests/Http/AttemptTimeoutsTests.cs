@@ -52,6 +52,30 @@ public sealed class AttemptTimeoutsTests
     }
 
     [Fact]
+    public void TwoRegistriesTakingTurnsOnOneThread_EachGetsItsOwnSlotsBack()
+    {
+        // Two hosts in one process (two service providers, a registry each) whose calls share the thread pool: each call
+        // finds the other registry's slot cached on its thread. Neither may lose it and build a new slot, timer and all.
+        var a = new AttemptTimeouts(new FakeTimeProvider());
+        var b = new AttemptTimeouts(new FakeTimeProvider());
+        var firstA = a.Start(Timeout);
+        firstA.End();
+        var firstB = b.Start(Timeout);
+        firstB.End();
+
+        for (var i = 0; i < 3; i++)
+        {
+            var slotA = a.Start(Timeout);
+            slotA.End();
+            var slotB = b.Start(Timeout);
+            slotB.End();
+
+            Assert.Same(firstA, slotA);
+            Assert.Same(firstB, slotB);
+        }
+    }
+
+    [Fact]
     public void CallerCancellation_CancelsTheToken_ButIsNotATimeout()
     {
         var timeouts = new AttemptTimeouts(new FakeTimeProvider());
