@@ -48,8 +48,10 @@ internal sealed class ResponseCache : IDisposable
 
         // A full MemoryCache rejects the new entry (and drops an older one under the same key) and only then
         // compacts in the background, which would lose exactly the newest good response. Make room first.
+        // Compared as the room left, never as a sum: with MaxTotalBytes near long.MaxValue (bounded by MaxEntries alone) a
+        // full cache plus one more would overflow into room that is not there, and MemoryCache would reject the entry.
         _cache.Remove(key);
-        for (var attempt = 0; attempt < 10 && Charged + charge > MaxTotalBytes && _cache.Count > 0; attempt++)
+        for (var attempt = 0; attempt < 10 && charge > MaxTotalBytes - Charged && _cache.Count > 0; attempt++)
         {
             _cache.Compact(Math.Max(0.1, 1.5 / _cache.Count)); // least recently used first, at least one entry
         }
@@ -103,7 +105,7 @@ internal sealed class ResponseCache : IDisposable
         foreach (var e in entries.OrderByDescending(e => e.Entry.StoredAt))
         {
             var charge = ChargeOf(e.Entry);
-            if (charged + charge <= MaxTotalBytes)
+            if (charge <= MaxTotalBytes - charged) // not a sum, which can overflow (see Store)
             {
                 charged += charge;
                 kept.Add(e);

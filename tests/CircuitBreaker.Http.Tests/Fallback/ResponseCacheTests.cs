@@ -69,6 +69,39 @@ public sealed class ResponseCacheTests
     }
 
     [Fact]
+    public void Store_IntoAFullCacheWhoseMaxTotalBytesIsLongMaxValue_KeepsTheNewestResponse()
+    {
+        // long.MaxValue is how "bounded by MaxEntries alone" is written: the charges of a full cache plus one more then
+        // exceed it, and must not overflow into room that is not there.
+        using var cache = new ResponseCache(maxEntries: 10, maxTotalBytes: long.MaxValue, _time);
+        for (var i = 0; i < 20; i++)
+        {
+            _time.Advance(TimeSpan.FromSeconds(1));
+            Store(cache, $"http://a.test/{i}", new byte[10]);
+        }
+
+        Assert.NotNull(Find(cache, "http://a.test/19", TimeSpan.FromHours(1)));
+        Assert.InRange(cache.Count, 1, 10);
+    }
+
+    [Fact]
+    public void TakeEntriesOf_IntoACacheWhoseMaxTotalBytesIsLongMaxValue_KeepsOnlyWhatFits_TheNewest()
+    {
+        using var old = new ResponseCache(maxEntries: 100, maxTotalBytes: 1_000_000, _time);
+        for (var i = 0; i < 40; i++)
+        {
+            Store(old, $"http://a.test/{i}", new byte[10]);
+            _time.Advance(TimeSpan.FromSeconds(1));
+        }
+
+        using var resized = new ResponseCache(maxEntries: 10, maxTotalBytes: long.MaxValue, _time);
+        resized.TakeEntriesOf(old);
+
+        Assert.InRange(resized.Count, 1, 10);
+        Assert.NotNull(Find(resized, "http://a.test/39", TimeSpan.FromHours(1)));
+    }
+
+    [Fact]
     public void Find_ReturnsEntryOnlyForSameRequestWithinMaxAge()
     {
         using var cache = new ResponseCache(10, 1_000_000, _time);
