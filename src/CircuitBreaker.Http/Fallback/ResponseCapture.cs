@@ -31,7 +31,10 @@ internal sealed class ResponseCapture
         _key = key;
         _head = head;
         _vary = vary;
-        _maxBytes = maxBytes;
+        // MaxEntryBytes is not bounded by MaxTotalBytes: a body the whole cache cannot hold is never stored, so it is not
+        // buffered either; nor one longer than an array can be (with int.MaxValue, "no limit per entry", the buffer would
+        // grow past it and the allocation throw in the caller's read).
+        _maxBytes = (int)Math.Min(maxBytes, Math.Min(cache.MaxTotalBytes, Array.MaxLength));
         if (bodiless)
         {
             // A HEAD's Content-Length is the resource's, not a body's: it neither counts against the limit nor
@@ -43,7 +46,7 @@ internal sealed class ResponseCapture
 
         // A known length is allocated exactly, so the finished body is stored without another copy.
         _expectedLength = head.ContentLength;
-        _body = _expectedLength > maxBytes ? null : new byte[_expectedLength ?? Math.Min(maxBytes, 4096)];
+        _body = _expectedLength > _maxBytes ? null : new byte[_expectedLength ?? Math.Min(_maxBytes, 4096)];
     }
 
     public void Append(ReadOnlySpan<byte> data)
@@ -53,7 +56,7 @@ internal sealed class ResponseCapture
             return;
         }
 
-        var needed = _length + data.Length;
+        var needed = (long)_length + data.Length; // near Array.MaxLength an int sum would overflow
         if (needed > _maxBytes)
         {
             _body = null; // too large to keep: stop copying, the caller's stream is unaffected
@@ -66,7 +69,7 @@ internal sealed class ResponseCapture
         }
 
         data.CopyTo(_body.AsSpan(_length));
-        _length = needed;
+        _length = (int)needed;
         if (_length == _expectedLength)
         {
             Complete(); // the whole announced body arrived, even if the caller never reads on to the end

@@ -131,6 +131,36 @@ public sealed class CapturingContentTests : IDisposable
         Assert.InRange(allocated, 0, 100_000);
     }
 
+    [Fact]
+    public void AnnouncedBodyLargerThanMaxTotalBytes_AllocatesNoBufferForIt()
+    {
+        // MaxEntryBytes is not bounded by MaxTotalBytes (int.MaxValue is how "no limit per entry" is written): a body the
+        // whole cache cannot hold is never stored, so buffering it would only hold its length in memory for nothing.
+        using var cache = new ResponseCache(maxEntries: 100, maxTotalBytes: 1_000_000, _time);
+        using var response = new HttpResponseMessage(HttpStatusCode.OK) { Content = new ByteArrayContent([]) };
+        response.Content.Headers.ContentLength = 64 * 1024 * 1024;
+
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        _ = new ResponseCapture(cache, Key, new ResponseHead(response), [], maxBytes: int.MaxValue);
+        var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+
+        Assert.InRange(allocated, 0, 100_000);
+    }
+
+    [Fact]
+    public void AnnouncedBodyLargerThanTheLargestArray_IsNotCapturedRatherThanThrowing()
+    {
+        using var cache = new ResponseCache(maxEntries: 100, maxTotalBytes: long.MaxValue, _time);
+        using var response = new HttpResponseMessage(HttpStatusCode.OK) { Content = new ByteArrayContent([]) };
+        response.Content.Headers.ContentLength = Array.MaxLength + 1L;
+
+        var capture = new ResponseCapture(cache, Key, new ResponseHead(response), [], maxBytes: int.MaxValue);
+        capture.Append([1, 2, 3]);
+        capture.Complete();
+
+        Assert.Equal(0, cache.Count);
+    }
+
     private static HttpResponseMessage HeadResponse(long contentLength)
     {
         var response = new HttpResponseMessage(HttpStatusCode.OK)
