@@ -44,15 +44,19 @@ internal sealed class RollingWindow
         }
     }
 
-    public (int Total, int Failures) Read(long timestamp)
+    public (long Total, long Failures) Read(long timestamp)
     {
         var current = timestamp / _bucketLength;
-        int total = 0, failures = 0;
+
+        // Summed in long: the longest SamplingDuration, a day, holds more than int.MaxValue calls from about 25,000 a
+        // second, and an int total would turn negative, which would silence the ratio trigger and report a ratio
+        // outside [0, 1]. (A bucket holds a tenth of the window: an int suffices there up to ten times that rate.)
+        long total = 0, failures = 0;
         for (var slot = 0; slot < BucketCount; slot++)
         {
             if (_bucketIds[slot] > current - BucketCount)
             {
-                total += _successes[slot] + _failures[slot];
+                total += (long)_successes[slot] + _failures[slot];
                 failures += _failures[slot];
             }
         }
