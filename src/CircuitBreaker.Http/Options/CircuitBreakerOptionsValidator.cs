@@ -52,6 +52,16 @@ internal sealed class CircuitBreakerOptionsValidator : IValidateOptions<CircuitB
             }
         }
 
+        // The alternate host's circuit counts against MaxCircuits: with room for one circuit only, it would evict the open
+        // circuit whose calls it answers, and the next call would find a fresh closed circuit and go to the broken host.
+        if (options.MaxCircuits < 2
+            && (options.Fallback.AlternateBaseAddress is not null || options.Hosts.Values.Any(h => h?.Fallback.AlternateBaseAddress is not null)))
+        {
+            builder.AddError(
+                "must be at least 2 with Fallback:AlternateBaseAddress: the alternate host's circuit takes a place too, and with one place it would evict the open circuit whose calls it answers",
+                $"{path}.{nameof(options.MaxCircuits)}");
+        }
+
         // A host written in Unicode in one layer and in punycode in another is two keys for one host, and only one of
         // them would apply.
         foreach (var same in options.Hosts.Keys.GroupBy(CircuitBreakerOptions.AsciiHost, StringComparer.OrdinalIgnoreCase).Where(g => g.Count() > 1))

@@ -27,6 +27,8 @@ public sealed class CircuitBreakerOptionsValidatorTests
         { nameof(CircuitBreakerOptions.FailureStatusCodes), o => o.FailureStatusCodes = "5xx,700" },
         { nameof(CircuitBreakerOptions.FailureStatusCodes), o => o.FailureStatusCodes = "" },
         { nameof(CircuitBreakerOptions.MaxCircuits), o => o.MaxCircuits = 0 },
+        { nameof(CircuitBreakerOptions.MaxCircuits), o => { o.MaxCircuits = 1; o.Fallback.AlternateBaseAddress = new Uri("http://backup.internal"); } },
+        { nameof(CircuitBreakerOptions.MaxCircuits), o => { o.MaxCircuits = 1; o.Hosts["users.internal"] = new() { Fallback = { AlternateBaseAddress = new Uri("http://backup.internal") } }; } },
     };
 
     [Fact]
@@ -85,6 +87,46 @@ public sealed class CircuitBreakerOptionsValidatorTests
         using var response = await client.GetAsync(new Uri("http://users.test/"));
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+    }
+
+    [Fact]
+    public void Validate_OneCircuitWithoutAnAlternate_Succeeds() =>
+        Assert.True(_validator.Validate("users", new CircuitBreakerOptions { MaxCircuits = 1 }).Succeeded);
+
+    [Fact]
+    public async Task Validate_OneCircuitWithAnAlternate_FailsNamingMaxCircuits_AndTwoKeepTheOpenCircuit()
+    {
+        // Why validation refuses it: the alternate's circuit takes the only slot, evicting the open circuit whose calls
+        // it answers, so the next call finds a fresh closed circuit and goes to the broken host again.
+        var options = new CircuitBreakerOptions { MaxCircuits = 1, FailureThreshold = 1 };
+        options.Fallback.AlternateBaseAddress = new Uri("http://backup.test");
+
+        var result = _validator.Validate("users", options);
+
+        Assert.True(result.Failed);
+        Assert.Contains("CircuitBreaker.MaxCircuits", result.FailureMessage, StringComparison.Ordinal);
+        Assert.Contains("AlternateBaseAddress", result.FailureMessage, StringComparison.Ordinal);
+
+        using var harness = new TestSupport.BreakerHarness(o =>
+        {
+            o.MaxCircuits = 2;
+            o.FailureThreshold = 1;
+            o.Fallback.AlternateBaseAddress = new Uri("http://backup.test");
+        });
+        var primaryCalls = 0;
+        harness.Mock.When("http://users.test/*").Respond(_ =>
+        {
+            primaryCalls++;
+            return new HttpResponseMessage(HttpStatusCode.ServiceUnavailable);
+        });
+        harness.Mock.When("http://backup.test/*").Respond(HttpStatusCode.OK);
+        using var client = harness.CreateClient();
+        for (var i = 0; i < 10; i++)
+        {
+            (await client.GetAsync(new Uri("http://users.test/a"))).Dispose();
+        }
+
+        Assert.Equal(1, primaryCalls); // with the smallest MaxCircuits now allowed, only the call that opened the circuit
     }
 
     [Fact]
