@@ -434,9 +434,12 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
             // chain judges it too. The exception is already the one a timeout should be, and goes on unchanged.
             Failed(circuit, permit, HttpFailureClassifier.TimeoutErrorType, probe);
         }
-        else if (exception is HttpRequestException and not CircuitOpenException)
+        else if (exception is HttpRequestException and not CircuitOpenException && exception.InnerException is not InvalidOperationException)
         {
-            // Connection refused or reset, DNS failure, a broken response: the host failed.
+            // Connection refused or reset, DNS failure, a broken response: the host failed. Not so an
+            // InvalidOperationException that SocketsHttpHandler wraps in the same exception: the request's own content
+            // failed, such as stream content already read by an earlier attempt (a retry above the breaker, or the
+            // alternate backend, sends the same message again), and the host never had a chance to answer.
             Failed(circuit, permit, exception.GetType().FullName!, probe);
         }
         else

@@ -1,6 +1,7 @@
 using System.Net;
 using CircuitBreaker.Http.Tests.TestSupport;
 using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace CircuitBreaker.Http.Tests.Integration;
 
@@ -101,5 +102,27 @@ public class FailureClassificationTests
         }
 
         Assert.Equal(CircuitState.Open, side.Circuit("users", server).State);
+    }
+
+    [Fact]
+    public async Task RequestContentThatCannotBeSentAgain_IsNotCountedAgainstTheHost_WhichNeverReceivedTheRetry()
+    {
+        await using var server = await KestrelDownstream.StartAsync();
+        using var side = ClientSide.Create(
+            JsonConfiguration.From("""{ "CircuitBreaker": { "FailureThreshold": 2 } }"""),
+            s => s.AddHttpClient("users", c => c.BaseAddress = server.BaseAddress).AddHttpMessageHandler(() => new ResendOn5xxHandler()).AddCircuitBreaker());
+        using var client = side.CreateClient();
+        server.RespondWith(503, "busy");
+
+        // The retry above the breaker re-sends the upload, whose body was read by the first attempt: SocketsHttpHandler
+        // fails it before a byte goes out, with an HttpRequestException around the content's InvalidOperationException.
+        using var upload = new StreamContent(new ForwardOnlyStream("payload"u8.ToArray()));
+        var thrown = await Assert.ThrowsAsync<HttpRequestException>(() => client.PostAsync("upload", upload));
+
+        Assert.IsType<InvalidOperationException>(thrown.InnerException);
+        Assert.Equal(1, server.RequestCount);
+        var circuit = side.Circuit("users", server);
+        Assert.Equal(1, circuit.ConsecutiveFailures); // the 503, and nothing for the retry the host never saw
+        Assert.Equal(CircuitState.Closed, circuit.State);
     }
 }

@@ -290,6 +290,30 @@ public class FallbackKindsTests
     }
 
     [Fact]
+    public async Task Alternate_GivenRequestContentThatCannotBeSentAgain_GoesOnDownTheChain_WithoutCountingAgainstTheAlternate()
+    {
+        await using var primary = await KestrelDownstream.StartAsync();
+        await using var backup = await KestrelDownstream.StartAsync();
+        using var side = ClientSide.Create(
+            JsonConfiguration.From(AlternateConfig(backup, degradedBody: "degraded!")),
+            s => s.AddHttpClient("users", c => c.BaseAddress = primary.BaseAddress).AddHttpMessageHandler(() => new ResendOn5xxHandler()).AddCircuitBreaker());
+        using var client = side.CreateClient();
+        primary.RespondWith(503, "busy");
+
+        // The 503 opens the primary's circuit; the retry above the breaker re-sends the upload, which goes to the
+        // alternate with a body the first attempt has already read, and never leaves the process.
+        using var upload = new StreamContent(new ForwardOnlyStream("payload"u8.ToArray()));
+        using var response = await client.PostAsync("upload", upload);
+
+        Assert.Equal("degraded", Header(response, FallbackHeader));
+        Assert.Equal(1, primary.RequestCount);
+        Assert.Equal(0, backup.RequestCount);
+        var alternate = side.Circuit("users", backup);
+        Assert.Equal(0, alternate.ConsecutiveFailures);
+        Assert.Equal(CircuitState.Closed, alternate.State);
+    }
+
+    [Fact]
     public async Task Custom_SetWithServicesConfigureOnTopOfJson_AnswersWhileOpen_AndIsToldAboutTheCircuit()
     {
         await using var server = await KestrelDownstream.StartAsync();
