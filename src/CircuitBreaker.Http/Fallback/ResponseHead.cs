@@ -34,7 +34,9 @@ internal sealed class ResponseHead
         ContentHeaders = Copy(response.Content.Headers)
             .Where(h => isHead || !string.Equals(h.Key, "Content-Length", StringComparison.OrdinalIgnoreCase))
             .ToArray();
-        ContentLength = response.Content.Headers.ContentLength;
+        // A Transfer-Encoding overrides a Content-Length sent with it (RFC 9112 §6.3), which SocketsHttpHandler reads past
+        // but leaves among the content headers: that length does not tell where such a body ends.
+        ContentLength = response.Headers.NonValidated.Contains("Transfer-Encoding") ? null : response.Content.Headers.ContentLength;
         ReceivedAge = ReceivedAgeOf(response);
         MaxReplayAge = ResponseCacheKey.MaxReplayAge(response);
     }

@@ -1,4 +1,6 @@
 using System.Net;
+using System.Net.Sockets;
+using System.Text;
 using CircuitBreaker.Http.Tests.TestSupport;
 using Microsoft.Extensions.DependencyInjection;
 using static CircuitBreaker.Http.Tests.Integration.Fallback.FallbackSupport;
@@ -8,7 +10,8 @@ namespace CircuitBreaker.Http.Tests.Integration.Fallback;
 /// <summary>
 /// Edge cases of the fallback cache that once lost the last good response, or replayed one it should not have:
 /// HEAD responses, a full cache, a custom fallback that disposes the cached copy it was offered, responses
-/// that were already old when they arrived, and headers the primary handler adds below the breaker.
+/// that were already old when they arrived, headers the primary handler adds below the breaker, and a chunked body
+/// that also announced a length.
 /// </summary>
 public class CacheEdgeCaseTests
 {
@@ -249,5 +252,89 @@ public class CacheEdgeCaseTests
         using var response = await client.GetAsync("users/1");
         Assert.Equal("cache", Header(response, FallbackHeader));
         Assert.Equal("ok", await response.Content.ReadAsStringAsync());
+    }
+
+    [Fact]
+    public async Task ChunkedResponseThatAlsoSendsAContentLength_IsStoredWhole_NotCutAtThatLength()
+    {
+        // RFC 9112 §6.3: Transfer-Encoding overrides a Content-Length sent with it, and SocketsHttpHandler reads the whole
+        // chunked body, but leaves the header in the response's content headers. Some servers and proxies send both.
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var baseAddress = new Uri($"http://127.0.0.1:{((IPEndPoint)listener.LocalEndpoint).Port}/");
+        var secondChunk = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var serving = ServeRawAsync(listener, async (path, stream) =>
+        {
+            if (path == "/__fail")
+            {
+                await stream.WriteAsync("HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"u8.ToArray());
+                return;
+            }
+
+            await stream.WriteAsync("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\n01234\r\n"u8.ToArray());
+            await secondChunk.Task;
+            await stream.WriteAsync("5\r\n56789\r\n0\r\n\r\n"u8.ToArray());
+        });
+        using var side = ClientSide.Create(
+            JsonConfiguration.From("""{ "CircuitBreaker": { "FailureThreshold": 1, "Fallback": { "Cache": { "Enabled": true } } } }"""),
+            s => s.AddHttpClient("users", c => c.BaseAddress = baseAddress).AddCircuitBreaker());
+        using var client = side.CreateClient();
+
+        using (var response = await client.GetAsync("feed", HttpCompletionOption.ResponseHeadersRead))
+        {
+            var stream = await response.Content.ReadAsStreamAsync();
+            var first = new byte[5];
+            await stream.ReadExactlyAsync(first).AsTask().WaitAsync(TimeSpan.FromSeconds(10));
+            secondChunk.SetResult();
+            using var reader = new StreamReader(stream, Encoding.UTF8);
+            Assert.Equal("0123456789", Encoding.UTF8.GetString(first) + await reader.ReadToEndAsync().WaitAsync(TimeSpan.FromSeconds(10)));
+        }
+
+        using (var failed = await client.GetAsync("__fail"))
+        {
+            Assert.Equal(CircuitState.Open, side.Circuit("users", $"http://127.0.0.1:{baseAddress.Port}").State);
+        }
+
+        using var replayed = await client.GetAsync("feed");
+        Assert.Equal("cache", Header(replayed, FallbackHeader));
+        Assert.Equal("0123456789", await replayed.Content.ReadAsStringAsync());
+        listener.Stop();
+        await serving;
+    }
+
+    /// <summary>A raw HTTP/1.1 server that answers one request per connection with whatever <paramref name="answer"/> writes, until the listener stops.</summary>
+    private static async Task ServeRawAsync(TcpListener listener, Func<string, NetworkStream, Task> answer)
+    {
+        while (true)
+        {
+            Socket socket;
+            try
+            {
+                socket = await listener.AcceptSocketAsync();
+            }
+            catch (Exception ex) when (ex is SocketException or ObjectDisposedException or InvalidOperationException) // stopped
+            {
+                return;
+            }
+
+            using (socket)
+            {
+                await using var stream = new NetworkStream(socket);
+                var head = new StringBuilder();
+                var buffer = new byte[4096];
+                while (!head.ToString().Contains("\r\n\r\n", StringComparison.Ordinal))
+                {
+                    var read = await stream.ReadAsync(buffer);
+                    if (read == 0)
+                    {
+                        break;
+                    }
+
+                    head.Append(Encoding.ASCII.GetString(buffer, 0, read));
+                }
+
+                await answer(head.ToString().Split(' ', 3)[1], stream);
+            }
+        }
     }
 }
