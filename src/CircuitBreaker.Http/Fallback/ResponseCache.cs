@@ -4,23 +4,29 @@ namespace CircuitBreaker.Http;
 
 /// <summary>
 /// The last good response per request of one client, bounded in count and bytes by a size-limited
-/// <see cref="MemoryCache"/>. Each entry is charged at least <c>MaxTotalBytes / MaxEntries</c>, rounded up, so the
-/// one size limit enforces both bounds; under pressure the cache compacts least recently used entries first.
+/// <see cref="MemoryCache"/>. Each entry is charged at least <c>MaxTotalBytes / MaxEntries</c>, rounded down, and the
+/// size limit is <c>MaxEntries</c> such charges (never more than <c>MaxTotalBytes</c>), so the one size limit enforces
+/// both bounds; under pressure the cache compacts least recently used entries first.
 /// </summary>
 internal sealed class ResponseCache : IDisposable
 {
     private readonly MemoryCache _cache;
     private readonly long _minimumCharge;
+    private readonly long _sizeLimit;
 
     public ResponseCache(int maxEntries, long maxTotalBytes, TimeProvider? timeProvider = null)
     {
         MaxEntries = maxEntries;
         MaxTotalBytes = maxTotalBytes;
-        // Rounded up: rounded down, MaxEntries + 1 minimum charges can fit in the limit when it is not a multiple
-        // of MaxEntries (the default 64 MiB over 10,000 entries holds 10,001). Not (a + b - 1) / b, which can overflow.
-        _minimumCharge = Math.Max(1, (maxTotalBytes / maxEntries) + (maxTotalBytes % maxEntries == 0 ? 0 : 1));
+        // The limit is exactly MaxEntries minimum charges, so that exactly MaxEntries small entries fit when MaxTotalBytes
+        // is not a multiple of MaxEntries. Against MaxTotalBytes itself, a charge rounded down lets MaxEntries + 1 fit
+        // (the default 64 MiB over 10,000 entries, 10,001), and one rounded up only MaxEntries - 1 (9,999). What the
+        // limit gives up of MaxTotalBytes is less than MaxEntries bytes. No overflow: the product is at most MaxTotalBytes,
+        // or MaxEntries when MaxTotalBytes is smaller, which the minimum then bounds.
+        _minimumCharge = Math.Max(1, maxTotalBytes / maxEntries);
+        _sizeLimit = Math.Min(maxTotalBytes, _minimumCharge * maxEntries);
         Clock = new CacheClock(timeProvider ?? TimeProvider.System);
-        _cache = new MemoryCache(new MemoryCacheOptions { SizeLimit = maxTotalBytes, CompactionPercentage = 0.1, TrackStatistics = true, Clock = Clock });
+        _cache = new MemoryCache(new MemoryCacheOptions { SizeLimit = _sizeLimit, CompactionPercentage = 0.1, TrackStatistics = true, Clock = Clock });
     }
 
     /// <summary>The clock of the entries' ages, and of the cache's own bookkeeping.</summary>
@@ -39,7 +45,7 @@ internal sealed class ResponseCache : IDisposable
     public void Store(string key, CachedResponse entry)
     {
         var charge = ChargeOf(entry);
-        if (charge > MaxTotalBytes)
+        if (charge > _sizeLimit)
         {
             // It can never fit (MaxEntryBytes is not bounded by MaxTotalBytes): making room for it would empty the cache,
             // and MemoryCache would then reject it. Dropped like a body over MaxEntryBytes, the older entry left in place.
@@ -51,7 +57,7 @@ internal sealed class ResponseCache : IDisposable
         // Compared as the room left, never as a sum: with MaxTotalBytes near long.MaxValue (bounded by MaxEntries alone) a
         // full cache plus one more would overflow into room that is not there, and MemoryCache would reject the entry.
         _cache.Remove(key);
-        for (var attempt = 0; attempt < 10 && charge > MaxTotalBytes - Charged && _cache.Count > 0; attempt++)
+        for (var attempt = 0; attempt < 10 && charge > _sizeLimit - Charged && _cache.Count > 0; attempt++)
         {
             _cache.Compact(Math.Max(0.1, 1.5 / _cache.Count)); // least recently used first, at least one entry
         }
@@ -105,7 +111,7 @@ internal sealed class ResponseCache : IDisposable
         foreach (var e in entries.OrderByDescending(e => e.Entry.StoredAt))
         {
             var charge = ChargeOf(e.Entry);
-            if (charge <= MaxTotalBytes - charged) // not a sum, which can overflow (see Store)
+            if (charge <= _sizeLimit - charged) // not a sum, which can overflow (see Store)
             {
                 charged += charge;
                 kept.Add(e);

@@ -36,19 +36,26 @@ public sealed class ResponseCacheTests
     }
 
     [Theory]
-    [InlineData(10, 19)] // each entry charged 1 byte rounded down: 19 would fit
-    [InlineData(10_000, 64L * 1024 * 1024)] // MaxEntries 10,000 with the default MaxTotalBytes: 10,001 would fit
-    public void Store_MaxTotalBytesNotAMultipleOfMaxEntries_NeverHoldsMoreThanMaxEntries(int maxEntries, long maxTotalBytes)
+    [InlineData(10, 19)] // each entry charged 1 byte rounded down: 19 would fit in 19 bytes
+    [InlineData(3, 64L * 1024 * 1024)] // charged a third of 64 MiB rounded up, only 2 would fit
+    [InlineData(10_000, 64L * 1024 * 1024)] // MaxEntries 10,000 with the default MaxTotalBytes: 10,001 or 9,999, rounded down or up
+    public void Store_MaxTotalBytesNotAMultipleOfMaxEntries_HoldsMaxEntriesButNotOneMore(int maxEntries, long maxTotalBytes)
     {
         using var cache = new ResponseCache(maxEntries, maxTotalBytes, _time);
-
-        for (var i = 0; i <= maxEntries; i++)
+        for (var i = 0; i < maxEntries; i++)
         {
+            _time.Advance(TimeSpan.FromMilliseconds(1));
             Store(cache, $"http://a.test/{i}", []);
         }
 
-        Assert.InRange(cache.Count, 1, maxEntries);
+        Assert.Equal(maxEntries, cache.Count);
+
+        _time.Advance(TimeSpan.FromMilliseconds(1));
+        Store(cache, "http://a.test/one-more", []);
+
+        Assert.InRange(cache.Count, 1, maxEntries); // room is made by compacting, a tenth at a time
         Assert.InRange(cache.Charged, 1, maxTotalBytes);
+        Assert.NotNull(Find(cache, "http://a.test/one-more", TimeSpan.FromHours(1)));
     }
 
     [Fact]
