@@ -819,22 +819,6 @@ public sealed class FallbackChainTests
         }
     }
 
-    /// <summary>What Polly's or Microsoft.Extensions.Http.Resilience's retry does above the breaker: the same message sent again after a 5xx.</summary>
-    private sealed class ResendOn5xxHandler : DelegatingHandler
-    {
-        protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
-        {
-            var response = await base.SendAsync(request, cancellationToken);
-            if ((int)response.StatusCode < 500)
-            {
-                return response;
-            }
-
-            response.Dispose();
-            return await base.SendAsync(request, cancellationToken);
-        }
-    }
-
     /// <summary>Answers every request at once, on both paths, with what <paramref name="answer"/> gives, null included.</summary>
     private sealed class AnswerHandler(Func<HttpRequestMessage, HttpResponseMessage?> answer) : HttpMessageHandler
     {
