@@ -214,12 +214,7 @@ public sealed class CircuitBreakerHealthCheckTests
         using var harness = Harness(o => o.FailureThreshold = 1);
         harness.Mock.When("*").Respond(HttpStatusCode.InternalServerError);
         using var client = harness.CreateClient();
-        await SendAsync(client, HostA);
-        for (var probe = 0; probe < 3; probe++)
-        {
-            harness.Time.Advance(TimeSpan.FromSeconds(30));
-            await SendAsync(client, HostA);
-        }
+        await OpenAndFailThreeProbesAsync(harness, client, HostA);
 
         Assert.Equal(HealthStatus.Unhealthy, (await CheckAsync(harness)).Status);
 
@@ -241,12 +236,7 @@ public sealed class CircuitBreakerHealthCheckTests
         });
         harness.Mock.When("*").Respond(HttpStatusCode.InternalServerError);
         using var client = harness.CreateClient();
-        await SendAsync(client, HostA);
-        for (var probe = 0; probe < 3; probe++)
-        {
-            harness.Time.Advance(TimeSpan.FromSeconds(30));
-            await SendAsync(client, HostA);
-        }
+        await OpenAndFailThreeProbesAsync(harness, client, HostA);
 
         var entry = await CheckAsync(harness);
 
@@ -266,14 +256,7 @@ public sealed class CircuitBreakerHealthCheckTests
         });
         harness.Mock.When("*").Respond(HttpStatusCode.InternalServerError);
         using var client = harness.CreateClient();
-        await SendAsync(client, HostA);
-        await SendAsync(client, HostB);
-        for (var probe = 0; probe < 3; probe++)
-        {
-            harness.Time.Advance(TimeSpan.FromSeconds(30));
-            await SendAsync(client, HostA);
-            await SendAsync(client, HostB);
-        }
+        await OpenAndFailThreeProbesAsync(harness, client, HostA, HostB);
 
         var entry = await CheckAsync(harness);
 
@@ -345,12 +328,7 @@ public sealed class CircuitBreakerHealthCheckTests
             s => s.AddHealthChecks().AddCircuitBreakers("breakers", HealthStatus.Degraded, ["ready", "downstream"]));
         harness.Mock.When("*").Respond(HttpStatusCode.InternalServerError);
         using var client = harness.CreateClient();
-        await SendAsync(client, HostA);
-        for (var probe = 0; probe < 3; probe++)
-        {
-            harness.Time.Advance(TimeSpan.FromSeconds(30));
-            await SendAsync(client, HostA);
-        }
+        await OpenAndFailThreeProbesAsync(harness, client, HostA);
 
         var health = harness.Services.GetRequiredService<HealthCheckService>();
         var report = await health.CheckHealthAsync(r => r.Tags.Contains("ready"));
@@ -376,4 +354,21 @@ public sealed class CircuitBreakerHealthCheckTests
     }
 
     private static async Task SendAsync(HttpClient client, Uri uri) => (await client.GetAsync(uri)).Dispose();
+
+    /// <summary>Opens the circuit of each host (every call fails), then lets three probes fail, one break of 30 s apart.</summary>
+    private static async Task OpenAndFailThreeProbesAsync(BreakerHarness harness, HttpClient client, params Uri[] hosts)
+    {
+        for (var call = 0; call < 4; call++)
+        {
+            if (call > 0)
+            {
+                harness.Time.Advance(TimeSpan.FromSeconds(30));
+            }
+
+            foreach (var host in hosts)
+            {
+                await SendAsync(client, host);
+            }
+        }
+    }
 }

@@ -150,18 +150,9 @@ public sealed class LimitsTests
     [Fact]
     public async Task RampUp_AfterRecovery_LetsAGrowingShareThrough()
     {
-        using var harness = new BreakerHarness(o =>
-        {
-            o.FailureThreshold = 1;
-            o.RampUpDuration = TimeSpan.FromSeconds(10);
-        });
-        var status = HttpStatusCode.InternalServerError;
-        harness.Mock.When("*").Respond(() => Task.FromResult(new HttpResponseMessage(status)));
-        using var client = harness.CreateClient();
-        (await client.GetAsync(Users)).Dispose(); // opens
-        harness.Time.Advance(TimeSpan.FromSeconds(30));
-        status = HttpStatusCode.OK;
-        (await client.GetAsync(Users)).Dispose(); // the probe succeeds: recovered
+        var recovered = await RecoveredWithRampUpAsync();
+        using var harness = recovered.Harness;
+        using var client = recovered.Client;
 
         var atStart = await AdmittedOf(client, 100);
         harness.Time.Advance(TimeSpan.FromSeconds(5));
@@ -221,18 +212,9 @@ public sealed class LimitsTests
     [Fact]
     public async Task Reset_OfAClosedCircuitStillRampingUp_EndsTheSlowStart()
     {
-        using var harness = new BreakerHarness(o =>
-        {
-            o.FailureThreshold = 1;
-            o.RampUpDuration = TimeSpan.FromSeconds(10);
-        });
-        var status = HttpStatusCode.InternalServerError;
-        harness.Mock.When("*").Respond(() => Task.FromResult(new HttpResponseMessage(status)));
-        using var client = harness.CreateClient();
-        (await client.GetAsync(Users)).Dispose(); // opens
-        harness.Time.Advance(TimeSpan.FromSeconds(30));
-        status = HttpStatusCode.OK;
-        (await client.GetAsync(Users)).Dispose(); // the probe closes it: the slow start begins
+        var recovered = await RecoveredWithRampUpAsync();
+        using var harness = recovered.Harness;
+        using var client = recovered.Client;
         Assert.Equal(10, await AdmittedOf(client, 100));
 
         // A reset is a fresh start, the state a first start has, whatever state the circuit was in when it came.
@@ -361,6 +343,24 @@ public sealed class LimitsTests
 
         Assert.True(result.Failed);
         Assert.Contains(key, result.FailureMessage, StringComparison.Ordinal);
+    }
+
+    /// <summary>A circuit with a 10 s slow start that its probe has just closed: the ramp-up begins now, and the host answers 200.</summary>
+    private static async Task<(BreakerHarness Harness, HttpClient Client)> RecoveredWithRampUpAsync()
+    {
+        var harness = new BreakerHarness(o =>
+        {
+            o.FailureThreshold = 1;
+            o.RampUpDuration = TimeSpan.FromSeconds(10);
+        });
+        var status = HttpStatusCode.InternalServerError;
+        harness.Mock.When("*").Respond(() => Task.FromResult(new HttpResponseMessage(status)));
+        var client = harness.CreateClient();
+        (await client.GetAsync(Users)).Dispose(); // opens
+        harness.Time.Advance(TimeSpan.FromSeconds(30));
+        status = HttpStatusCode.OK;
+        (await client.GetAsync(Users)).Dispose(); // the probe succeeds: recovered
+        return (harness, client);
     }
 
     private static async Task<int> AdmittedOf(HttpClient client, int calls)
