@@ -437,6 +437,14 @@ internal class CircuitStateMachine : IDisposable
             if (_state is CircuitState.Open or CircuitState.HalfOpen)
             {
                 transition = PendLocked(new CircuitTransition(_state, CircuitState.Closed, TimeProvider.GetUtcNow(), null, Source: CircuitChangeSource.Eviction));
+
+                // And closed it is, so that this change stays its last: a call that found it before the eviction (one that
+                // waited in the bulkhead's queue, say) would otherwise move it to half-open after its break, and tell that
+                // to the listeners (and the log and metrics) of a circuit no listing shows. Such a call goes through, as
+                // on the fresh closed circuit of its host; its outcome is ignored, as for any retired circuit.
+                _epoch++;
+                _state = CircuitState.Closed;
+                ColdLocked.RecoveredAt = null;
             }
         }
 

@@ -360,6 +360,47 @@ public sealed class CircuitBreakerRegistryTests
     }
 
     [Fact]
+    public async Task MaxCircuits_AnEvictedOpenCircuit_ReportsNothingAfterItsEviction_ToACallThatFoundItBefore()
+    {
+        using var harness = new BreakerHarness(
+            o =>
+            {
+                o.MaxCircuits = 1;
+                o.MaxConcurrentRequests = 1;
+                o.MaxQueuedRequests = 1;
+            },
+            s => s.AddCircuitBreakerFleetControl());
+        var answer = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        harness.Mock.When("http://users.test/*").Respond(async () =>
+        {
+            await answer.Task;
+            return new HttpResponseMessage(HttpStatusCode.ServiceUnavailable);
+        });
+        harness.Mock.When("http://other.test/*").Respond(HttpStatusCode.OK);
+        var changes = new List<CircuitStateChangedEventArgs>();
+        harness.Registry.StateChanged += (_, e) => changes.Add(e);
+        using var client = harness.CreateClient();
+        var running = client.GetAsync(Users);
+        var queued = client.GetAsync(Users); // waits in the bulkhead's queue, holding the users circuit it found
+        var fleet = harness.Services.GetRequiredService<ICircuitFleetControl>();
+        fleet.Open(new CircuitKey(BreakerHarness.ClientName, Users), TimeSpan.FromSeconds(2), TimeSpan.Zero);
+        (await client.GetAsync(new Uri("http://other.test/"))).Dispose(); // evicts the open users circuit
+        Assert.Equal(CircuitChangeSource.Eviction, changes[^1].Source);
+        changes.Clear();
+
+        // The queued call's turn comes after the break: it asks the circuit it holds again.
+        harness.Time.Advance(TimeSpan.FromSeconds(3));
+        answer.SetResult();
+        (await running).Dispose();
+        using var response = await queued.WaitAsync(TimeSpan.FromSeconds(10));
+
+        // The eviction was the last change of that circuit: a listener that heard it must not then hear it go half-open,
+        // and keep a circuit no listing shows half-open for good. Its host has a closed circuit: the call went through.
+        Assert.Empty(changes);
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
+    }
+
+    [Fact]
     public async Task MaxCircuits_EvictingIdleClosedCircuits_RaisesNoStateChanged()
     {
         using var harness = new BreakerHarness(o => o.MaxCircuits = 2);
