@@ -29,7 +29,8 @@ public sealed class CircuitStateChangedEventArgs : EventArgs
     public TimeSpan? BreakDuration { get; }
 
     /// <summary>
-    /// Gets who decided the change: this instance's own calls, an operator, or the fleet. A fleet coordinator
+    /// Gets who decided the change: this instance's own calls, an operator, the fleet, or the registry's eviction of a
+    /// circuit that was not closed (<see cref="CircuitChangeSource.Eviction"/>). A fleet coordinator
     /// shares only <see cref="CircuitChangeSource.Local"/> changes, so that a decision it applied is not echoed back.
     /// </summary>
     public CircuitChangeSource Source { get; }
