@@ -196,7 +196,9 @@ internal sealed class CircuitBreakerRegistry : ICircuitBreakerRegistry, ICircuit
             Log.OpenCircuitsEvicted(_logger, notClosed.Count, clientName, notClosed.Count > 10 ? named + ", ..." : named);
         }
 
-        foreach (var (entry, _) in notClosed)
+        // Every one, not only those read as not closed: a call still out on a closed one can open it after the eviction read
+        // its state and before it was retired, and its listeners heard that. Each tells only what it is in now.
+        foreach (var (entry, _) in evicted)
         {
             entry.Machine.AnnounceEviction();
         }

@@ -401,6 +401,65 @@ public sealed class CircuitBreakerRegistryTests
     }
 
     [Fact]
+    public void MaxCircuits_ACircuitThatOpensWhileTheEvictionPicksIt_IsAnnouncedClosedAgain()
+    {
+        // The eviction reads the states in the table's order, which follows the hosts' hashes (randomized per process):
+        // a host whose circuit comes before the open one's is read while still closed.
+        for (var i = 0; i < 100; i++)
+        {
+            var time = new HookedTime();
+            using var harness = new BreakerHarness(
+                o =>
+                {
+                    o.FailureThreshold = 1;
+                    o.MaxCircuits = 2;
+                },
+                s => s.AddSingleton<TimeProvider>(time));
+            var circuits = ((CircuitBreakerRegistry)harness.Registry).GetClient(BreakerHarness.ClientName);
+            var failing = circuits.GetOrCreate(new Uri($"http://failing-{i}.test/"));
+            var open = circuits.GetOrCreate(new Uri("http://open.test/"));
+            if (circuits.Entries.First() != failing)
+            {
+                continue;
+            }
+
+            var openPermit = open.Machine.TryAcquire();
+            open.Machine.OnFailure(openPermit);
+            var inFlight = failing.Machine.TryAcquire(); // a call still out on the closed circuit the eviction is about to pick
+            var changes = new List<CircuitStateChangedEventArgs>();
+            harness.Registry.StateChanged += (_, e) => changes.Add(e);
+
+            // Its failure lands while the eviction reads the states (the open circuit's, which asks the clock): after the
+            // closed one was read as closed, before it is retired.
+            time.OnNextNow = () => failing.Machine.OnFailure(inFlight);
+            circuits.GetOrCreate(new Uri("http://third.test/"));
+
+            var told = changes.Where(c => c.Key == failing.Key).Select(c => (c.PreviousState, c.State, c.Source)).ToList();
+            Assert.Equal((CircuitState.Closed, CircuitState.Open, CircuitChangeSource.Local), told[0]);
+            Assert.DoesNotContain(harness.Registry.GetCircuits(), c => c.Key == failing.Key);
+
+            // A listener that heard it open must hear that its host is closed again, or it keeps it open for good.
+            Assert.Equal((CircuitState.Open, CircuitState.Closed, CircuitChangeSource.Eviction), told[^1]);
+            return;
+        }
+
+        Assert.Fail("No host's circuit came before the open one's.");
+    }
+
+    private sealed class HookedTime : Microsoft.Extensions.Time.Testing.FakeTimeProvider
+    {
+        public Action? OnNextNow { get; set; }
+
+        public override DateTimeOffset GetUtcNow()
+        {
+            var hook = OnNextNow;
+            OnNextNow = null;
+            hook?.Invoke();
+            return base.GetUtcNow();
+        }
+    }
+
+    [Fact]
     public async Task MaxCircuits_EvictingIdleClosedCircuits_RaisesNoStateChanged()
     {
         using var harness = new BreakerHarness(o => o.MaxCircuits = 2);
