@@ -12,17 +12,18 @@ internal static class CircuitBreakerServiceRegistration
     public static void AddFromAppConfiguration(IServiceCollection services, string? clientName)
     {
         AddCore(services, clientName);
-        services.AddSingleton<IConfigureOptions<CircuitBreakerOptions>>(sp => new CircuitBreakerConfiguration(
-            clientName,
-            sp.GetService<IConfiguration>()?.GetSection(CircuitBreakerConfiguration.DefaultSectionName),
-            FleetClaimed(sp)));
+        services.AddSingleton<IConfigureOptions<CircuitBreakerOptions>>(sp =>
+        {
+            var section = sp.GetService<IConfiguration>()?.GetSection(CircuitBreakerConfiguration.DefaultSectionName);
+            return new CircuitBreakerConfiguration(clientName, section, FleetKey(sp, section));
+        });
     }
 
     public static void AddFromSection(IServiceCollection services, string? clientName, IConfiguration section)
     {
         ArgumentNullException.ThrowIfNull(section);
         AddCore(services, clientName);
-        services.AddSingleton<IConfigureOptions<CircuitBreakerOptions>>(sp => new CircuitBreakerConfiguration(clientName, section, FleetClaimed(sp)));
+        services.AddSingleton<IConfigureOptions<CircuitBreakerOptions>>(sp => new CircuitBreakerConfiguration(clientName, section, FleetKey(sp, section)));
     }
 
     public static void AddFromDelegate(IServiceCollection services, string? clientName, Action<CircuitBreakerOptions> configure)
@@ -38,9 +39,26 @@ internal static class CircuitBreakerServiceRegistration
         services.TryAddSingleton<ICircuitFleetControl>(sp => sp.GetRequiredService<CircuitBreakerRegistry>());
     }
 
-    // Asked of the container rather than resolved: resolving the registry here would need these very options.
-    private static bool FleetClaimed(IServiceProvider sp) =>
-        sp.GetService<IServiceProviderIsService>()?.IsService(typeof(ICircuitFleetControl)) == true;
+    /// <summary>
+    /// What the <c>Fleet</c> child of <paramref name="section"/> is: a coordination package reads the app's
+    /// <c>CircuitBreaker:Fleet</c>, so in a section bound from elsewhere (<c>AddCircuitBreaker(configuration.GetSection("Http:Breaker"))</c>)
+    /// it is read by nobody. The app's configuration and its sections share one reload token, as <see cref="CircuitBreakerRegistry"/> relies on too.
+    /// </summary>
+    private static CircuitBreakerConfiguration.FleetKeyUse FleetKey(IServiceProvider sp, IConfiguration? section)
+    {
+        // Asked of the container rather than resolved: resolving the registry here would need these very options.
+        if (sp.GetService<IServiceProviderIsService>()?.IsService(typeof(ICircuitFleetControl)) != true)
+        {
+            return CircuitBreakerConfiguration.FleetKeyUse.Unknown;
+        }
+
+        return section is IConfigurationSection { Path: var path }
+            && string.Equals(path, CircuitBreakerConfiguration.DefaultSectionName, StringComparison.OrdinalIgnoreCase)
+            && sp.GetService<IConfiguration>() is { } app
+            && ReferenceEquals(app.GetReloadToken(), section.GetReloadToken())
+                ? CircuitBreakerConfiguration.FleetKeyUse.ReadHere
+                : CircuitBreakerConfiguration.FleetKeyUse.ReadElsewhere;
+    }
 
     private static void AddCore(IServiceCollection services, string? clientName)
     {

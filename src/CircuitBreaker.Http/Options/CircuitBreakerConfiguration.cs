@@ -21,19 +21,33 @@ internal sealed class CircuitBreakerConfiguration : IConfigureNamedOptions<Circu
     public const string ClientsKey = "Clients";
 
     private readonly string? _clientName;
-    private readonly bool _fleetClaimed;
+    private readonly FleetKeyUse _fleet;
 
     /// <param name="clientName">The client to configure, or <see langword="null"/> for every client.</param>
     /// <param name="section">The section to bind; <see langword="null"/> when the app has no configuration.</param>
-    /// <param name="fleetClaimed">
-    /// Whether a fleet coordination package is registered to read the <c>Fleet</c> child; without one that key is
-    /// unknown like any other, so that a fleet configured without its package does not pass silently.
+    /// <param name="fleet">
+    /// Who reads the <c>Fleet</c> child. Without a fleet coordination package that key is unknown like any other, so
+    /// that a fleet configured without its package does not pass silently; with one, it is read from the app's
+    /// <c>CircuitBreaker:Fleet</c> only, so a <c>Fleet</c> in any other section would be read by nobody.
     /// </param>
-    public CircuitBreakerConfiguration(string? clientName, IConfiguration? section, bool fleetClaimed = false)
+    public CircuitBreakerConfiguration(string? clientName, IConfiguration? section, FleetKeyUse fleet = FleetKeyUse.Unknown)
     {
         _clientName = clientName;
         Section = section;
-        _fleetClaimed = fleetClaimed;
+        _fleet = fleet;
+    }
+
+    /// <summary>What the <c>Fleet</c> child of a bound section is to the options.</summary>
+    internal enum FleetKeyUse
+    {
+        /// <summary>No fleet coordination package is registered: an unknown key.</summary>
+        Unknown,
+
+        /// <summary>The package reads this very section's <c>Fleet</c> child (the app's <c>CircuitBreaker</c> section).</summary>
+        ReadHere,
+
+        /// <summary>The package reads the app's <c>CircuitBreaker:Fleet</c>, not this section's <c>Fleet</c>.</summary>
+        ReadElsewhere,
     }
 
     /// <summary>The bound section, watched by the registry for reloads.</summary>
@@ -57,7 +71,7 @@ internal sealed class CircuitBreakerConfiguration : IConfigureNamedOptions<Circu
         }
 
         var errors = new List<string>();
-        Bind(Section, options, allowClients: true, _fleetClaimed, errors);
+        Bind(Section, options, allowClients: true, _fleet, errors);
         if (!string.IsNullOrEmpty(name))
         {
             var clientSection = Section.GetSection(ClientsKey).GetSection(name);
@@ -66,7 +80,7 @@ internal sealed class CircuitBreakerConfiguration : IConfigureNamedOptions<Circu
             // which checks every client's overlay, so binding it here would only report it twice.
             if (clientSection.GetChildren().Any())
             {
-                Bind(clientSection, options, allowClients: false, fleetClaimed: false, errors);
+                Bind(clientSection, options, allowClients: false, FleetKeyUse.Unknown, errors);
             }
         }
 
@@ -76,7 +90,7 @@ internal sealed class CircuitBreakerConfiguration : IConfigureNamedOptions<Circu
         }
     }
 
-    private static void Bind(IConfiguration section, CircuitBreakerOptions options, bool allowClients, bool fleetClaimed, List<string> errors)
+    private static void Bind(IConfiguration section, CircuitBreakerOptions options, bool allowClients, FleetKeyUse fleet, List<string> errors)
     {
         var before = errors.Count;
         // The walk below checks the shape of each child, never of the section itself; a section written as one
@@ -86,7 +100,12 @@ internal sealed class CircuitBreakerConfiguration : IConfigureNamedOptions<Circu
             return;
         }
 
-        FindUnknownKeys(section, typeof(CircuitBreakerOptions), allowClients ? ClientsKey : null, errors, fleetClaimed ? FleetKey : null);
+        if (fleet == FleetKeyUse.ReadElsewhere && section.GetSection(FleetKey) is { } misplaced && (misplaced.Value is not null || misplaced.GetChildren().Any()))
+        {
+            errors.Add($"{misplaced.Path}: fleet mode reads its options from {DefaultSectionName}:{FleetKey} of the app's configuration only, whatever section the breaker is bound to; move them there.");
+        }
+
+        FindUnknownKeys(section, typeof(CircuitBreakerOptions), allowClients ? ClientsKey : null, errors, fleet == FleetKeyUse.Unknown ? null : FleetKey);
         if (errors.Count > before)
         {
             return;

@@ -117,6 +117,41 @@ public sealed class RedisCoordinationOptionsTests
         Assert.Contains("CircuitBreaker:Fleet: unknown configuration key 'Fleet'", error.Message, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void FleetKey_InAnotherSectionThanTheOneTheRedisPackageReads_IsAnErrorNamingWhereItIsRead()
+    {
+        // The package reads CircuitBreaker:Fleet only: a Fleet beside the breaker's options in another section would
+        // be read by nobody, its Quorum silently left at the default.
+        var configuration = new ConfigurationBuilder()
+            .AddInMemoryCollection([new("Http:Breaker:FailureThreshold", "4"), new("Http:Breaker:Fleet:Quorum", "30%")])
+            .Build();
+        var collection = new ServiceCollection().AddSingleton<IConfiguration>(configuration);
+        collection.AddHttpClient("users")
+            .AddCircuitBreaker(configuration.GetSection("Http:Breaker"))
+            .AddRedisCoordination(o => o.ConnectionString = "redis:6379");
+        using var services = collection.BuildServiceProvider();
+
+        var error = Assert.Throws<OptionsValidationException>(() => services.GetRequiredService<IOptionsMonitor<CircuitBreakerOptions>>().Get("users"));
+
+        Assert.Contains("Http:Breaker:Fleet", error.Message, StringComparison.Ordinal);
+        Assert.Contains("CircuitBreaker:Fleet", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void FleetSection_BoundThroughTheSectionOverload_IsNotAnUnknownKeyOfTheBreakerOptions()
+    {
+        var configuration = new ConfigurationBuilder()
+            .AddInMemoryCollection([new("CircuitBreaker:FailureThreshold", "4"), new("CircuitBreaker:Fleet:ConnectionString", "redis:6379")])
+            .Build();
+        var collection = new ServiceCollection().AddSingleton<IConfiguration>(configuration);
+        collection.AddHttpClient("users").AddCircuitBreaker(configuration.GetSection("CircuitBreaker")).AddRedisCoordination();
+        using var services = collection.BuildServiceProvider();
+
+        var options = services.GetRequiredService<IOptionsMonitor<CircuitBreakerOptions>>().Get("users");
+
+        Assert.Equal(4, options.FailureThreshold);
+    }
+
     [Theory]
     [InlineData("3", 10, 3)]
     [InlineData("1", 10, 1)]
