@@ -116,14 +116,23 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
         }
 
         RateLimitLease lease;
-        try
+        if (!circuit.Enforce)
         {
-            lease = await limits.EnterAsync(cancellationToken).ConfigureAwait(false);
+            // Observe-only changes no call's path: a call beyond the limit is counted and sent at once, as the synchronous
+            // path does, rather than held in the queue behind the calls in flight.
+            lease = limits.Enter();
         }
-        catch (OperationCanceledException)
+        else
         {
-            circuit.Machine.Release(permit); // the caller gave up while queued
-            throw;
+            try
+            {
+                lease = await limits.EnterAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                circuit.Machine.Release(permit); // the caller gave up while queued
+                throw;
+            }
         }
 
         using (lease)

@@ -55,6 +55,29 @@ public sealed class BulkheadTests
     }
 
     [Fact]
+    public async Task ObserveOnly_CallBeyondTheLimit_IsSentAtOnce_NotHeldInTheQueue()
+    {
+        // Observe-only promises that the calls a limit would turn away are sent all the same: a call that an enforcing
+        // bulkhead would queue must not wait behind the calls in flight either.
+        await using var server = await KestrelDownstream.StartAsync();
+        var release = HoldAnswers(server);
+        using var side = ClientSide.ForClient(
+            JsonConfiguration.From("""{ "CircuitBreaker": { "Enforce": false, "MaxConcurrentRequests": 1, "MaxQueuedRequests": 1 } }"""),
+            server);
+        using var client = side.CreateClient();
+
+        var running = client.GetAsync("a");
+        await WaitForAsync(() => server.RequestCount == 1);
+        var beyond = client.GetAsync("b");
+        await WaitForAsync(() => server.RequestCount == 2);
+
+        release.SetResult();
+        (await running).Dispose();
+        (await beyond).Dispose();
+        Assert.Equal(2, server.RequestCount);
+    }
+
+    [Fact]
     public async Task Reload_ThatLeavesTheLimitsAlone_KeepsTheBulkhead_AndTheCallsItHolds()
     {
         // Any reload of the configuration re-applies every client's options; the bulkhead must not start empty
