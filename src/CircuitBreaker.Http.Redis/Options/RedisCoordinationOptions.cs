@@ -26,7 +26,10 @@ public sealed class RedisCoordinationOptions
     public string KeyPrefix { get; set; } = RedisCoordinationDefaults.KeyPrefix;
 
     /// <summary>
-    /// Gets or sets the name this instance reports to the fleet (in heartbeats, votes and logs). The default value is
+    /// Gets or sets the name this instance reports to the fleet (in heartbeats, votes and logs). It is the instance's
+    /// identity, so it must differ on every instance (a pod name, say), never be one name shared through common
+    /// configuration: instances that share a name count as one vote and one live instance, each ignores the
+    /// other's decisions as its own, and both take the fleet's probe lease. The default value is
     /// <see langword="null"/>: the machine name, the process id and a random suffix.
     /// </summary>
     public string? InstanceName { get; set; }

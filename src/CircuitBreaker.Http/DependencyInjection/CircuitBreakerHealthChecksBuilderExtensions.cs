@@ -9,8 +9,9 @@ public static class CircuitBreakerHealthChecksBuilderExtensions
     /// <summary>
     /// Adds a health check over every circuit: Healthy while all are closed, Degraded while any is open,
     /// half-open or isolated, and <paramref name="failureStatus"/> when one keeps failing its probes (out of
-    /// Closed for more than twice its break duration with failed probes, or three failed probes in a row). The
-    /// result's data lists the circuits that are not closed.
+    /// Closed for more than twice its break duration with failed probes, or three failed probes in a row). An
+    /// observe-only circuit (<see cref="CircuitBreakerOptions.Enforce"/> off) is at most Degraded, since it turns no
+    /// call away. The result's data lists the circuits that are not closed.
     /// </summary>
     /// <param name="builder">The health checks builder.</param>
     /// <param name="name">The name of the check.</param>

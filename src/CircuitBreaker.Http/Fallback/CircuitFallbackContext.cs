@@ -1,6 +1,10 @@
 namespace CircuitBreaker.Http;
 
-/// <summary>What <see cref="CircuitBreakerFallbackOptions.OnOpen"/> is given about a call its circuit turned away.</summary>
+/// <summary>
+/// What <see cref="CircuitBreakerFallbackOptions.OnOpen"/> is given about a call that was not sent: one its circuit turned
+/// away, or one a load-shedding limit shed (<see cref="CircuitBreakerOptions.MaxConcurrentRequests"/>,
+/// <see cref="CircuitBreakerOptions.Throttle"/>, <see cref="CircuitBreakerOptions.RampUpDuration"/>) from a healthy host.
+/// </summary>
 public sealed class CircuitFallbackContext
 {
     internal CircuitFallbackContext(
@@ -22,13 +26,20 @@ public sealed class CircuitFallbackContext
     /// <summary>Gets the request that was not sent.</summary>
     public HttpRequestMessage Request { get; }
 
-    /// <summary>Gets the circuit that turned the call away.</summary>
+    /// <summary>Gets the circuit of the host the call was for.</summary>
     public CircuitKey CircuitKey { get; }
 
-    /// <summary>Gets the state of that circuit.</summary>
+    /// <summary>
+    /// Gets the state of that circuit: <see cref="CircuitState.Open"/>, <see cref="CircuitState.HalfOpen"/> or
+    /// <see cref="CircuitState.Isolated"/> when it turned the call away; <see cref="CircuitState.Closed"/> (or
+    /// <see cref="CircuitState.HalfOpen"/>, for a probe) when a load-shedding limit shed the call instead.
+    /// </summary>
     public CircuitState State { get; }
 
-    /// <summary>Gets the time until a probe may be sent, if known.</summary>
+    /// <summary>
+    /// Gets the time until a probe may be sent, or, for a call the throttle shed, until its next token; <see langword="null"/>
+    /// when unknown.
+    /// </summary>
     public TimeSpan? RetryAfter { get; }
 
     /// <summary>

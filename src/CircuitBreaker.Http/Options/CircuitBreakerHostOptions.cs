@@ -53,7 +53,10 @@ public class CircuitBreakerHostOptions
     /// <value>The default value is <see langword="null"/> (the client's value).</value>
     public TimeSpan? AttemptTimeout { get; set; }
 
-    /// <summary>Gets or sets the override of <see cref="CircuitBreakerOptions.SlowCallDuration"/>.</summary>
+    /// <summary>
+    /// Gets or sets the override of <see cref="CircuitBreakerOptions.SlowCallDuration"/>; use
+    /// <see cref="Timeout.InfiniteTimeSpan"/> to turn slow-call counting off for this host.
+    /// </summary>
     /// <value>The default value is <see langword="null"/> (the client's value).</value>
     public TimeSpan? SlowCallDuration { get; set; }
 

@@ -165,8 +165,9 @@ public class CircuitBreakerOptions
     public bool Enforce { get; set; } = true;
 
     /// <summary>
-    /// Gets what a caller gets instead of <see cref="CircuitOpenException"/> while a circuit is open: a custom
-    /// answer, the last good cached response, an alternate backend, or a degraded response.
+    /// Gets what a caller gets instead of <see cref="CircuitOpenException"/> while a circuit is open (or instead of
+    /// <see cref="LoadSheddingException"/> when a limit sheds a call): a custom answer, the last good cached response,
+    /// an alternate backend, or a degraded response.
     /// </summary>
     /// <value>The default value is no fallback: callers get <see cref="CircuitOpenException"/>.</value>
     [ValidateObjectMembers]
