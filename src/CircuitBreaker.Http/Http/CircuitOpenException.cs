@@ -57,6 +57,7 @@ public class CircuitOpenException : HttpRequestException
     {
         CircuitState.Isolated => $"The circuit for {key} is isolated: calls fail fast until it is reset by hand.",
         CircuitState.HalfOpen => $"The circuit for {key} is half-open and its probe slots are taken: calls fail fast until a probe succeeds.",
-        _ => string.Create(CultureInfo.InvariantCulture, $"The circuit for {key} is open: calls fail fast. It may be tried again in {retryAfter?.TotalSeconds:0.###} s."),
+        _ when retryAfter is { } retry => string.Create(CultureInfo.InvariantCulture, $"The circuit for {key} is open: calls fail fast. It may be tried again in {retry.TotalSeconds:0.###} s."),
+        _ => $"The circuit for {key} is open: calls fail fast.",
     };
 }
