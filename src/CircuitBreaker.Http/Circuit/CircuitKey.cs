@@ -9,5 +9,5 @@ public readonly record struct CircuitKey(string ClientName, string Authority)
 {
     /// <inheritdoc />
     public override string ToString() =>
-        string.IsNullOrEmpty(ClientName) ? Authority : $"{Authority} (client '{ClientName}')";
+        string.IsNullOrEmpty(ClientName) ? Authority ?? string.Empty : $"{Authority} (client '{ClientName}')"; // default(CircuitKey) holds nulls
 }
