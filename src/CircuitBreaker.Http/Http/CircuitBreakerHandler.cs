@@ -103,36 +103,84 @@ public sealed class CircuitBreakerHandler : DelegatingHandler
     /// throttle, then the bulkhead (waiting in its queue when it has room). A shed call gives its permit back
     /// uncounted, as the host did nothing wrong, and is turned away (<see cref="TurnAwayAsync"/>).
     /// </summary>
-    private async Task<HttpResponseMessage> SendWithinLimitsAsync(HttpRequestMessage request, CircuitEntry circuit, CircuitPermit permit, CircuitLimits limits, bool toAlternate, CancellationToken cancellationToken)
+    private Task<HttpResponseMessage> SendWithinLimitsAsync(HttpRequestMessage request, CircuitEntry circuit, CircuitPermit permit, CircuitLimits limits, bool toAlternate, CancellationToken cancellationToken)
     {
         if (Shed(circuit, permit, limits, out var shed))
         {
-            return await TurnAwayAsync(request, circuit, shed, toAlternate, cancellationToken).ConfigureAwait(false);
+            return TurnAwayAsync(request, circuit, shed, toAlternate, cancellationToken);
         }
 
+        // Not an async method up to here: the slow start and the throttle need no waiting, and a call they let through
+        // hands back the send's own task, as a call without limits does, rather than a state machine and a task of its own.
         if (!limits.HasConcurrencyLimit)
         {
-            return await SendThroughAsync(request, circuit, permit, cancellationToken).ConfigureAwait(false);
+            return SendThroughAsync(request, circuit, permit, cancellationToken);
         }
 
-        RateLimitLease lease;
-        if (!circuit.Enforce)
+        // Observe-only changes no call's path: a call beyond the limit is counted and sent at once, as the synchronous
+        // path does, rather than held in the queue behind the calls in flight.
+        var entering = circuit.Enforce ? limits.EnterAsync(cancellationToken) : new ValueTask<RateLimitLease>(limits.Enter());
+        if (!entering.IsCompletedSuccessfully)
         {
-            // Observe-only changes no call's path: a call beyond the limit is counted and sent at once, as the synchronous
-            // path does, rather than held in the queue behind the calls in flight.
-            lease = limits.Enter();
+            return SendInBulkheadAsync(request, circuit, permit, entering, toAlternate, cancellationToken);
         }
-        else
+
+        // A result is read once: a shed or outdated call goes on with the lease it got.
+        var lease = entering.Result;
+        if (!lease.IsAcquired || circuit.Machine.IsOutdated(permit))
         {
-            try
-            {
-                lease = await limits.EnterAsync(cancellationToken).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException)
-            {
-                circuit.Machine.Release(permit); // the caller gave up while queued
-                throw;
-            }
+            return SendInBulkheadAsync(request, circuit, permit, new ValueTask<RateLimitLease>(lease), toAlternate, cancellationToken);
+        }
+
+        // A slot was free: the call holds it until its response is back.
+        Task<HttpResponseMessage> sending;
+        try
+        {
+            sending = SendThroughAsync(request, circuit, permit, cancellationToken);
+        }
+        catch
+        {
+            lease.Dispose();
+            throw;
+        }
+
+        if (sending.IsCompleted)
+        {
+            lease.Dispose();
+            return sending;
+        }
+
+        return ReleaseWhenSentAsync(sending, lease);
+    }
+
+    /// <summary>Gives the bulkhead's slot back once the call holding it is over.</summary>
+    private static async Task<HttpResponseMessage> ReleaseWhenSentAsync(Task<HttpResponseMessage> sending, RateLimitLease lease)
+    {
+        try
+        {
+            return await sending.ConfigureAwait(false);
+        }
+        finally
+        {
+            lease.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// The bulkhead's slow path: a call that waits in its queue (or was shed by it, or whose circuit moved in the
+    /// meantime); <paramref name="entering"/> is its request for a slot.
+    /// </summary>
+    private async Task<HttpResponseMessage> SendInBulkheadAsync(HttpRequestMessage request, CircuitEntry circuit, CircuitPermit permit, ValueTask<RateLimitLease> entering, bool toAlternate, CancellationToken cancellationToken)
+    {
+        RateLimitLease lease;
+        try
+        {
+            lease = await entering.ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            circuit.Machine.Release(permit); // the caller gave up while queued
+            throw;
         }
 
         using (lease)
