@@ -10,6 +10,9 @@ namespace CircuitBreaker.Http;
 /// </summary>
 internal sealed class CircuitBreakerMetrics
 {
+    // Boxed once: a tag's value is an object, and in observe-only mode an open circuit records one for every call it lets through.
+    private static readonly object NotEnforced = false;
+
     private readonly Counter<long> _opened;
     private readonly Counter<long> _halfOpened;
     private readonly Counter<long> _closed;
@@ -76,7 +79,7 @@ internal sealed class CircuitBreakerMetrics
             tags.Add("reason", reason);
             if (!enforced)
             {
-                tags.Add("circuit.enforced", false); // observe-only: the call was sent all the same
+                tags.Add("circuit.enforced", NotEnforced); // observe-only: the call was sent all the same
             }
 
             Add(_rejected, tags);

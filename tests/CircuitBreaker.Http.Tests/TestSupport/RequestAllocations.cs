@@ -15,18 +15,26 @@ internal static class RequestAllocations
     /// <param name="configure">Adds the breaker (or not) to the client.</param>
     /// <param name="sync">Whether to send with <see cref="HttpClient.Send(HttpRequestMessage)"/> rather than <see cref="HttpClient.SendAsync(HttpRequestMessage)"/>.</param>
     /// <param name="services">Adds services (listeners, logging) before the provider is built.</param>
+    /// <param name="setup">Prepares the circuit before the requests (opens it, say), with the stub to set the status it answers with.</param>
     /// <param name="count">How many requests are measured, after as many for warm-up.</param>
     /// <returns>The bytes allocated per request.</returns>
-    public static double PerRequest(Action<IHttpClientBuilder> configure, bool sync = false, Action<IServiceCollection>? services = null, int count = 2_000)
+    public static double PerRequest(
+        Action<IHttpClientBuilder> configure,
+        bool sync = false,
+        Action<IServiceCollection>? services = null,
+        Action<HttpClient, SynchronousStub>? setup = null,
+        int count = 2_000)
     {
+        var stub = new SynchronousStub();
         var collection = new ServiceCollection();
         var client = collection.AddHttpClient("client")
-            .ConfigurePrimaryHttpMessageHandler(() => new SynchronousStub())
+            .ConfigurePrimaryHttpMessageHandler(() => stub)
             .SetHandlerLifetime(Timeout.InfiniteTimeSpan);
         configure(client);
         services?.Invoke(collection);
         using var provider = collection.BuildServiceProvider();
         var http = provider.GetRequiredService<IHttpClientFactory>().CreateClient("client");
+        setup?.Invoke(http, stub);
 
         Send(http, sync, count);
         var before = GC.GetAllocatedBytesForCurrentThread();
@@ -51,12 +59,27 @@ internal static class RequestAllocations
         }
     }
 
-    private sealed class SynchronousStub : HttpMessageHandler
+    /// <summary>Opens the circuit of the requests' host with as many 500s as <c>FailureThreshold</c> (5 by default) asks; the stub answers 200 again afterwards.</summary>
+    public static void Open(HttpClient http, SynchronousStub stub, int failures = 5)
     {
+        stub.StatusCode = HttpStatusCode.InternalServerError;
+        for (var i = 0; i < failures; i++)
+        {
+            http.Send(new HttpRequestMessage(HttpMethod.Get, Target)).Dispose();
+        }
+
+        stub.StatusCode = HttpStatusCode.OK;
+    }
+
+    /// <summary>A primary handler that answers at once with a new bodiless response of <see cref="StatusCode"/>.</summary>
+    internal sealed class SynchronousStub : HttpMessageHandler
+    {
+        public HttpStatusCode StatusCode { get; set; } = HttpStatusCode.OK;
+
         protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken) =>
             Task.FromResult(Send(request, cancellationToken));
 
         protected override HttpResponseMessage Send(HttpRequestMessage request, CancellationToken cancellationToken) =>
-            new(HttpStatusCode.OK) { RequestMessage = request };
+            new(StatusCode) { RequestMessage = request };
     }
 }
