@@ -75,6 +75,16 @@ internal sealed class CircuitEntry : CircuitStateMachine
         { "server.port", LabelsOf().Port },
     };
 
+    /// <summary>
+    /// <see cref="Tags"/> as a span starts with them, built once per circuit: a <see cref="TagList"/> passed where spans
+    /// take an enumerable is boxed, with its enumerator, for every span (about 300 bytes of each rejection's span).
+    /// </summary>
+    public KeyValuePair<string, object?>[] SpanTags()
+    {
+        var labels = LabelsOf();
+        return labels.SpanTags ??= [.. Tags()]; // racing threads build equal arrays, and either may be kept
+    }
+
     /// <summary>Notes a call; written only when the generation moved, so that a busy circuit's callers do not fight over its cache line.</summary>
     public void MarkUsed(long generation)
     {
@@ -112,5 +122,8 @@ internal sealed class CircuitEntry : CircuitStateMachine
         public string Authority { get; } = authority;
 
         public object Port { get; } = port;
+
+        /// <summary>The span tags, built the first time a span of the circuit starts.</summary>
+        public KeyValuePair<string, object?>[]? SpanTags { get; set; }
     }
 }

@@ -56,7 +56,7 @@ internal static class CircuitBreakerTracing
         var current = Activity.Current;
         try
         {
-            var activity = source.StartActivity(name, ActivityKind.Internal, default(ActivityContext), circuit.Tags());
+            var activity = source.StartActivity(name, ActivityKind.Internal, default(ActivityContext), circuit.SpanTags());
             activity?.SetTag("circuit.state", CircuitBreakerTelemetry.Name(state));
             return activity;
         }
