@@ -23,17 +23,18 @@ internal sealed class ResponseHead
         FallbackPolicy.FallbackHeaderName,
     };
 
+    // The standard reason phrase of each status code, read once from a new response, which has it by itself.
+    private static readonly string?[] StandardReasonPhrases = new string?[1000];
+
     public ResponseHead(HttpResponseMessage response)
     {
         var isHead = response.RequestMessage?.Method == HttpMethod.Head;
         StatusCode = response.StatusCode;
         ReasonPhrase = CustomReasonPhrase(response);
         Version = response.Version;
-        Headers = Copy(response.Headers);
+        Headers = Copy(response.Headers, keepContentLength: true);
         // A replayed body's length is its own, except for HEAD, whose Content-Length describes the resource.
-        ContentHeaders = Copy(response.Content.Headers)
-            .Where(h => isHead || !string.Equals(h.Key, "Content-Length", StringComparison.OrdinalIgnoreCase))
-            .ToArray();
+        ContentHeaders = Copy(response.Content.Headers, keepContentLength: isHead);
         // A Transfer-Encoding overrides a Content-Length sent with it (RFC 9112 §6.3), which SocketsHttpHandler reads past
         // but leaves among the content headers: that length does not tell where such a body ends.
         ContentLength = response.Headers.NonValidated.Contains("Transfer-Encoding") ? null : response.Content.Headers.ContentLength;
@@ -86,13 +87,42 @@ internal sealed class ResponseHead
 
     private static string? CustomReasonPhrase(HttpResponseMessage response)
     {
-        using var standard = new HttpResponseMessage(response.StatusCode);
-        return response.ReasonPhrase == standard.ReasonPhrase ? null : response.ReasonPhrase;
+        var code = (int)response.StatusCode; // 0 to 999, as HttpResponseMessage allows
+        var standard = StandardReasonPhrases[code] ??= StandardReasonPhrase(response.StatusCode);
+        return response.ReasonPhrase == standard ? null : response.ReasonPhrase;
     }
 
-    private static KeyValuePair<string, string[]>[] Copy(System.Net.Http.Headers.HttpHeaders headers) =>
-        headers.NonValidated
-            .Where(h => !SkippedHeaders.Contains(h.Key))
-            .Select(h => new KeyValuePair<string, string[]>(h.Key, [.. h.Value]))
-            .ToArray();
+    private static string? StandardReasonPhrase(HttpStatusCode statusCode)
+    {
+        using var standard = new HttpResponseMessage(statusCode);
+        return standard.ReasonPhrase;
+    }
+
+    // A loop rather than LINQ: every response the cache captures passes here, and the iterators, the boxed enumerator
+    // and the closure cost more than the copies kept.
+    private static KeyValuePair<string, string[]>[] Copy(System.Net.Http.Headers.HttpHeaders headers, bool keepContentLength)
+    {
+        var all = headers.NonValidated;
+        if (all.Count == 0)
+        {
+            return [];
+        }
+
+        var copied = new KeyValuePair<string, string[]>[all.Count];
+        var count = 0;
+        foreach (var (name, values) in all)
+        {
+            if (!SkippedHeaders.Contains(name) && (keepContentLength || !string.Equals(name, "Content-Length", StringComparison.OrdinalIgnoreCase)))
+            {
+                copied[count++] = new(name, [.. values]);
+            }
+        }
+
+        if (count < copied.Length)
+        {
+            Array.Resize(ref copied, count);
+        }
+
+        return copied;
+    }
 }
