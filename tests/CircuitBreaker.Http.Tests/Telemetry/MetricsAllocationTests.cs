@@ -4,7 +4,11 @@ using Microsoft.Extensions.DependencyInjection;
 
 namespace CircuitBreaker.Http.Tests.Telemetry;
 
-/// <summary>What listening to the breaker's instruments adds to the bytes each request allocates.</summary>
+/// <summary>
+/// What listening to the breaker's instruments adds to the bytes each request allocates. Alone in the process: another
+/// test's OpenTelemetry provider listens to every meter of the breaker's name, and would record on this test's thread.
+/// </summary>
+[Collection(ProcessWideTelemetryGroup.Name)]
 public sealed class MetricsAllocationTests
 {
     [Fact]
