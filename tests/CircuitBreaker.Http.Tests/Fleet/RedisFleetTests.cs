@@ -332,6 +332,9 @@ public sealed class RedisFleetTests
         path.Restore();
         await a.Logs.WaitAsync("FleetRedisRestored", TimeSpan.FromSeconds(60));
         Assert.Equal(HealthStatus.Healthy, (await health.CheckHealthAsync()).Status);
+
+        // Logged by the rejoin just after FleetRedisRestored, on the coordinator's thread: waited for, not assumed.
+        await a.Logs.WaitAsync("FleetConnected", Bounded);
         Assert.Contains("instance 'a'", Assert.Single(a.Logs.Messages("FleetConnected")), StringComparison.Ordinal);
     }
 
