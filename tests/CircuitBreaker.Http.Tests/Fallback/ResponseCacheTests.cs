@@ -94,12 +94,7 @@ public sealed class ResponseCacheTests
     [Fact]
     public void TakeEntriesOf_IntoACacheWhoseMaxTotalBytesIsLongMaxValue_KeepsOnlyWhatFits_TheNewest()
     {
-        using var old = new ResponseCache(maxEntries: 100, maxTotalBytes: 1_000_000, _time);
-        for (var i = 0; i < 40; i++)
-        {
-            Store(old, $"http://a.test/{i}", new byte[10]);
-            _time.Advance(TimeSpan.FromSeconds(1));
-        }
+        using var old = CacheOf40Entries();
 
         using var resized = new ResponseCache(maxEntries: 10, maxTotalBytes: long.MaxValue, _time);
         resized.TakeEntriesOf(old);
@@ -434,12 +429,7 @@ public sealed class ResponseCacheTests
     [Fact]
     public void TakeEntriesOf_ASmallerCache_KeepsTheNewestEntries()
     {
-        using var old = new ResponseCache(maxEntries: 100, maxTotalBytes: 1_000_000, _time);
-        for (var i = 0; i < 40; i++)
-        {
-            Store(old, $"http://a.test/{i}", new byte[10]);
-            _time.Advance(TimeSpan.FromSeconds(1));
-        }
+        using var old = CacheOf40Entries();
 
         using var resized = new ResponseCache(maxEntries: 10, maxTotalBytes: 1_000_000, _time);
         resized.TakeEntriesOf(old);
@@ -456,12 +446,7 @@ public sealed class ResponseCacheTests
     {
         // Least recently used entries are compacted first: the entries taken over must keep their order, or the first
         // response stored after a reload that shrank the cache would push out an arbitrary one of them.
-        using var old = new ResponseCache(maxEntries: 100, maxTotalBytes: 1_000_000, _time);
-        for (var i = 0; i < 40; i++)
-        {
-            Store(old, $"http://a.test/{i}", new byte[10]);
-            _time.Advance(TimeSpan.FromSeconds(1));
-        }
+        using var old = CacheOf40Entries();
 
         using var resized = new ResponseCache(maxEntries: 10, maxTotalBytes: 1_000_000, _time);
         resized.TakeEntriesOf(old);
@@ -473,6 +458,19 @@ public sealed class ResponseCacheTests
 
         var missing = Enumerable.Range(30, 10).Where(i => Find(resized, $"http://a.test/{i}", TimeSpan.FromHours(1)) is null).ToList();
         Assert.Equal([30, 31, 32], missing);
+    }
+
+    /// <summary>A cache holding <c>http://a.test/0</c> to <c>/39</c>, stored a second apart, oldest first.</summary>
+    private ResponseCache CacheOf40Entries()
+    {
+        var cache = new ResponseCache(maxEntries: 100, maxTotalBytes: 1_000_000, _time);
+        for (var i = 0; i < 40; i++)
+        {
+            Store(cache, $"http://a.test/{i}", new byte[10]);
+            _time.Advance(TimeSpan.FromSeconds(1));
+        }
+
+        return cache;
     }
 
     private static void Store(ResponseCache cache, string uri, byte[] body, Action<HttpRequestMessage>? request = null, Action<HttpResponseMessage>? response = null)

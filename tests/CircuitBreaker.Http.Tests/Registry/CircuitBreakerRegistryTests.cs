@@ -446,6 +446,31 @@ public sealed class CircuitBreakerRegistryTests
         Assert.Fail("No host's circuit came before the open one's.");
     }
 
+    /// <summary>A client with room for 50 circuits, whose every host fails, and breaks of an hour.</summary>
+    private static BreakerHarness HarnessOf50BrokenHosts(int failureThreshold)
+    {
+        var harness = new BreakerHarness(o =>
+        {
+            o.FailureThreshold = failureThreshold;
+            o.BreakDuration = TimeSpan.FromHours(1);
+            o.MaxCircuits = 50;
+        });
+        harness.Mock.When("*").Respond(HttpStatusCode.InternalServerError);
+        return harness;
+    }
+
+    /// <summary>Fills the 50 places with the open circuits of <c>broken-0.test</c> to <c>broken-49.test</c>, oldest first.</summary>
+    private static async Task OpenEveryCircuitAsync(HttpClient client, int failureThreshold)
+    {
+        for (var i = 0; i < 50; i++)
+        {
+            for (var failure = 0; failure < failureThreshold; failure++)
+            {
+                (await client.GetAsync(new Uri($"http://broken-{i}.test/"))).Dispose();
+            }
+        }
+    }
+
     private sealed class HookedTime : Microsoft.Extensions.Time.Testing.FakeTimeProvider
     {
         public Action? OnNextNow { get; set; }
@@ -482,18 +507,9 @@ public sealed class CircuitBreakerRegistryTests
     {
         // Closed circuits are evicted in batches, to spread the scan's cost; an open one protects its host, so only as
         // many go as the new circuit needs room for.
-        using var harness = new BreakerHarness(o =>
-        {
-            o.FailureThreshold = 1;
-            o.BreakDuration = TimeSpan.FromHours(1);
-            o.MaxCircuits = 50;
-        });
-        harness.Mock.When("*").Respond(HttpStatusCode.InternalServerError);
+        using var harness = HarnessOf50BrokenHosts(failureThreshold: 1);
         using var client = harness.CreateClient();
-        for (var i = 0; i < 50; i++)
-        {
-            (await client.GetAsync(new Uri($"http://broken-{i}.test/"))).Dispose();
-        }
+        await OpenEveryCircuitAsync(client, failureThreshold: 1);
 
         (await client.GetAsync(new Uri("http://new.test/"))).Dispose();
 
@@ -508,19 +524,9 @@ public sealed class CircuitBreakerRegistryTests
     {
         // Each new host's circuit was the only closed one when the next new host came, so it went first: two failing
         // hosts called in turn evicted each other's circuit at every call, and neither ever counted enough failures to open.
-        using var harness = new BreakerHarness(o =>
-        {
-            o.FailureThreshold = 2;
-            o.BreakDuration = TimeSpan.FromHours(1);
-            o.MaxCircuits = 50;
-        });
-        harness.Mock.When("*").Respond(HttpStatusCode.InternalServerError);
+        using var harness = HarnessOf50BrokenHosts(failureThreshold: 2);
         using var client = harness.CreateClient();
-        for (var i = 0; i < 50; i++)
-        {
-            (await client.GetAsync(new Uri($"http://broken-{i}.test/"))).Dispose();
-            (await client.GetAsync(new Uri($"http://broken-{i}.test/"))).Dispose();
-        }
+        await OpenEveryCircuitAsync(client, failureThreshold: 2);
 
         for (var round = 0; round < 2; round++)
         {
