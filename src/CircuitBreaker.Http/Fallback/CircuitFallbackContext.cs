@@ -12,6 +12,7 @@ public sealed class CircuitFallbackContext
         CircuitKey circuitKey,
         CircuitState state,
         TimeSpan? retryAfter,
+        LoadSheddingReason? shedReason,
         HttpResponseMessage? cachedResponse,
         CancellationToken cancellationToken)
     {
@@ -19,6 +20,7 @@ public sealed class CircuitFallbackContext
         CircuitKey = circuitKey;
         State = state;
         RetryAfter = retryAfter;
+        ShedReason = shedReason;
         CachedResponse = cachedResponse;
         CancellationToken = cancellationToken;
     }
@@ -41,6 +43,13 @@ public sealed class CircuitFallbackContext
     /// when unknown.
     /// </summary>
     public TimeSpan? RetryAfter { get; }
+
+    /// <summary>
+    /// Gets the limit that shed the call, or <see langword="null"/> when its circuit turned it away. A half-open probe
+    /// that a limit shed has <see cref="State"/> <see cref="CircuitState.HalfOpen"/> and a reason here; one turned
+    /// away because the probe slots were taken has none.
+    /// </summary>
+    public LoadSheddingReason? ShedReason { get; }
 
     /// <summary>
     /// Gets a fresh copy of the last good response to the same request, when the cache holds one. Return it to

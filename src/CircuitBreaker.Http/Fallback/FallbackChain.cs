@@ -255,7 +255,7 @@ internal sealed class FallbackChain
     {
         try
         {
-            return await onOpen(new CircuitFallbackContext(request, circuit.Key, rejection.State, rejection.RetryAfter, cached, cancellationToken)).ConfigureAwait(false);
+            return await onOpen(new CircuitFallbackContext(request, circuit.Key, rejection.State, rejection.RetryAfter, rejection.Shed, cached, cancellationToken)).ConfigureAwait(false);
         }
         catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
         {

@@ -10,7 +10,7 @@ namespace CircuitBreaker.Http;
 /// away goes down the fallback chain. Add it with <c>AddCircuitBreaker()</c>; its state lives in the registry, so
 /// rebuilt handlers lose nothing.
 /// </summary>
-public sealed class CircuitBreakerHandler : DelegatingHandler
+internal sealed class CircuitBreakerHandler : DelegatingHandler
 {
     private readonly ClientCircuits _circuits;
     private readonly TimeProvider _timeProvider;

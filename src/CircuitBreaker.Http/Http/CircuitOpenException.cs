@@ -44,7 +44,11 @@ public class CircuitOpenException : HttpRequestException
     /// <summary>Gets the circuit that turned the call away.</summary>
     public CircuitKey CircuitKey { get; }
 
-    /// <summary>Gets the state the circuit was in when it turned the call away.</summary>
+    /// <summary>
+    /// Gets the state the circuit was in when it turned the call away: <see cref="CircuitState.Open"/>,
+    /// <see cref="CircuitState.HalfOpen"/> or <see cref="CircuitState.Isolated"/>. An exception built by a constructor
+    /// without a state has the default, <see cref="CircuitState.Closed"/>.
+    /// </summary>
     public CircuitState State { get; }
 
     /// <summary>

@@ -20,7 +20,8 @@ internal readonly record struct Rejection(CircuitState State, TimeSpan? RetryAft
         null => "circuit_open",
         LoadSheddingReason.Concurrency => "concurrency",
         LoadSheddingReason.Throttle => "throttle",
-        _ => "ramp_up",
+        LoadSheddingReason.RampUp => "ramp_up",
+        _ => "unknown",
     };
 
     public HttpRequestException ToException(CircuitKey key) =>

@@ -211,6 +211,7 @@ public sealed class FallbackChainTests
         Assert.Equal("alice", cachedBody);
         Assert.Equal(new CircuitKey(BreakerHarness.ClientName, "http://users.test:80"), seen!.CircuitKey);
         Assert.Equal(CircuitState.Open, seen.State);
+        Assert.Null(seen.ShedReason); // turned away by the circuit, not shed by a limit
         Assert.Equal(TimeSpan.FromSeconds(30), seen.RetryAfter);
         Assert.Equal(Users, seen.Request.RequestUri);
     }

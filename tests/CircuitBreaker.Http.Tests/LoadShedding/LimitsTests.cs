@@ -118,7 +118,7 @@ public sealed class LimitsTests
     {
         const string host = "throttled-probe.test";
         using var spans = ActivityCollector.ForHost(host);
-        var fallbackSaw = new List<CircuitState>();
+        var fallbackSaw = new List<(CircuitState, LoadSheddingReason?)>();
         using var harness = new BreakerHarness(o =>
         {
             o.FailureThreshold = 1;
@@ -126,7 +126,7 @@ public sealed class LimitsTests
             o.Throttle.Burst = 1;
             o.Fallback.OnOpen = context =>
             {
-                fallbackSaw.Add(context.State);
+                fallbackSaw.Add((context.State, context.ShedReason));
                 return ValueTask.FromResult<HttpResponseMessage?>(null);
             };
         });
@@ -141,7 +141,7 @@ public sealed class LimitsTests
         Assert.Equal(LoadSheddingReason.Throttle, shed.Reason);
         Assert.Equal(1, harness.Mock.GetMatchCount(calls));
         Assert.Equal(CircuitState.HalfOpen, harness.Circuit($"http://{host}:80").State);
-        Assert.Equal([CircuitState.HalfOpen], fallbackSaw);
+        Assert.Equal([(CircuitState.HalfOpen, LoadSheddingReason.Throttle)], fallbackSaw); // not "probe slots taken"
         var rejection = Assert.Single(spans.Stopped);
         Assert.Equal("throttle", rejection.GetTagItem("circuit.rejected.reason"));
         Assert.Equal("half_open", rejection.GetTagItem("circuit.state"));
