@@ -40,8 +40,8 @@ internal static class FleetScripts
 
     /// <summary>
     /// Takes the probe lease of a circuit for this instance, unless another instance has it. A lease that already names
-    /// this instance counts as taken: it is this instance's own from before an outage (or an earlier run's of the same
-    /// InstanceName), and an instance must not lose the race against itself, leaving the fleet without a prober until
+    /// this instance counts as taken: it is this instance's own from before an outage, and an instance must not lose
+    /// the race against itself, leaving the fleet without a prober until
     /// the probe wait ends. Its expiry is left as it is, so that the lease still ends with the other instances' holds.
     /// KEYS: lease. ARGV: instance, probe wait ms. Returns 1 if this instance has the lease, 0 otherwise.
     /// </summary>

@@ -95,15 +95,18 @@ internal sealed class RedisFleetCoordinator : IHostedService, IAsyncDisposable
         // Guarded: the coordinator logs from its own catch blocks, and a provider that threw there would end its loop for good.
         _logger = new GuardedLogger(logger);
         _metrics = new FleetMetrics(meterFactory, () => IsAvailable, _logger);
-        InstanceName = _options.InstanceName
-            ?? string.Create(CultureInfo.InvariantCulture, $"{Environment.MachineName}:{Environment.ProcessId}:{Guid.NewGuid().ToString("N")[..8]}");
+        // The suffix makes the identity unique even when every instance is given the same name through shared
+        // configuration: instances sharing an identity would count as one vote and ignore each other's decisions.
+        InstanceName = string.Create(
+            CultureInfo.InvariantCulture,
+            $"{_options.InstanceName ?? $"{Environment.MachineName}:{Environment.ProcessId}"}:{Guid.NewGuid().ToString("N")[..8]}");
         _keyPrefix = "{" + _options.KeyPrefix + "}:";
         _instancesKey = _keyPrefix + "instances";
         _openKey = _keyPrefix + "open";
         _channel = RedisChannel.Literal(_options.KeyPrefix + ":events");
     }
 
-    /// <summary>The name this instance reports to the fleet.</summary>
+    /// <summary>This instance's identity in the fleet: its configured name (or the machine name and process id) and a random suffix.</summary>
     public string InstanceName { get; }
 
     /// <summary>Whether Redis answered the last time it was asked; while it does not, circuits decide locally.</summary>

@@ -26,11 +26,10 @@ public sealed class RedisCoordinationOptions
     public string KeyPrefix { get; set; } = RedisCoordinationDefaults.KeyPrefix;
 
     /// <summary>
-    /// Gets or sets the name this instance reports to the fleet (in heartbeats, votes and logs). It is the instance's
-    /// identity, so it must differ on every instance (a pod name, say), never be one name shared through common
-    /// configuration: instances that share a name count as one vote and one live instance, each ignores the
-    /// other's decisions as its own, and both take the fleet's probe lease. The default value is
-    /// <see langword="null"/>: the machine name, the process id and a random suffix.
+    /// Gets or sets the name this instance reports to the fleet (in heartbeats, votes, logs and health data), a pod
+    /// name, say. A random suffix is added to it (<c>name:1a2b3c4d</c>) to make the instance's identity, so instances
+    /// given one name through shared configuration still count as separate instances. The default value is
+    /// <see langword="null"/>: the machine name and the process id.
     /// </summary>
     public string? InstanceName { get; set; }
 

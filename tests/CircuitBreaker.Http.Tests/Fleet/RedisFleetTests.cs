@@ -52,6 +52,23 @@ public sealed class RedisFleetTests
         Assert.Empty(c.Logs.Messages("FleetCircuitOpened"));
     }
 
+    /// <remarks>
+    /// Shared configuration (one appsettings.json for every replica) is the natural place to set InstanceName. Were the
+    /// name the identity, a and b would be one vote, and each would take the other's decisions for its own.
+    /// </remarks>
+    [SkippableFact]
+    public async Task InstancesGivenOneInstanceName_StillCountAsSeparateVotes()
+    {
+        await using var bed = await FleetTestBed.StartAsync(fleet: o => o.InstanceName = "orders-api");
+        var (downstream, a, b, c) = (bed.Downstream, bed.A, bed.B, bed.C);
+        downstream.RespondWith(503);
+
+        await OpenByQuorumAsync(downstream, a, b, c);
+
+        Assert.Contains("instance 'orders-api:", Assert.Single(c.Logs.Messages("FleetCircuitOpened")), StringComparison.Ordinal);
+        Assert.Equal(2 * 3, downstream.RequestCount);
+    }
+
     [SkippableFact]
     public async Task FailuresOnAQuorum_OpenTheCircuitOnEveryInstance_AndTheDownstreamSeesOnlyTheQuorumsFailures()
     {
@@ -209,7 +226,7 @@ public sealed class RedisFleetTests
         Assert.All(others, i => Assert.Equal(2, i.Logs.Messages("FleetCircuitOpened").Count));
         var reopened = prober.Logs.Messages("FleetCircuitOpened");
         Assert.Equal(2, reopened.Count);
-        Assert.Contains($"decided by instance '{prober.Name}'", reopened[1], StringComparison.Ordinal);
+        Assert.Contains($"decided by instance '{prober.Name}:", reopened[1], StringComparison.Ordinal);
     }
 
     /// <remarks>
@@ -335,7 +352,7 @@ public sealed class RedisFleetTests
 
         // Logged by the rejoin just after FleetRedisRestored, on the coordinator's thread: waited for, not assumed.
         await a.Logs.WaitAsync("FleetConnected", Bounded);
-        Assert.Contains("instance 'a'", Assert.Single(a.Logs.Messages("FleetConnected")), StringComparison.Ordinal);
+        Assert.Contains("instance 'a:", Assert.Single(a.Logs.Messages("FleetConnected")), StringComparison.Ordinal);
     }
 
     [SkippableFact]
@@ -420,7 +437,7 @@ public sealed class RedisFleetTests
 
         await using var mux = await ConnectionMultiplexer.ConnectAsync(bed.Redis.ConnectionString);
         var instances = await mux.GetDatabase().SortedSetRangeByRankAsync("{" + bed.KeyPrefix + "}:instances");
-        Assert.Equal(["b", "c"], instances.Select(i => (string)i!).Order(StringComparer.Ordinal));
+        Assert.Equal(["b", "c"], instances.Select(i => ((string)i!).Split(':')[0]).Order(StringComparer.Ordinal)); // names, without their suffixes
     }
 
     /// <remarks>
@@ -668,7 +685,7 @@ public sealed class RedisFleetTests
         Assert.Equal("200", await probe);
         Assert.Equal(CircuitState.Closed, prober.StateOf(downstream));
         await Task.WhenAll(othersClose).WaitAsync(Bounded);
-        Assert.All(others, i => Assert.Contains($"instance '{prober.Name}'", Assert.Single(i.Logs.Messages("FleetCircuitClosed")), StringComparison.Ordinal));
+        Assert.All(others, i => Assert.Contains($"instance '{prober.Name}:", Assert.Single(i.Logs.Messages("FleetCircuitClosed")), StringComparison.Ordinal));
         Assert.Equal(before, downstream.RequestCount); // that probe was the fleet's only call
     }
 
