@@ -138,9 +138,33 @@ internal static class ProfileRun
             _ = await http.GetStringAsync(Target);
             stub.Body = null;
             await Clients.FailAsync(http, stub, Target, 5);
+            await CheckOpenAsync(provider, http, scenario);
         }
 
         return provider;
+    }
+
+    /// <summary>
+    /// As <c>OpenPathBenchmarks</c>' setup: an open scenario measures an open circuit and the answer its name says, or
+    /// fails, so that a paired or profiled round never times a closed call in its place.
+    /// </summary>
+    private static async Task CheckOpenAsync(ServiceProvider provider, HttpClient http, string scenario)
+    {
+        if (scenario.StartsWith("cb-open-", StringComparison.Ordinal))
+        {
+            Clients.Check(Clients.StateOf(provider, "client", Target) == CircuitState.Open, $"{scenario}: the circuit is open");
+        }
+
+        if (scenario.EndsWith("-throw", StringComparison.Ordinal))
+        {
+            return; // the sender itself fails unless each call is rejected with an exception
+        }
+
+        var expected = scenario.EndsWith("-cache", StringComparison.Ordinal) ? "cache" : "degraded";
+        using var answer = await http.GetAsync(Target);
+        Clients.Check(
+            answer.Headers.TryGetValues("X-Circuit-Fallback", out var values) && values.FirstOrDefault() == expected,
+            $"{scenario}: the {expected} fallback answers");
     }
 
     internal static async Task<Func<Task>> SenderAsync(IServiceProvider services, string scenario)
