@@ -3,6 +3,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Http.Resilience;
 using Polly;
 using Polly.CircuitBreaker;
+using Polly.Fallback;
 
 namespace CircuitBreaker.Http.Benchmarks;
 
@@ -25,6 +26,38 @@ internal static class Clients
     /// <summary>Polly's circuit breaker as Microsoft.Extensions.Http.Resilience adds it, one pipeline per authority.</summary>
     public static void AddPollyCircuitBreaker(this IHttpClientBuilder builder, HttpCircuitBreakerStrategyOptions options) =>
         builder.AddResilienceHandler("cb", b => b.AddCircuitBreaker(options)).SelectPipelineByAuthority();
+
+    /// <summary>The degraded body of the open-path benchmarks, the same for this library's fallback and Polly's.</summary>
+    public const string DegradedBody = """{"user":null,"fallback":true}""";
+
+    /// <summary>
+    /// Polly's circuit behind Polly's own fallback strategy, as a Polly user who wants a degraded answer instead of
+    /// <see cref="BrokenCircuitException"/> builds it: the rejection comes back as an outcome and is answered with the
+    /// same 503, JSON body and <c>X-Circuit-Fallback: degraded</c> header as this library's degraded fallback (without its
+    /// <c>Retry-After</c>), so that nothing is thrown on either side.
+    /// </summary>
+    public static void AddPollyCircuitBreakerWithFallback(this IHttpClientBuilder builder, HttpCircuitBreakerStrategyOptions options)
+    {
+        var body = System.Text.Encoding.UTF8.GetBytes(DegradedBody);
+        builder.AddResilienceHandler("cb", b => b
+            .AddFallback(new FallbackStrategyOptions<HttpResponseMessage>
+            {
+                ShouldHandle = static args => ValueTask.FromResult(args.Outcome.Exception is BrokenCircuitException),
+                FallbackAction = args =>
+                {
+                    var response = new HttpResponseMessage(HttpStatusCode.ServiceUnavailable)
+                    {
+                        RequestMessage = args.Context.GetRequestMessage(),
+                        Content = new ByteArrayContent(body),
+                    };
+                    response.Content.Headers.TryAddWithoutValidation("Content-Type", "application/json");
+                    response.Headers.TryAddWithoutValidation("X-Circuit-Fallback", "degraded");
+                    return Outcome.FromResultAsValueTask(response);
+                },
+            })
+            .AddCircuitBreaker(options))
+            .SelectPipelineByAuthority();
+    }
 
     /// <summary>Polly options that open after two failures and stay open for <see cref="LongBreak"/>.</summary>
     public static HttpCircuitBreakerStrategyOptions PollyOpensFast() => new()

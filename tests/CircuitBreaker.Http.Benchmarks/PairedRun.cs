@@ -24,6 +24,9 @@ internal static class PairedRun
         new("open", "open + degraded / Polly's rejection", ["polly-open-throw", "cb-open-degraded"], t => t[1] / t[0], 0.05),
         new("open", "open + cache / Polly's rejection", ["polly-open-throw", "cb-open-cache"], t => t[1] / t[0], 0.05),
         new("open", "open + throw / Polly's rejection", ["polly-open-throw", "cb-open-throw"], t => t[1] / t[0], 1.00),
+        // Not a target of the issue, which divides by Polly's throwing rejection: the degraded answer against Polly's
+        // circuit answered by Polly's own fallback strategy with the same response, nothing thrown on either side.
+        new("open", "(ref) open + degraded / Polly + fallback", ["polly-open-fallback", "cb-open-degraded"], t => t[1] / t[0], null),
         new("many-hosts", "100,000 hosts / 1 host", ["cb", "cb-many-hosts"], t => t[1] / t[0], 1.50),
 
         // Not a target of the issue, whose closed path is measured over a synchronous stub: what the breaker adds when

@@ -23,7 +23,7 @@ internal static class ProfileRun
     [
         "bare", "cb", "cb-no-timeout", "polly",
         "bare-async", "cb-async", "polly-async",
-        "cb-open-throw", "cb-open-degraded", "cb-open-cache", "polly-open-throw",
+        "cb-open-throw", "cb-open-degraded", "cb-open-cache", "polly-open-throw", "polly-open-fallback",
         "polly-timeout", "polly-timeout-async", "bare-loopback", "cb-loopback",
         "bare-many-hosts", "cb-many-hosts", "forward",
         "bare-no-client-timeout", "cb-no-client-timeout",
@@ -104,6 +104,10 @@ internal static class ProfileRun
             case "polly-open-throw":
                 client.AddPollyCircuitBreaker(Clients.PollyOpensFast());
                 break;
+            case "polly-open-fallback":
+                // For reference: Polly's open circuit answered by Polly's own fallback strategy, nothing thrown.
+                client.AddPollyCircuitBreakerWithFallback(Clients.PollyOpensFast());
+                break;
             case "cb-open-throw":
                 client.AddCircuitBreaker(o => o.BreakDuration = Clients.LongBreak);
                 break;
@@ -113,7 +117,7 @@ internal static class ProfileRun
                     o.BreakDuration = Clients.LongBreak;
                     o.Fallback.Degraded.StatusCode = 503;
                     o.Fallback.Degraded.ContentType = "application/json";
-                    o.Fallback.Degraded.Body = """{"user":null,"fallback":true}""";
+                    o.Fallback.Degraded.Body = Clients.DegradedBody;
                 });
                 break;
             case "cb-open-cache":

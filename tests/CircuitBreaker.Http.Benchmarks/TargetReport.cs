@@ -80,6 +80,16 @@ internal static class TargetReport
                 Row("Open + cache ≤ 1/20 of Polly's rejection", $"{Ns(cache.Mean)} / {Ns(pollyOpen.Mean)}", cache.Mean / pollyOpen.Mean, 0.05);
             }
 
+            if (Find("OpenPathBenchmarks", "CircuitBreakerOpenDegraded") is { } degradedRef && Find("OpenPathBenchmarks", "PollyOpenFallback") is { } pollyFallback)
+            {
+                Row(
+                    "(reference) Open + degraded vs Polly's open circuit answered by its own fallback strategy",
+                    $"{Ns(degradedRef.Mean)} / {Ns(pollyFallback.Mean)}",
+                    degradedRef.Mean / pollyFallback.Mean,
+                    1.0,
+                    reference: true);
+            }
+
             if (Find("OpenPathBenchmarks", "CircuitBreakerOpenThrow") is { } open)
             {
                 Row("Open + throw no slower than Polly's rejection", $"{Ns(open.Mean)} / {Ns(pollyOpen.Mean)}", open.Mean / pollyOpen.Mean, 1.0);
