@@ -1,4 +1,5 @@
 using System.ComponentModel.DataAnnotations;
+using System.Diagnostics.CodeAnalysis;
 
 namespace CircuitBreaker.Http;
 
@@ -16,6 +17,7 @@ public class FallbackCacheOptions
 
     /// <summary>Gets or sets the age beyond which a cached response is no longer replayed.</summary>
     /// <value>The default value is 5 minutes.</value>
+    [UnconditionalSuppressMessage("Trimming", "IL2026", Justification = RangeOfTimeSpan.Justification)]
     [Range(typeof(TimeSpan), "00:00:00.001", "365.00:00:00")]
     public TimeSpan MaxAge { get; set; } = TimeSpan.FromMinutes(5);
 

@@ -1,3 +1,6 @@
+using System.Diagnostics;
+using System.Diagnostics.CodeAnalysis;
+using System.Globalization;
 using System.Reflection;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Options;
@@ -19,6 +22,21 @@ internal sealed class CircuitBreakerConfiguration : IConfigureNamedOptions<Circu
 
     /// <summary>The child section of per-client overlays.</summary>
     public const string ClientsKey = "Clients";
+
+    // The walk looks up the keys of nested options by their type at run time, which the trimmer cannot follow: naming
+    // every options type here keeps their properties (Native AOT would otherwise strip them all, and report every key
+    // as unknown).
+    private static readonly Dictionary<Type, Dictionary<string, PropertyInfo>> OptionsProperties = new()
+    {
+        [typeof(CircuitBreakerOptions)] = BindableProperties(typeof(CircuitBreakerOptions)),
+        [typeof(CircuitBreakerHostOptions)] = BindableProperties(typeof(CircuitBreakerHostOptions)),
+        [typeof(CircuitBreakerFallbackOptions)] = BindableProperties(typeof(CircuitBreakerFallbackOptions)),
+        [typeof(CircuitBreakerFallbackHostOptions)] = BindableProperties(typeof(CircuitBreakerFallbackHostOptions)),
+        [typeof(FallbackCacheOptions)] = BindableProperties(typeof(FallbackCacheOptions)),
+        [typeof(FallbackCacheHostOptions)] = BindableProperties(typeof(FallbackCacheHostOptions)),
+        [typeof(DegradedResponseOptions)] = BindableProperties(typeof(DegradedResponseOptions)),
+        [typeof(ThrottleOptions)] = BindableProperties(typeof(ThrottleOptions)),
+    };
 
     private readonly string? _clientName;
     private readonly FleetKeyUse _fleet;
@@ -130,7 +148,7 @@ internal sealed class CircuitBreakerConfiguration : IConfigureNamedOptions<Circu
     /// </summary>
     private static List<string>? ColonInHostKeys(IConfigurationSection hosts, IConfigurationSection entry)
     {
-        var options = BindableProperties(typeof(CircuitBreakerHostOptions));
+        var options = OptionsProperties[typeof(CircuitBreakerHostOptions)];
         List<string>? found = null;
         Follow(entry, entry.Key);
         return found;
@@ -186,7 +204,9 @@ internal sealed class CircuitBreakerConfiguration : IConfigureNamedOptions<Circu
     /// </summary>
     private static void FindUnknownKeys(IConfiguration section, Type type, string? extraKey, List<string> errors, string? claimedKey = null, bool inHostOverride = false)
     {
-        var properties = BindableProperties(type);
+        var properties = OptionsProperties.TryGetValue(type, out var known)
+            ? known
+            : throw new UnreachableException($"{type} is missing from {nameof(OptionsProperties)}.");
         foreach (var child in section.GetChildren())
         {
             if (claimedKey is not null && string.Equals(child.Key, claimedKey, StringComparison.OrdinalIgnoreCase))
@@ -310,22 +330,18 @@ internal sealed class CircuitBreakerConfiguration : IConfigureNamedOptions<Circu
         }
     }
 
-    private static bool Converts(string value, Type type)
-    {
-        try
-        {
-            _ = System.ComponentModel.TypeDescriptor.GetConverter(type).ConvertFromInvariantString(value);
-            return true;
-        }
-#pragma warning disable CA1031 // Converters throw whatever they like for bad input; any throw means "does not convert".
-        catch (Exception)
-#pragma warning restore CA1031
-        {
-            return false;
-        }
-    }
+    /// <summary>Whether <paramref name="value"/> converts to <paramref name="type"/> as the binder generated at compile time parses it.</summary>
+    private static bool Converts(string value, Type type) =>
+        type == typeof(int) ? int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out _)
+        : type == typeof(long) ? long.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out _)
+        : type == typeof(double) ? double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out _)
+        : type == typeof(bool) ? bool.TryParse(value, out _)
+        : type == typeof(TimeSpan) ? TimeSpan.TryParse(value, CultureInfo.InvariantCulture, out _)
+        : type == typeof(Uri) ? Uri.TryCreate(value, UriKind.RelativeOrAbsolute, out _)
+        : type == typeof(string) ? true
+        : throw new UnreachableException($"No conversion check for {type}.");
 
-    private static Dictionary<string, PropertyInfo> BindableProperties(Type type) =>
+    private static Dictionary<string, PropertyInfo> BindableProperties([DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicProperties)] Type type) =>
         type.GetProperties(BindingFlags.Public | BindingFlags.Instance)
             .Where(p => !typeof(Delegate).IsAssignableFrom(p.PropertyType)) // code-only, such as Fallback.OnOpen
             .ToDictionary(p => p.Name, StringComparer.OrdinalIgnoreCase);

@@ -1,4 +1,5 @@
 using System.ComponentModel.DataAnnotations;
+using System.Diagnostics.CodeAnalysis;
 using Microsoft.Extensions.Options;
 
 namespace CircuitBreaker.Http;
@@ -39,11 +40,13 @@ public class CircuitBreakerOptions
 
     /// <summary>Gets or sets the rolling window over which <see cref="FailureRatio"/> is measured.</summary>
     /// <value>The default value is 30 seconds.</value>
+    [UnconditionalSuppressMessage("Trimming", "IL2026", Justification = RangeOfTimeSpan.Justification)]
     [Range(typeof(TimeSpan), MinDuration, MaxDuration)]
     public TimeSpan SamplingDuration { get; set; } = TimeSpan.FromSeconds(30);
 
     /// <summary>Gets or sets how long the circuit stays open the first time before a probe is let through.</summary>
     /// <value>The default value is 30 seconds.</value>
+    [UnconditionalSuppressMessage("Trimming", "IL2026", Justification = RangeOfTimeSpan.Justification)]
     [Range(typeof(TimeSpan), MinDuration, MaxDuration)]
     public TimeSpan BreakDuration { get; set; } = TimeSpan.FromSeconds(30);
 
@@ -61,6 +64,7 @@ public class CircuitBreakerOptions
     /// above it is used as is.
     /// </summary>
     /// <value>The default value is 5 minutes.</value>
+    [UnconditionalSuppressMessage("Trimming", "IL2026", Justification = RangeOfTimeSpan.Justification)]
     [Range(typeof(TimeSpan), MinDuration, MaxDuration)]
     public TimeSpan MaxBreakDuration { get; set; } = TimeSpan.FromMinutes(5);
 
