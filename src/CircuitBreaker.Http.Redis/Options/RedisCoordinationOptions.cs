@@ -1,4 +1,5 @@
 using System.ComponentModel.DataAnnotations;
+using System.Diagnostics.CodeAnalysis;
 
 namespace CircuitBreaker.Http.Redis;
 
@@ -45,10 +46,12 @@ public sealed class RedisCoordinationOptions
     /// <summary>
     /// Gets or sets how recent an instance's open circuit must be to count towards the quorum. The default value is 1 minute.
     /// </summary>
+    [UnconditionalSuppressMessage("Trimming", "IL2026", Justification = RangeOfTimeSpan.Justification)]
     [Range(typeof(TimeSpan), "00:00:01", "01:00:00")]
     public TimeSpan QuorumWindow { get; set; } = RedisCoordinationDefaults.QuorumWindow;
 
     /// <summary>Gets or sets how often this instance tells the fleet it is alive. The default value is 5 seconds.</summary>
+    [UnconditionalSuppressMessage("Trimming", "IL2026", Justification = RangeOfTimeSpan.Justification)]
     [Range(typeof(TimeSpan), "00:00:00.100", "00:05:00")]
     public TimeSpan HeartbeatInterval { get; set; } = RedisCoordinationDefaults.HeartbeatInterval;
 
@@ -56,6 +59,7 @@ public sealed class RedisCoordinationOptions
     /// Gets or sets how long after its last heartbeat an instance still counts as live, for a percentage quorum. It must
     /// be longer than <see cref="HeartbeatInterval"/>. The default value is 15 seconds.
     /// </summary>
+    [UnconditionalSuppressMessage("Trimming", "IL2026", Justification = RangeOfTimeSpan.Justification)]
     [Range(typeof(TimeSpan), "00:00:00.200", "00:15:00")]
     public TimeSpan InstanceExpiry { get; set; } = RedisCoordinationDefaults.InstanceExpiry;
 
@@ -64,6 +68,7 @@ public sealed class RedisCoordinationOptions
     /// to report: the lease's lifetime. When it passes without a verdict (the prober crashed), each instance probes
     /// by itself. It should exceed the probe's own <c>AttemptTimeout</c>. The default value is 30 seconds.
     /// </summary>
+    [UnconditionalSuppressMessage("Trimming", "IL2026", Justification = RangeOfTimeSpan.Justification)]
     [Range(typeof(TimeSpan), "00:00:00.100", "00:10:00")]
     public TimeSpan ProbeWait { get; set; } = RedisCoordinationDefaults.ProbeWait;
 }

@@ -1,4 +1,6 @@
 using System.Reflection;
+using CircuitBreaker.Http.Redis;
+using OpenTelemetry.Metrics;
 
 namespace CircuitBreaker.Http.Tests.Options;
 
@@ -9,6 +11,8 @@ public sealed class TrimmingTests
     // validation and the unknown-key check keep working after trimming.
     [Theory]
     [InlineData(typeof(CircuitBreakerOptions))]
+    [InlineData(typeof(RedisCoordinationOptions))]
+    [InlineData(typeof(CircuitBreakerMeterProviderBuilderExtensions))]
     public void EveryPackage_IsMarkedTrimmable(Type typeInPackage)
     {
         var metadata = typeInPackage.Assembly.GetCustomAttributes<AssemblyMetadataAttribute>();
