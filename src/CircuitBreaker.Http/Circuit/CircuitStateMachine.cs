@@ -17,7 +17,10 @@ internal class CircuitStateMachine : IDisposable
     private RollingWindow? _window;
     private Cold? _cold;
     private long _epoch;
-    private long _retryAtCoarse; // Cold.RetryAt on the coarse clock (rounded up), which a reader without the lock can read whole
+    // When the break ends, on the coarse clock (rounded up), which a reader without the lock can read whole. Every decision
+    // about the break reads it, never the wall clock: a step of the wall clock (NTP, an operator, a VM resumed) would
+    // otherwise hold a circuit open for as long as the clock went back, or end its break early.
+    private long _retryAtCoarse;
     private volatile CircuitState _state = CircuitState.Closed;
     private int _consecutiveFailures;
 
@@ -52,7 +55,7 @@ internal class CircuitStateMachine : IDisposable
             {
                 lock (this)
                 {
-                    if (_state == CircuitState.Open && TimeProvider.GetUtcNow() >= ColdLocked.RetryAt)
+                    if (_state == CircuitState.Open && BreakOverLocked(_clock.Now))
                     {
                         return CircuitState.HalfOpen;
                     }
@@ -289,13 +292,12 @@ internal class CircuitStateMachine : IDisposable
             }
 
             var now = TimeProvider.GetUtcNow();
-            var retryAt = now + breakDuration;
             if (_state == CircuitState.Open)
             {
                 // Often opened by the very failures that made the quorum: no new transition, just the fleet's timing.
-                if (retryAt > cold.RetryAt)
+                if (_clock.Now + _clock.ToUnits(breakDuration) > _retryAtCoarse)
                 {
-                    SetRetryAtLocked(now, breakDuration);
+                    SetRetryAtLocked(breakDuration);
                     ScheduleBreakTimerLocked(breakDuration);
                 }
             }
@@ -305,7 +307,7 @@ internal class CircuitStateMachine : IDisposable
             }
 
             cold.FleetHeld = true;
-            cold.FleetHeldUntil = cold.RetryAt.ToDateTimeOffset() + probeWait;
+            cold.FleetHeldUntil = _retryAtCoarse + _clock.ToUnits(probeWait);
         }
 
         Notify(transition);
@@ -400,7 +402,7 @@ internal class CircuitStateMachine : IDisposable
                 _consecutiveFailures,
                 FailureRatioLocked(),
                 open ? cold!.OpenedAt : null,
-                state is CircuitState.Open or CircuitState.HalfOpen ? cold!.RetryAt : null,
+                state is CircuitState.Open or CircuitState.HalfOpen ? RetryAtLocked() : null,
                 open ? cold!.LeftClosedAt : null,
                 cold?.FailedProbes ?? 0);
         }
@@ -478,11 +480,12 @@ internal class CircuitStateMachine : IDisposable
         return false;
     }
 
-    private void SetRetryAtLocked(DateTimeOffset now, TimeSpan breakDuration)
-    {
-        ColdLocked.RetryAt = now + breakDuration;
-        Volatile.Write(ref _retryAtCoarse, _clock.Now + _clock.ToUnits(breakDuration));
-    }
+    private void SetRetryAtLocked(TimeSpan breakDuration) => Volatile.Write(ref _retryAtCoarse, _clock.Now + _clock.ToUnits(breakDuration));
+
+    private bool BreakOverLocked(long now) => now >= _retryAtCoarse;
+
+    /// <summary>When the break ends, on the wall clock as it reads now (which may have been stepped since the circuit opened).</summary>
+    private DateTimeOffset RetryAtLocked() => TimeProvider.GetUtcNow() + _clock.ToTimeSpan(_retryAtCoarse - _clock.Now);
 
     private CircuitPermit TryAcquireSlow()
     {
@@ -497,11 +500,11 @@ internal class CircuitStateMachine : IDisposable
             }
             else
             {
-                var now = TimeProvider.GetUtcNow();
+                var now = _clock.Now;
                 var cold = ColdLocked;
-                if (_state == CircuitState.Open && now >= cold.RetryAt)
+                if (_state == CircuitState.Open && BreakOverLocked(now))
                 {
-                    transition = PendLocked(HalfOpenLocked(now));
+                    transition = PendLocked(HalfOpenLocked(TimeProvider.GetUtcNow()));
                 }
 
                 permit = PermitLocked(cold, now);
@@ -512,18 +515,20 @@ internal class CircuitStateMachine : IDisposable
         return permit;
     }
 
-    private CircuitPermit PermitLocked(Cold cold, DateTimeOffset now)
+    /// <param name="cold">The cold state.</param>
+    /// <param name="now">The coarse clock's reading.</param>
+    private CircuitPermit PermitLocked(Cold cold, long now)
     {
         switch (_state)
         {
             case CircuitState.HalfOpen when cold.FleetHeld && now < cold.FleetHeldUntil:
                 // Another instance probes for the fleet; its verdict (or the end of the hold) decides.
-                return CircuitPermit.Rejected(CircuitState.HalfOpen, cold.FleetHeldUntil - now);
+                return CircuitPermit.Rejected(CircuitState.HalfOpen, _clock.ToTimeSpan(cold.FleetHeldUntil - now));
             case CircuitState.HalfOpen when cold.ProbesInFlight < _settings.HalfOpenProbes:
                 cold.ProbesInFlight++;
                 return CircuitPermit.Probe(_epoch);
             case CircuitState.Open:
-                return CircuitPermit.Rejected(CircuitState.Open, cold.RetryAt - now);
+                return CircuitPermit.Rejected(CircuitState.Open, _clock.ToTimeSpan(_retryAtCoarse - now));
             default:
                 // Half-open with every probe slot taken, or isolated: no time to promise.
                 return CircuitPermit.Rejected(_state, null);
@@ -550,7 +555,7 @@ internal class CircuitStateMachine : IDisposable
     }
 
     private CircuitState EffectiveStateLocked() =>
-        _state == CircuitState.Open && TimeProvider.GetUtcNow() >= ColdLocked.RetryAt ? CircuitState.HalfOpen : _state;
+        _state == CircuitState.Open && BreakOverLocked(_clock.Now) ? CircuitState.HalfOpen : _state;
 
     private CircuitTransition OpenLocked(bool fromHalfOpen, TimeSpan? requestedBreak)
     {
@@ -571,7 +576,7 @@ internal class CircuitStateMachine : IDisposable
         else
         {
             // No break yet means no close yet either: ClosedAt is only read once a break has been taken.
-            breakDuration = cold.LastBreak == TimeSpan.Zero || (!fromHalfOpen && now - cold.ClosedAt >= cold.LastBreak)
+            breakDuration = cold.LastBreak == TimeSpan.Zero || (!fromHalfOpen && _clock.Now - cold.ClosedAt >= _clock.ToUnits(cold.LastBreak))
                 ? settings.BreakDuration
                 : settings.NextBreak(cold.LastBreak);
             effectiveBreak = settings.Jittered(breakDuration);
@@ -598,7 +603,7 @@ internal class CircuitStateMachine : IDisposable
         _state = CircuitState.Open;
         cold.LastBreak = breakDuration;
         cold.OpenedAt = now;
-        SetRetryAtLocked(now, effectiveBreak);
+        SetRetryAtLocked(effectiveBreak);
         cold.ProbesInFlight = 0;
         cold.ProbeSuccesses = 0;
         ScheduleBreakTimerLocked(effectiveBreak);
@@ -625,7 +630,7 @@ internal class CircuitStateMachine : IDisposable
         _epoch++;
         _state = CircuitState.Closed;
         cold.FleetHeld = false;
-        cold.ClosedAt = now;
+        cold.ClosedAt = _clock.Now;
         _consecutiveFailures = 0;
         cold.FailedProbes = 0;
         cold.ProbesInFlight = 0;
@@ -674,14 +679,14 @@ internal class CircuitStateMachine : IDisposable
                 return;
             }
 
-            var now = TimeProvider.GetUtcNow();
-            if (now >= cold.RetryAt)
+            var now = _clock.Now;
+            if (BreakOverLocked(now))
             {
-                transition = PendLocked(HalfOpenLocked(now));
+                transition = PendLocked(HalfOpenLocked(TimeProvider.GetUtcNow()));
             }
             else
             {
-                ScheduleBreakTimerLocked(cold.RetryAt - now);
+                ScheduleBreakTimerLocked(_clock.ToTimeSpan(_retryAtCoarse - now));
             }
         }
 
@@ -768,12 +773,11 @@ internal class CircuitStateMachine : IDisposable
         public string? LastFailure;
         public ITimer? BreakTimer;
         public UtcTime OpenedAt;
-        public UtcTime RetryAt;
-        public UtcTime ClosedAt;
+        public long ClosedAt; // on the coarse clock, as the break's end is
         public UtcTime LeftClosedAt;
         public UtcTime? RecoveredAt;
         public TimeSpan LastBreak;
-        public UtcTime FleetHeldUntil;
+        public long FleetHeldUntil; // on the coarse clock
         public int ProbesInFlight;
         public int ProbeSuccesses;
         public int FailedProbes;
