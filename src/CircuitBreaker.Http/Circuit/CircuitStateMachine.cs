@@ -75,14 +75,18 @@ internal class CircuitStateMachine : IDisposable
     /// <summary>The cold state, created on first use; only under the lock.</summary>
     private Cold ColdLocked => _cold ??= new Cold();
 
-    /// <summary>When the circuit last closed after a successful probe (its own or the fleet's), for the slow start; <see langword="null"/> otherwise.</summary>
-    public DateTimeOffset? RecoveredAt
+    /// <summary>
+    /// How long ago the circuit closed after a successful probe (its own or the fleet's), for the slow start; <see langword="null"/>
+    /// otherwise. Measured on the monotonic clock: a step of the wall clock must neither end the slow start at once nor keep it
+    /// at its first tenth for as long as the clock went back.
+    /// </summary>
+    public TimeSpan? SinceRecovery
     {
         get
         {
             lock (this)
             {
-                return _state == CircuitState.Closed ? _cold?.RecoveredAt : null;
+                return _state == CircuitState.Closed && _cold?.RecoveredAt is { } at ? _clock.ToTimeSpan(_clock.Now - at) : null;
             }
         }
     }
@@ -349,7 +353,7 @@ internal class CircuitStateMachine : IDisposable
             // The fleet's probe proved the downstream back, as a probe of this instance's own would have. A circuit
             // closed straight from Open (its own break was longer than the fleet's) would otherwise send its whole
             // backlog at once while the rest of the fleet ramps up.
-            ColdLocked.RecoveredAt = closed.Timestamp;
+            ColdLocked.RecoveredAt = _clock.Now;
             transition = PendLocked(closed);
         }
 
@@ -625,7 +629,7 @@ internal class CircuitStateMachine : IDisposable
         var now = TimeProvider.GetUtcNow();
         var cold = ColdLocked;
         var previous = _state;
-        cold.RecoveredAt = previous == CircuitState.HalfOpen ? now : null;
+        cold.RecoveredAt = previous == CircuitState.HalfOpen ? _clock.Now : null;
         cold.BreakTimer?.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
         _epoch++;
         _state = CircuitState.Closed;
@@ -775,7 +779,7 @@ internal class CircuitStateMachine : IDisposable
         public UtcTime OpenedAt;
         public long ClosedAt; // on the coarse clock, as the break's end is
         public UtcTime LeftClosedAt;
-        public UtcTime? RecoveredAt;
+        public long? RecoveredAt; // on the coarse clock
         public TimeSpan LastBreak;
         public long FleetHeldUntil; // on the coarse clock
         public int ProbesInFlight;

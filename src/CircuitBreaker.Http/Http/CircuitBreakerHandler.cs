@@ -225,8 +225,8 @@ internal sealed class CircuitBreakerHandler : DelegatingHandler
     private bool Shed(CircuitEntry circuit, in CircuitPermit permit, CircuitLimits limits, out Rejection shed)
     {
         shed = default;
-        // RecoveredAt takes the circuit's lock: read only when there is a slow start to ask it about.
-        if (permit.Kind == CircuitPermitKind.Closed && limits.HasRampUp && !limits.AdmitDuringRampUp(circuit.Machine.RecoveredAt))
+        // SinceRecovery takes the circuit's lock: read only when there is a slow start to ask it about.
+        if (permit.Kind == CircuitPermitKind.Closed && limits.HasRampUp && !limits.AdmitDuringRampUp(circuit.Machine.SinceRecovery))
         {
             shed = Rejection.ByLimit(LoadSheddingReason.RampUp, permit);
         }

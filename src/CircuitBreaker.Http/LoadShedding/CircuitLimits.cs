@@ -12,7 +12,6 @@ internal sealed class CircuitLimits : IDisposable
     /// <summary>The share of calls let through at the start of a ramp-up.</summary>
     public const double RampUpStartShare = 0.1;
 
-    private readonly TimeProvider _timeProvider;
     private readonly Settings _settings;
     private readonly ConcurrencyLimiter? _concurrency;
     private readonly TokenBucketRateLimiter? _throttle;
@@ -22,11 +21,9 @@ internal sealed class CircuitLimits : IDisposable
 
     /// <param name="options">The host's options.</param>
     /// <param name="settings">Their limits.</param>
-    /// <param name="timeProvider">The clock of the slow start.</param>
     /// <param name="current">The limits being replaced on reload, whose limiters are kept where their own settings did not change.</param>
-    private CircuitLimits(CircuitBreakerOptions options, Settings settings, TimeProvider timeProvider, CircuitLimits? current = null)
+    private CircuitLimits(CircuitBreakerOptions options, Settings settings, CircuitLimits? current = null)
     {
-        _timeProvider = timeProvider;
         _settings = settings;
         if (current is not null && current._settings.SameBulkhead(settings))
         {
@@ -69,8 +66,8 @@ internal sealed class CircuitLimits : IDisposable
     /// <summary>Whether the circuit starts slowly after it recovers (<c>RampUpDuration</c>).</summary>
     public bool HasRampUp => _rampUp is not null;
 
-    public static CircuitLimits? From(CircuitBreakerOptions options, TimeProvider timeProvider) =>
-        Settings.Of(options) is { IsNone: false } settings ? new CircuitLimits(options, settings, timeProvider) : null;
+    public static CircuitLimits? From(CircuitBreakerOptions options) =>
+        Settings.Of(options) is { IsNone: false } settings ? new CircuitLimits(options, settings) : null;
 
     /// <summary>
     /// The limits for reloaded options: <paramref name="current"/> itself while its settings are unchanged, so that
@@ -85,32 +82,31 @@ internal sealed class CircuitLimits : IDisposable
     /// under them finish under them and they are collected afterwards; until then the old and the new bulkhead each
     /// admit their own calls.
     /// </remarks>
-    public static CircuitLimits? Update(CircuitLimits? current, CircuitBreakerOptions options, TimeProvider timeProvider)
+    public static CircuitLimits? Update(CircuitLimits? current, CircuitBreakerOptions options)
     {
         if (current is null)
         {
-            return From(options, timeProvider);
+            return From(options);
         }
 
         var settings = Settings.Of(options);
         return current._settings == settings ? current
             : settings.IsNone ? null
-            : new CircuitLimits(options, settings, timeProvider, current);
+            : new CircuitLimits(options, settings, current);
     }
 
     /// <summary>
-    /// Whether a call may go during the slow start after <paramref name="recoveredAt"/>: the share let through
+    /// Whether a call may go <paramref name="sinceRecovery"/> into the slow start: the share let through
     /// grows linearly from <see cref="RampUpStartShare"/> to all over the ramp, spread evenly (every call adds
     /// the current share to a credit; a call goes when the credit reaches one), so the curve holds exactly.
     /// </summary>
-    public bool AdmitDuringRampUp(DateTimeOffset? recoveredAt)
+    public bool AdmitDuringRampUp(TimeSpan? sinceRecovery)
     {
-        if (_rampUp is not { } ramp || recoveredAt is not { } at)
+        if (_rampUp is not { } ramp || sinceRecovery is not { } since)
         {
             return true;
         }
 
-        var since = _timeProvider.GetUtcNow() - at;
         if (since >= ramp)
         {
             return true;

@@ -22,7 +22,7 @@ internal sealed class CircuitEntry : CircuitStateMachine
     /// <param name="host">Its lookup key.</param>
     /// <param name="rules">The rules of its host's options, shared with every circuit that has the same options.</param>
     /// <param name="generation">The registry's generation at creation, its first <see cref="LastUsed"/>.</param>
-    /// <param name="timeProvider">The clock of the state machine and the limits.</param>
+    /// <param name="timeProvider">The clock of the state machine.</param>
     public CircuitEntry(ClientCircuits owner, HostKey host, CircuitRules rules, long generation, TimeProvider timeProvider)
         : base(rules.Settings, timeProvider)
     {
@@ -30,7 +30,7 @@ internal sealed class CircuitEntry : CircuitStateMachine
         Host = host;
         Hash = host.GetHashCode();
         var hostOptions = rules.Options;
-        _limits = CircuitLimits.From(hostOptions, timeProvider);
+        _limits = CircuitLimits.From(hostOptions);
         _classifier = rules.Classifier;
         _fallback = rules.Fallback;
         _enforce = hostOptions.Enforce;
@@ -94,11 +94,11 @@ internal sealed class CircuitEntry : CircuitStateMachine
         }
     }
 
-    public void Apply(CircuitRules rules, TimeProvider timeProvider)
+    public void Apply(CircuitRules rules)
     {
         var hostOptions = rules.Options;
 
-        _limits = CircuitLimits.Update(_limits, hostOptions, timeProvider);
+        _limits = CircuitLimits.Update(_limits, hostOptions);
         UpdateSettings(rules.Settings);
         _classifier = rules.Classifier;
         _fallback = rules.Fallback;

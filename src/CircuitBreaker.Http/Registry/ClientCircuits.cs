@@ -82,7 +82,7 @@ internal sealed class ClientCircuits
             Cache = CacheFor(options, Cache, _registry.TimeProvider);
             foreach (var entry in _circuits.ToArray())
             {
-                entry.Apply(RulesFor(options, entry.Host), _registry.TimeProvider);
+                entry.Apply(RulesFor(options, entry.Host));
             }
         }
     }

@@ -584,7 +584,7 @@ public sealed class CircuitStateMachineTests : IDisposable
 
         Assert.True(machine.CloseForFleet());
 
-        Assert.Equal(_time.GetUtcNow(), machine.RecoveredAt);
+        Assert.Equal(TimeSpan.Zero, machine.SinceRecovery);
     }
 
     [Fact]
@@ -637,7 +637,7 @@ public sealed class CircuitStateMachineTests : IDisposable
         machine.ReleaseFleetHold();
         Assert.False(machine.GrantFleetProbe());
         Assert.False(machine.CloseForFleet());
-        Assert.Null(machine.RecoveredAt);
+        Assert.Null(machine.SinceRecovery);
         var snapshot = machine.GetSnapshot();
         Assert.Equal(CircuitState.Closed, snapshot.State);
         Assert.Null(snapshot.OpenedAt);
@@ -667,7 +667,7 @@ public sealed class CircuitStateMachineTests : IDisposable
         machine.OnSuccess(machine.TryAcquire());
 
         Assert.Equal(CircuitState.Closed, machine.State);
-        Assert.Equal(_time.GetUtcNow(), machine.RecoveredAt);
+        Assert.Equal(TimeSpan.Zero, machine.SinceRecovery);
     }
 
     [Fact]

@@ -4,6 +4,7 @@ using CircuitBreaker.Http.Tests.Integration;
 using CircuitBreaker.Http.Tests.TestSupport;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.Metrics.Testing;
+using Microsoft.Extensions.Time.Testing;
 using RichardSzalay.MockHttp;
 
 namespace CircuitBreaker.Http.Tests.LoadShedding;
@@ -164,6 +165,33 @@ public sealed class LimitsTests
         Assert.InRange(halfway, 54, 56);        // 0.1 + 0.9 x 0.5 = 55 %
         Assert.Equal(100, after);               // everything once the ramp is over
         Assert.Equal(CircuitState.Closed, harness.Circuit("http://users.test:80").State);
+    }
+
+    [Fact]
+    public async Task RampUp_WallClockStepsBack_StillEndsAfterRampUpDuration()
+    {
+        var time = new SteppedWallClock();
+        var recovered = await RecoveredWithRampUpAsync(time);
+        using var harness = recovered.Harness;
+        using var client = recovered.Client;
+
+        time.Step(TimeSpan.FromHours(-1));
+        harness.Time.Advance(TimeSpan.FromSeconds(10));
+
+        Assert.Equal(100, await AdmittedOf(client, 100));
+    }
+
+    [Fact]
+    public async Task RampUp_WallClockStepsForward_StillStartsAtATenth()
+    {
+        var time = new SteppedWallClock();
+        var recovered = await RecoveredWithRampUpAsync(time);
+        using var harness = recovered.Harness;
+        using var client = recovered.Client;
+
+        time.Step(TimeSpan.FromHours(1));
+
+        Assert.Equal(10, await AdmittedOf(client, 100));
     }
 
     [Fact]
@@ -346,13 +374,15 @@ public sealed class LimitsTests
     }
 
     /// <summary>A circuit with a 10 s slow start that its probe has just closed: the ramp-up begins now, and the host answers 200.</summary>
-    private static async Task<(BreakerHarness Harness, HttpClient Client)> RecoveredWithRampUpAsync()
+    private static async Task<(BreakerHarness Harness, HttpClient Client)> RecoveredWithRampUpAsync(FakeTimeProvider? time = null)
     {
-        var harness = new BreakerHarness(o =>
-        {
-            o.FailureThreshold = 1;
-            o.RampUpDuration = TimeSpan.FromSeconds(10);
-        });
+        var harness = new BreakerHarness(
+            o =>
+            {
+                o.FailureThreshold = 1;
+                o.RampUpDuration = TimeSpan.FromSeconds(10);
+            },
+            time: time);
         var status = HttpStatusCode.InternalServerError;
         harness.Mock.When("*").Respond(() => Task.FromResult(new HttpResponseMessage(status)));
         var client = harness.CreateClient();

@@ -11,8 +11,12 @@ internal sealed class BreakerHarness : IDisposable
 
     private readonly ServiceProvider _services;
 
-    public BreakerHarness(Action<CircuitBreakerOptions>? configure = null, Action<IServiceCollection>? services = null)
+    /// <param name="configure">The breaker's options.</param>
+    /// <param name="services">More services.</param>
+    /// <param name="time">The clock, such as a <see cref="SteppedWallClock"/>; by default a <see cref="FakeTimeProvider"/> at 2026-01-01.</param>
+    public BreakerHarness(Action<CircuitBreakerOptions>? configure = null, Action<IServiceCollection>? services = null, FakeTimeProvider? time = null)
     {
+        Time = time ?? new(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
         var collection = new ServiceCollection();
         collection.AddSingleton<TimeProvider>(Time);
         collection.AddHttpClient(ClientName)
@@ -22,7 +26,7 @@ internal sealed class BreakerHarness : IDisposable
         _services = collection.BuildServiceProvider();
     }
 
-    public FakeTimeProvider Time { get; } = new(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
+    public FakeTimeProvider Time { get; }
 
     public MockHttpMessageHandler Mock { get; } = new();
 
