@@ -7,5 +7,5 @@ internal readonly record struct CircuitSnapshot(
     double? FailureRatio,
     DateTimeOffset? OpenedAt,
     DateTimeOffset? RetryAt,
-    DateTimeOffset? LeftClosedAt,
+    TimeSpan? OutOfClosedFor,
     int FailedProbes);

@@ -237,7 +237,7 @@ internal class CircuitStateMachine : IDisposable
                 cold.OpenedAt = now;
                 if (previous == CircuitState.Closed)
                 {
-                    cold.LeftClosedAt = now;
+                    cold.LeftClosedAt = _clock.Now;
                 }
 
                 cold.ProbesInFlight = 0;
@@ -407,7 +407,7 @@ internal class CircuitStateMachine : IDisposable
                 FailureRatioLocked(),
                 open ? cold!.OpenedAt : null,
                 state is CircuitState.Open or CircuitState.HalfOpen ? RetryAtLocked() : null,
-                open ? cold!.LeftClosedAt : null,
+                open ? _clock.ToTimeSpan(_clock.Now - cold!.LeftClosedAt) : null,
                 cold?.FailedProbes ?? 0);
         }
     }
@@ -600,7 +600,7 @@ internal class CircuitStateMachine : IDisposable
         var previous = _state;
         if (previous == CircuitState.Closed)
         {
-            cold.LeftClosedAt = now;
+            cold.LeftClosedAt = _clock.Now;
         }
 
         _epoch++;
@@ -778,7 +778,7 @@ internal class CircuitStateMachine : IDisposable
         public ITimer? BreakTimer;
         public UtcTime OpenedAt;
         public long ClosedAt; // on the coarse clock, as the break's end is
-        public UtcTime LeftClosedAt;
+        public long LeftClosedAt; // on the coarse clock: how long a circuit is out of Closed must not follow steps of the wall clock
         public long? RecoveredAt; // on the coarse clock
         public TimeSpan LastBreak;
         public long FleetHeldUntil; // on the coarse clock

@@ -28,7 +28,6 @@ internal sealed class CircuitBreakerHealthCheck : IHealthCheck
             return Task.FromResult(HealthCheckResult.Healthy("No circuit breaker is registered (AddCircuitBreaker was not called)."));
         }
 
-        var now = _registry.TimeProvider.GetUtcNow();
         var data = new Dictionary<string, object>(StringComparer.Ordinal);
         var total = 0;
         var unhealthy = 0;
@@ -42,7 +41,7 @@ internal sealed class CircuitBreakerHealthCheck : IHealthCheck
                 continue;
             }
 
-            var outFor = now - (snapshot.LeftClosedAt ?? now);
+            var outFor = snapshot.OutOfClosedFor ?? TimeSpan.Zero;
             var failing = IsFailing(snapshot, outFor, circuit.Machine.Settings.BreakDuration);
             var observed = !circuit.Enforce && snapshot.State != CircuitState.Isolated; // an isolated circuit turns calls away all the same
             unhealthy += failing && !observed ? 1 : 0;

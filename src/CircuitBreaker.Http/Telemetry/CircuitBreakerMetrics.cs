@@ -29,10 +29,10 @@ internal sealed class CircuitBreakerMetrics
         _closed = meter.CreateCounter<long>("circuit.close", "{transition}", "Transitions of a circuit to Closed.");
         _failures = meter.CreateCounter<long>("circuit.failures", "{call}", "Calls counted as failures of the downstream host, by error.type.");
         _rejected = meter.CreateCounter<long>("circuit.rejected", "{call}", "Calls not sent because the circuit was open or a limit shed them, by reason and by the fallback that answered them.");
-        meter.CreateObservableGauge("circuit.state", () => Observe<int>(registry, static (_, _, s) => (int)s.State), "{state}", "State of each circuit: 0 closed, 1 open, 2 half-open, 3 isolated.");
+        meter.CreateObservableGauge("circuit.state", () => Observe<int>(registry, static s => (int)s.State), "{state}", "State of each circuit: 0 closed, 1 open, 2 half-open, 3 isolated.");
         meter.CreateObservableGauge(
             "circuit.open.duration",
-            () => Observe<double>(registry, static (_, now, s) => s.LeftClosedAt is { } left ? (now - left).TotalSeconds : null),
+            () => Observe<double>(registry, static s => s.OutOfClosedFor?.TotalSeconds),
             "s",
             "How long each circuit that is not closed has been out of Closed.");
     }
@@ -100,13 +100,12 @@ internal sealed class CircuitBreakerMetrics
         }
     }
 
-    private static IEnumerable<Measurement<T>> Observe<T>(CircuitBreakerRegistry registry, Func<CircuitEntry, DateTimeOffset, CircuitSnapshot, T?> value)
+    private static IEnumerable<Measurement<T>> Observe<T>(CircuitBreakerRegistry registry, Func<CircuitSnapshot, T?> value)
         where T : struct
     {
-        var now = registry.TimeProvider.GetUtcNow();
         foreach (var circuit in registry.Entries)
         {
-            if (value(circuit, now, circuit.Machine.GetSnapshot()) is { } measured)
+            if (value(circuit.Machine.GetSnapshot()) is { } measured)
             {
                 yield return new Measurement<T>(measured, circuit.Tags());
             }

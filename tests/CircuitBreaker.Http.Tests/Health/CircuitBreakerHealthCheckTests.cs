@@ -133,6 +133,28 @@ public sealed class CircuitBreakerHealthCheckTests
     }
 
     [Fact]
+    public async Task WallClockStepsForward_AfterAFailedProbe_IsNotFailing_AndReportsTheTimeOutOfClosed()
+    {
+        var time = new SteppedWallClock();
+        using var harness = new BreakerHarness(o => o.FailureThreshold = 1, s => s.AddHealthChecks().AddCircuitBreakers(), time);
+        harness.Mock.When("*").Respond(HttpStatusCode.InternalServerError);
+        using var client = harness.CreateClient();
+        await SendAsync(client, HostA);
+        harness.Time.Advance(TimeSpan.FromSeconds(30));
+        await SendAsync(client, HostA); // the probe fails: open again
+        harness.Time.Advance(TimeSpan.FromSeconds(10));
+
+        time.Step(TimeSpan.FromHours(1)); // 40 s out of Closed, whatever the wall clock says
+
+        var entry = await CheckAsync(harness);
+        Assert.Equal(HealthStatus.Degraded, entry.Status);
+        Assert.Equal("open for 40 s, 1 failed probes", entry.Data[KeyA]);
+
+        time.Step(TimeSpan.FromHours(-2));
+        Assert.Equal("open for 40 s, 1 failed probes", (await CheckAsync(harness)).Data[KeyA]);
+    }
+
+    [Fact]
     public async Task OutOfClosedLongerThanTwiceTheBreak_WithoutAFailedProbe_IsDegraded()
     {
         using var harness = Harness(o =>

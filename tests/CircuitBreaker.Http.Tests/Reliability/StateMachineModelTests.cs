@@ -718,7 +718,7 @@ public sealed class StateMachineModelTests
             Agree("failure ratio", model.FailureRatio, snapshot.FailureRatio);
             Agree("probes in flight", model.ProbesInFlight, probes);
             Agree("opened at", model.EffectiveState == CircuitState.Closed ? null : model.OpenedAt, snapshot.OpenedAt);
-            Agree("left closed at", model.EffectiveState == CircuitState.Closed ? null : model.LeftClosedAt, snapshot.LeftClosedAt);
+            Agree("out of closed for", model.EffectiveState == CircuitState.Closed ? null : time.GetUtcNow() - model.LeftClosedAt, snapshot.OutOfClosedFor);
             Agree("retry at", model.EffectiveState is CircuitState.Open or CircuitState.HalfOpen ? model.RetryAt : null, snapshot.RetryAt);
             Agree("failed probes", model.FailedProbes, snapshot.FailedProbes);
             Agree("transitions so far", model.Transitions.Count, transitions.Count);

@@ -396,6 +396,24 @@ public sealed class MetricsTests
     }
 
     [Fact]
+    public async Task OpenDurationGauge_WallClockSteps_MeasuresTheTimeOutOfClosed()
+    {
+        var time = new SteppedWallClock();
+        using var harness = new BreakerHarness(o => o.FailureThreshold = 1, time: time);
+        using var meters = new BreakerInstruments(harness.Services);
+        harness.Mock.When("*").Respond(HttpStatusCode.InternalServerError);
+        using var client = harness.CreateClient();
+        await SendAsync(client, HostA); // opens
+        harness.Time.Advance(TimeSpan.FromSeconds(10));
+
+        time.Step(TimeSpan.FromHours(-1));
+        Assert.Equal(new Dictionary<string, double> { ["a.test"] = 10.0 }, Observe(meters.OpenDuration));
+
+        time.Step(TimeSpan.FromHours(2));
+        Assert.Equal(new Dictionary<string, double> { ["a.test"] = 10.0 }, Observe(meters.OpenDuration));
+    }
+
+    [Fact]
     public void SynchronousSend_IsMeasuredLikeSendAsync()
     {
         using var harness = new BreakerHarness(o =>
