@@ -391,7 +391,42 @@ internal class CircuitStateMachine : IDisposable
             {
                 _window = _window.Resized(settings.SamplingDuration, TimeProvider.TimestampFrequency, TimeProvider.GetTimestamp());
             }
+
+            ShortenBreakLocked(settings.LongestBreak);
         }
+    }
+
+    /// <summary>
+    /// Ends a running break no later than <paramref name="longest"/> from now. A reload is how an operator corrects a
+    /// mistaken <c>BreakDuration</c> or <c>MaxBreakDuration</c> (up to a day): circuits it had opened must not stay open
+    /// for the rest of such a break. A break is never lengthened, and one shorter than the new longest keeps its length.
+    /// </summary>
+    private void ShortenBreakLocked(TimeSpan longest)
+    {
+        if (_state != CircuitState.Open || _cold is not { Disposed: false } cold)
+        {
+            return;
+        }
+
+        var now = _clock.Now;
+        var latest = now + _clock.ToUnits(longest);
+        if (latest >= _retryAtCoarse)
+        {
+            return;
+        }
+
+        if (cold.FleetHeld)
+        {
+            cold.FleetHeldUntil -= _retryAtCoarse - latest; // the fleet's prober keeps the same wait after the break
+        }
+
+        Volatile.Write(ref _retryAtCoarse, latest);
+        if (cold.LastBreak > longest)
+        {
+            cold.LastBreak = longest; // the next break grows from one the new settings allow
+        }
+
+        ScheduleBreakTimerLocked(longest);
     }
 
     public CircuitSnapshot GetSnapshot()

@@ -427,6 +427,51 @@ public sealed class CircuitStateMachineTests : IDisposable
     }
 
     [Fact]
+    public void UpdateSettings_ShorterLongestBreak_EndsARunningBreakNoLaterThanThatFromNow()
+    {
+        var mistaken = new CircuitBreakerOptions { FailureThreshold = 1, BreakDuration = TimeSpan.FromDays(1) };
+        var machine = Create(mistaken);
+        Fail(machine, 1);
+        _time.Advance(TimeSpan.FromMinutes(1));
+
+        // Corrected to a 30 s break growing up to 5 min: no break under these settings lasts longer than 5 min.
+        machine.UpdateSettings(BreakerSettings.From(new CircuitBreakerOptions { FailureThreshold = 1 }));
+        Assert.Equal(_time.GetUtcNow() + TimeSpan.FromMinutes(5), machine.GetSnapshot().RetryAt);
+        _time.Advance(TimeSpan.FromMinutes(5));
+
+        Assert.Equal(CircuitState.HalfOpen, _transitions[^1].State); // told by the break timer, not only on the next call
+        Assert.Equal(CircuitPermitKind.Probe, machine.TryAcquire().Kind);
+    }
+
+    [Fact]
+    public void UpdateSettings_LongerOrShorterBreakWithinTheNewLongest_LeavesARunningBreakAsItIs()
+    {
+        var machine = Create(new CircuitBreakerOptions { FailureThreshold = 1, BreakDuration = TimeSpan.FromSeconds(30) });
+        Fail(machine, 1);
+        var retryAt = machine.GetSnapshot().RetryAt;
+
+        machine.UpdateSettings(BreakerSettings.From(new CircuitBreakerOptions { FailureThreshold = 1, BreakDuration = TimeSpan.FromHours(1) }));
+        Assert.Equal(retryAt, machine.GetSnapshot().RetryAt);
+        machine.UpdateSettings(BreakerSettings.From(new CircuitBreakerOptions { FailureThreshold = 1, BreakDuration = TimeSpan.FromSeconds(5) }));
+        Assert.Equal(retryAt, machine.GetSnapshot().RetryAt); // 30 s is within the new 5 min cap
+    }
+
+    [Fact]
+    public void UpdateSettings_ShorterLongestBreak_KeepsTheFleetsProbeWaitAfterTheShortenedBreak()
+    {
+        var machine = Create(new CircuitBreakerOptions { FailureThreshold = 1 });
+        machine.OpenForFleet(TimeSpan.FromHours(1), probeWait: TimeSpan.FromSeconds(20));
+
+        machine.UpdateSettings(BreakerSettings.From(new CircuitBreakerOptions { FailureThreshold = 1, MaxBreakDuration = TimeSpan.FromMinutes(1) }));
+        _time.Advance(TimeSpan.FromMinutes(1));
+        var held = machine.TryAcquire();
+        _time.Advance(TimeSpan.FromSeconds(20));
+
+        Assert.Equal((CircuitState.HalfOpen, TimeSpan.FromSeconds(20)), (held.RejectedState, held.RetryAfter!.Value));
+        Assert.Equal(CircuitPermitKind.Probe, machine.TryAcquire().Kind);
+    }
+
+    [Fact]
     public void Snapshot_ReportsOpenedAtAndRetryAt()
     {
         var machine = Create(new CircuitBreakerOptions { FailureThreshold = 1, BreakDuration = TimeSpan.FromSeconds(30) });

@@ -983,6 +983,14 @@ public sealed class StateMachineModelTests
             {
                 ProbeLimitThisPeriod = Math.Max(ProbeLimitThisPeriod, settings.HalfOpenProbes);
             }
+
+            // A running break ends no later than the new settings' longest break from now; it is never lengthened.
+            var longest = settings.MaxBreakDuration > settings.BreakDuration ? settings.MaxBreakDuration : settings.BreakDuration;
+            if (State == CircuitState.Open && Now + longest < RetryAt)
+            {
+                RetryAt = Now + longest;
+                _lastBreak = _lastBreak > longest ? longest : _lastBreak;
+            }
         }
 
         private bool IsCurrent(Permit permit) =>
