@@ -54,7 +54,7 @@ internal sealed class CacheableRequest
     public bool HasCredentials => HeaderValue("Authorization") is not null || HeaderValue("Cookie") is not null;
 
     /// <summary>The key, as <see cref="ResponseCacheKey.For(HttpRequestMessage, bool)"/> builds it for the request as it was.</summary>
-    public string Key() => ResponseCacheKey.For(_method, Uri, HeaderValue("Authorization"), HeaderValue("Cookie"));
+    public string Key() => ResponseCacheKey.For(_method, Uri, HeaderValue("Host"), HeaderValue("Authorization"), HeaderValue("Cookie"));
 
     /// <summary>
     /// The values the request had of the headers <paramref name="response"/>'s <c>Vary</c> names, but for

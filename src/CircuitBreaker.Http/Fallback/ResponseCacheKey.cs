@@ -7,8 +7,9 @@ namespace CircuitBreaker.Http;
 
 /// <summary>
 /// Decides what the fallback cache may store and builds its keys. The key holds the method (left out for GET),
-/// the absolute URI and a hash of the request's credentials, so a response is only replayed to a caller with the same
-/// credentials (or, like the one it was fetched for, with none); the credentials themselves are never kept.
+/// the absolute URI, a hash of the request's credentials and the <c>Host</c> header when the request sets one, so a
+/// response is only replayed to a caller with the same credentials (or, like the one it was fetched for, with none)
+/// asking the same virtual host; the credentials themselves are never kept.
 /// </summary>
 internal static class ResponseCacheKey
 {
@@ -34,25 +35,39 @@ internal static class ResponseCacheKey
     /// credentials excluded), which saves looking for the headers a second time on every fallback.
     /// </param>
     /// <returns>The key.</returns>
-    public static string For(HttpRequestMessage request, bool knownWithoutCredentials = false) =>
-        knownWithoutCredentials || !HasCredentials(request)
-            ? For(request.Method, request.RequestUri!, null, null)
-            : For(request.Method, request.RequestUri!, HeaderValue(request, "Authorization"), HeaderValue(request, "Cookie"));
+    public static string For(HttpRequestMessage request, bool knownWithoutCredentials = false)
+    {
+        if (request.Headers.NonValidated.Count == 0)
+        {
+            return For(request.Method, request.RequestUri!, null, null, null);
+        }
 
-    /// <summary>The key of a request with these method, URI and credentials (each <see langword="null"/> when the request has no such header).</summary>
-    public static string For(HttpMethod method, Uri uri, string? authorization, string? cookie)
+        var host = HeaderValue(request, "Host");
+        return knownWithoutCredentials || !HasCredentials(request)
+            ? For(request.Method, request.RequestUri!, host, null, null)
+            : For(request.Method, request.RequestUri!, host, HeaderValue(request, "Authorization"), HeaderValue(request, "Cookie"));
+    }
+
+    /// <summary>
+    /// The key of a request with these method, URI, <c>Host</c> header and credentials (each <see langword="null"/>
+    /// when the request has no such header).
+    /// </summary>
+    public static string For(HttpMethod method, Uri uri, string? host, string? authorization, string? cookie)
     {
         // A GET is keyed by its absolute URI alone, a string the Uri already holds, so that a replay builds no key;
         // other methods are prefixed, which no absolute URI can be mistaken for (it starts with its scheme).
         var absolute = uri.AbsoluteUri;
         var key = method == HttpMethod.Get ? absolute : string.Concat(method.Method, " ", absolute);
-        if (authorization is null && cookie is null)
+        if (authorization is not null || cookie is not null)
         {
-            return key;
+            var credentials = $"{authorization}\n{cookie}";
+            key = $"{key} {Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(credentials)))}";
         }
 
-        var credentials = $"{authorization}\n{cookie}";
-        return $"{key} {Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(credentials)))}";
+        // A Host header is what the server is sent in place of the URI's host: the same URI then names another virtual
+        // host's resource (a gateway reached by address, one tenant per host name), which no other Host may be served.
+        // After the hash, whose hex digits hold neither a space nor 'H', so no Host value can pass for credentials.
+        return host is null ? key : string.Concat(key, " Host:", host);
     }
 
     public static string? HeaderValue(HttpRequestMessage request, string name) =>

@@ -89,6 +89,30 @@ public class CacheSafetyTests
         Assert.Equal("secret of Bearer A", await replayed.Content.ReadAsStringAsync());
     }
 
+    /// <remarks>
+    /// A caller that sets <c>Host</c> (a proxy, a multi-tenant service calling one gateway by address) is sent that host,
+    /// not the URI's: the same URI then names one resource per virtual host, and another tenant's answer.
+    /// </remarks>
+    [Fact]
+    public async Task ResponseFetchedWithHostHeaderA_IsNotReplayedToARequestForHostB()
+    {
+        await using var server = await KestrelDownstream.StartAsync();
+        using var side = ClientSide.ForClient(JsonConfiguration.From(WithDegraded), server);
+        using var client = side.CreateClient();
+        server.Behavior = OkFrom(r => $"home of {r.Host.Host}");
+        Assert.Equal("home of tenant-a.example", await FetchAsync(client, "home", ("Host", "tenant-a.example")));
+        await OpenAsync(side, client, server);
+
+        using var sameHost = await GetAsync(client, "home", ("Host", "tenant-a.example"));
+        using var otherHost = await GetAsync(client, "home", ("Host", "tenant-b.example"));
+        using var uriHost = await GetAsync(client, "home");
+
+        Assert.Equal("cache", Header(sameHost, FallbackHeader));
+        Assert.Equal("home of tenant-a.example", await sameHost.Content.ReadAsStringAsync());
+        Assert.Equal("degraded", await otherHost.Content.ReadAsStringAsync());
+        Assert.Equal("degraded", await uriHost.Content.ReadAsStringAsync());
+    }
+
     [Fact]
     public async Task AnonymousResponse_IsNotReplayedToACallerWithCredentials()
     {
