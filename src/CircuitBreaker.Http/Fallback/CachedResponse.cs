@@ -8,6 +8,9 @@ namespace CircuitBreaker.Http;
 /// </summary>
 internal sealed class CachedResponse
 {
+    // What a header costs beyond its text: the pair, the array, the string headers.
+    private const long PerHeader = 64;
+
     private readonly KeyValuePair<string, string[]>[] _headers;
     private readonly KeyValuePair<string, string[]>[] _contentHeaders;
 
@@ -27,6 +30,17 @@ internal sealed class CachedResponse
         StoredAt = storedAt;
         ReceivedAge = head.ReceivedAge;
         MaxReplayAge = head.MaxReplayAge;
+
+        // The headers are the host's choice (64 KiB of them by default, more when MaxResponseHeadersLength is raised) and
+        // the Vary values the callers': counted by their text, or a small body's minimum charge would hide them and the
+        // bound on the cache's memory would not hold. Counted once, not each time the cache weighs the entry.
+        var size = Body.Length + SizeOf(_headers) + SizeOf(_contentHeaders);
+        foreach (var (name, value) in vary)
+        {
+            size += PerHeader + name.Length + (value?.Length ?? 0);
+        }
+
+        Size = size;
     }
 
     public HttpStatusCode StatusCode { get; }
@@ -55,8 +69,8 @@ internal sealed class CachedResponse
     /// </summary>
     public TimeSpan MaxReplayAge { get; }
 
-    /// <summary>Bytes the entry holds, as counted against the cache's size limit.</summary>
-    public long Size => Body.Length + 64L * (_headers.Length + _contentHeaders.Length);
+    /// <summary>Bytes the entry holds, as counted against the cache's size limit: the body, and the headers and Vary values as text.</summary>
+    public long Size { get; }
 
     public bool VaryMatches(HttpRequestMessage request)
     {
@@ -91,6 +105,21 @@ internal sealed class CachedResponse
         // As text, the header's own form: the typed setter would box the value and allocate parsed-value storage.
         response.Headers.TryAddWithoutValidation("Age", DecimalStrings.Of(age < TimeSpan.Zero ? 0 : (long)age.TotalSeconds));
         return response;
+    }
+
+    private static long SizeOf(KeyValuePair<string, string[]>[] headers)
+    {
+        var size = 0L;
+        foreach (var (name, values) in headers)
+        {
+            size += PerHeader + name.Length;
+            foreach (var value in values)
+            {
+                size += value.Length;
+            }
+        }
+
+        return size;
     }
 
     private static void Add(System.Net.Http.Headers.HttpHeaders headers, KeyValuePair<string, string[]>[] copied)

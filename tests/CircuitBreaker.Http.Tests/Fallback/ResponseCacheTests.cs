@@ -35,6 +35,36 @@ public sealed class ResponseCacheTests
         Assert.InRange(cache.Charged, 1, 100_000);
     }
 
+    /// <remarks>
+    /// A host chooses its headers (SocketsHttpHandler accepts 64 KiB of them by default, more when raised), and the
+    /// Vary values are the callers' request headers: kept with every entry, they count against the bound as its body does.
+    /// </remarks>
+    [Fact]
+    public void Store_AnEntryWhoseHeadersAloneOutgrowMaxTotalBytes_IsNotStored()
+    {
+        using var cache = new ResponseCache(maxEntries: 10, maxTotalBytes: 10_000, _time);
+
+        Store(cache, "http://a.test/headers", [], response: r => r.Headers.TryAddWithoutValidation("X-Padding", new string('h', 20_000)));
+        Store(cache, "http://a.test/vary", [], request: r => r.Headers.TryAddWithoutValidation("X-Big", new string('v', 20_000)), response: r => r.Headers.Vary.Add("X-Big"));
+
+        Assert.Equal(0, cache.Count);
+    }
+
+    [Fact]
+    public void Store_ManyEntriesWithLargeHeaders_NeverHoldMoreHeaderBytesThanMaxTotalBytes()
+    {
+        using var cache = new ResponseCache(maxEntries: 10, maxTotalBytes: 10_000, _time);
+
+        for (var i = 0; i < 20; i++)
+        {
+            _time.Advance(TimeSpan.FromMilliseconds(1));
+            Store(cache, $"http://a.test/{i}", [], response: r => r.Headers.TryAddWithoutValidation("X-Padding", new string('h', 3_000)));
+        }
+
+        Assert.InRange(cache.Count * 3_000, 3_000, 10_000);
+        Assert.InRange(cache.Charged, cache.Count * 3_000, 10_000);
+    }
+
     [Theory]
     [InlineData(10, 19)] // each entry charged 1 byte rounded down: 19 would fit in 19 bytes
     [InlineData(3, 64L * 1024 * 1024)] // charged a third of 64 MiB rounded up, only 2 would fit
