@@ -282,7 +282,8 @@ internal class CircuitStateMachine : IDisposable
     /// Opens the circuit because the fleet decided so (or keeps it open, taking the later retry time), and holds
     /// its half-open probe for the fleet's prober: after the break this instance turns calls away until the fleet
     /// grants it the probe (<see cref="GrantFleetProbe"/>), closes it (<see cref="CloseForFleet"/>), or
-    /// <paramref name="probeWait"/> has passed, when it probes by itself.
+    /// <paramref name="probeWait"/> has passed, when it probes by itself. The break is bounded by the longest this
+    /// circuit's own settings allow, and is at least zero.
     /// </summary>
     public void OpenForFleet(TimeSpan breakDuration, TimeSpan probeWait)
     {
@@ -295,6 +296,11 @@ internal class CircuitStateMachine : IDisposable
                 return; // an operator's order outranks the fleet's
             }
 
+            // The fleet's break arrives on a channel that another build, another app or any client of that Redis can
+            // publish on. Bounded as a Retry-After is: a year would hold the circuit open for a year, and a timer takes no
+            // more than 49.7 days (nor a negative time), which it would refuse only once the circuit had opened, untold.
+            var longest = _settings.LongestBreak;
+            breakDuration = breakDuration < TimeSpan.Zero ? TimeSpan.Zero : breakDuration > longest ? longest : breakDuration;
             var now = TimeProvider.GetUtcNow();
             if (_state == CircuitState.Open)
             {

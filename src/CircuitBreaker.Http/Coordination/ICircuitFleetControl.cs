@@ -15,7 +15,10 @@ public interface ICircuitFleetControl
     /// <paramref name="probeWait"/> has passed, after which it probes by itself. An isolated circuit is left alone.
     /// </summary>
     /// <param name="key">The circuit; its authority must be an absolute <c>scheme://host:port</c>.</param>
-    /// <param name="breakDuration">How long the circuit stays open.</param>
+    /// <param name="breakDuration">
+    /// How long the circuit stays open: no longer than its own <c>MaxBreakDuration</c> (or a longer <c>BreakDuration</c>)
+    /// allows, and a negative duration is taken as zero.
+    /// </param>
     /// <param name="probeWait">How long after the break to wait for the fleet's verdict before probing alone.</param>
     void Open(CircuitKey key, TimeSpan breakDuration, TimeSpan probeWait);
 

@@ -556,6 +556,49 @@ public sealed class CircuitStateMachineTests : IDisposable
         Assert.Equal(TimeSpan.FromSeconds(10), transition.BreakDuration);
     }
 
+    /// <remarks>
+    /// The fleet's break comes from a message on a Redis channel: another build, another app on the same prefix, or any
+    /// client of that Redis can send any number. A local break never outlasts MaxBreakDuration (or a longer
+    /// BreakDuration), whatever a Retry-After asks, and neither may one from the channel.
+    /// </remarks>
+    [Fact]
+    public void OpenForFleet_ABreakLongerThanTheLongest_IsBoundedByIt()
+    {
+        var machine = Create(new CircuitBreakerOptions { BreakDuration = TimeSpan.FromSeconds(30), MaxBreakDuration = TimeSpan.FromMinutes(5) });
+
+        machine.OpenForFleet(TimeSpan.FromDays(3650), probeWait: TimeSpan.FromSeconds(5));
+
+        Assert.Equal(TimeSpan.FromMinutes(5), Assert.Single(_transitions).BreakDuration);
+        Assert.Equal(_time.GetUtcNow() + TimeSpan.FromMinutes(5), machine.GetSnapshot().RetryAt);
+    }
+
+    [Fact]
+    public void OpenForFleet_ANegativeBreak_OpensWithABreakAlreadyOver()
+    {
+        var machine = Create();
+
+        machine.OpenForFleet(TimeSpan.FromSeconds(-10), probeWait: TimeSpan.FromSeconds(5));
+
+        Assert.Equal(TimeSpan.Zero, _transitions.Single(t => t.State == CircuitState.Open).BreakDuration);
+        Assert.Equal(CircuitState.HalfOpen, machine.GetSnapshot().State);
+        Assert.False(machine.TryAcquire().IsGranted); // held for the fleet's prober
+        _time.Advance(TimeSpan.FromSeconds(5));
+        Assert.Equal(CircuitPermitKind.Probe, machine.TryAcquire().Kind);
+    }
+
+    /// <remarks>The system clock's timers take at most 2^32 - 2 ms (49.7 days): a longer break must not reach them.</remarks>
+    [Fact]
+    public void OpenForFleet_OnTheSystemClock_ABreakOfAYear_OpensTheCircuitAndTellsSo()
+    {
+        var transitions = new List<CircuitTransition>();
+        using var machine = new CircuitStateMachine(BreakerSettings.From(new CircuitBreakerOptions()), TimeProvider.System, transitions.Add);
+
+        machine.OpenForFleet(TimeSpan.FromDays(365), probeWait: TimeSpan.FromSeconds(5));
+
+        Assert.Equal(CircuitState.Open, Assert.Single(transitions).State);
+        Assert.InRange(machine.GetSnapshot().RetryAt!.Value, DateTimeOffset.UtcNow, DateTimeOffset.UtcNow + TimeSpan.FromMinutes(5));
+    }
+
     [Fact]
     public void OpenForFleet_AfterTheBreak_HoldsTheProbeUntilGranted()
     {

@@ -767,6 +767,37 @@ public sealed class RedisFleetTests
     }
 
     /// <remarks>
+    /// Anything that can publish on the fleet's channel (another app sharing the prefix, another build, any client of that
+    /// Redis) is heard. A break of a year, or a negative one, must neither hold the circuit past its own longest break nor
+    /// leave it open untold; a message that is not a fleet message at all must leave the coordinator running.
+    /// </remarks>
+    [SkippableFact]
+    public async Task AFleetOpenFromTheChannelWithAnOutOfRangeBreak_OpensTheCircuitForNoLongerThanItsLongestBreak()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        await using var downstream = await KestrelDownstream.StartAsync();
+        var prefix = "test-" + Guid.NewGuid().ToString("N")[..8];
+        var time = new FakeTimeProvider();
+        await using var a = await FleetInstance.StartAsync("a", downstream, redis, time, prefix);
+        await using var mux = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString);
+        var channel = RedisChannel.Literal(prefix + ":events");
+        var opened = a.WhenState(downstream, CircuitState.Open, CircuitChangeSource.Fleet);
+
+        foreach (var garbage in new[] { "not json", "[1,2]", """{"t":"open","c":"users","a":"http://x:1","b":1e30,"i":"x"}""", """{"t":"open"}""" })
+        {
+            await mux.GetSubscriber().PublishAsync(channel, garbage);
+        }
+
+        var year = (long)TimeSpan.FromDays(365).TotalMilliseconds;
+        await mux.GetSubscriber().PublishAsync(channel, $$"""{"t":"open","c":"users","a":"{{downstream.Authority}}","b":{{year}},"i":"intruder"}""");
+        await opened.WaitAsync(Bounded);
+
+        var circuit = Assert.Single(a.Registry.GetCircuits(), c => c.Authority == downstream.Authority);
+        Assert.Equal(CircuitState.Open, circuit.State);
+        Assert.Equal(time.GetUtcNow() + new CircuitBreakerOptions().MaxBreakDuration, circuit.RetryAt);
+    }
+
+    /// <remarks>
     /// The coordinator logs from its own catch blocks (Redis unavailable, an operation failed). A logging provider that
     /// throws there must not end the coordination loop, which would leave the instance out of the fleet for good.
     /// </remarks>
