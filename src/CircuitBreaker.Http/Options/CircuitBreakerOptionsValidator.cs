@@ -33,7 +33,10 @@ internal sealed class CircuitBreakerOptionsValidator : IValidateOptions<CircuitB
         // shared section and the client is named once in front.
         var path = SectionPath(name ?? Options.DefaultName);
         var builder = new ValidateOptionsResultBuilder();
-        ValidateOne(path, options, builder);
+        var client = new ValidateOptionsResultBuilder();
+        ValidateOne(path, options, client);
+        var clientResult = client.Build();
+        builder.AddResult(clientResult);
 
         foreach (var (host, overrides) in options.Hosts)
         {
@@ -48,7 +51,18 @@ internal sealed class CircuitBreakerOptionsValidator : IValidateOptions<CircuitB
             }
             else
             {
-                ValidateOne(hostPath, options.WithOverrides(overrides), builder);
+                // A host inherits every value it does not set, so each of the client's own mistakes would come back here,
+                // once per host, blamed on a host key the operator never wrote: a failure the client's options have already
+                // is reported once, for the client.
+                var merged = new ValidateOptionsResultBuilder();
+                ValidateOne(hostPath, options.WithOverrides(overrides), merged);
+                foreach (var failure in merged.Build().Failures ?? [])
+                {
+                    if (clientResult.Failures?.Contains(failure.Replace(hostPath, path, StringComparison.Ordinal), StringComparer.Ordinal) != true)
+                    {
+                        builder.AddError(failure);
+                    }
+                }
             }
         }
 

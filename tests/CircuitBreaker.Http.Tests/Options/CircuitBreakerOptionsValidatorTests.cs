@@ -157,6 +157,48 @@ public sealed class CircuitBreakerOptionsValidatorTests
     }
 
     [Fact]
+    public void Validate_InvalidClientValue_IsNotBlamedOnHostOverridesThatDoNotSetIt()
+    {
+        // Each host is checked with the client's options under it, so a client's mistake would otherwise come back once
+        // per host, under keys such as CircuitBreaker:Hosts:users.internal.HalfOpenProbes that the operator never wrote.
+        var options = new CircuitBreakerOptions { HalfOpenProbes = 0 };
+        options.Hosts["users.internal"] = new CircuitBreakerHostOptions { FailureThreshold = 2 };
+        options.Hosts["orders.internal"] = new CircuitBreakerHostOptions { BreakDuration = TimeSpan.FromSeconds(5) };
+
+        var result = _validator.Validate("users", options);
+
+        var failure = Assert.Single(result.Failures ?? []);
+        Assert.Contains("The field CircuitBreaker.HalfOpenProbes must be between 1 and 1000", failure, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Validate_InvalidClientValueAndInvalidHostValue_ReportsEachUnderItsOwnKey()
+    {
+        var options = new CircuitBreakerOptions { HalfOpenProbes = 0 };
+        options.Hosts["users.internal"] = new CircuitBreakerHostOptions { BreakDuration = TimeSpan.Zero };
+
+        var result = _validator.Validate("users", options);
+
+        Assert.Equal(2, result.Failures?.Count());
+        Assert.Contains("CircuitBreaker.HalfOpenProbes", result.FailureMessage, StringComparison.Ordinal);
+        Assert.Contains("CircuitBreaker:Hosts:users.internal.BreakDuration", result.FailureMessage, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Validate_HostOverrideThatMakesTheClientOptionsInvalid_FailsNamingTheHostKey()
+    {
+        // Valid alone, invalid together: a body for this host, with no ContentType at either level.
+        var options = new CircuitBreakerOptions();
+        options.Hosts["users.internal"] = new CircuitBreakerHostOptions();
+        options.Hosts["users.internal"].Fallback.Degraded.Body = "[]";
+
+        var result = _validator.Validate("users", options);
+
+        var failure = Assert.Single(result.Failures ?? []);
+        Assert.Contains("CircuitBreaker:Hosts:users.internal.Fallback.Degraded.ContentType", failure, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Validate_HostOverrideIsLaidOverTheClientOptions()
     {
         // The client's own value is valid only together with the override, which is what runs for that host.
