@@ -27,6 +27,14 @@ internal sealed class RedisCoordinationConfiguration : IConfigureOptions<RedisCo
         }
 
         var errors = new List<string>();
+
+        // A section written as one value ("Fleet": "redis:6379") has no keys: the binder would ignore it, and leave only a
+        // missing ConnectionString to report.
+        if (_section is IConfigurationSection { Value: { } single } own && !own.GetChildren().Any())
+        {
+            errors.Add($"{own.Path}: expects an object of keys, not the value '{single}'.");
+        }
+
         foreach (var child in _section.GetChildren())
         {
             if (!Properties.TryGetValue(child.Key, out var property))
@@ -36,6 +44,11 @@ internal sealed class RedisCoordinationConfiguration : IConfigureOptions<RedisCo
             else if (child.GetChildren().Any())
             {
                 errors.Add($"{child.Path}: expects a single value, not an array or object.");
+            }
+            else if (property.PropertyType.IsValueType && string.IsNullOrEmpty(child.Value))
+            {
+                // The binder would keep the default for null, without a word.
+                errors.Add($"{child.Path}: expects a value, not null or empty; remove the key to keep the default.");
             }
             else if (property.PropertyType == typeof(TimeSpan) && child.Value is { } value && !value.Contains(':', StringComparison.Ordinal))
             {

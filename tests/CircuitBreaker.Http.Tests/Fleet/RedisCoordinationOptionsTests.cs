@@ -43,6 +43,31 @@ public sealed class RedisCoordinationOptionsTests
         Assert.Contains("CircuitBreaker:Fleet:ProbeWait", error.Message, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void FleetSection_WrittenAsASingleValue_FailsNamingTheShape()
+    {
+        // "Fleet": "redis:6379" reads as a connection string to its writer; the binder would ignore it, and the only
+        // complaint left would be that ConnectionString is missing.
+        using var services = Build(("CircuitBreaker:Fleet", "redis:6379"));
+
+        var error = Assert.Throws<OptionsValidationException>(() => services.GetRequiredService<IOptions<RedisCoordinationOptions>>().Value);
+
+        Assert.Contains("CircuitBreaker:Fleet: expects an object of keys, not the value 'redis:6379'", error.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(null)]
+    [InlineData("")]
+    public void FleetDuration_NullOrEmpty_FailsInsteadOfKeepingTheDefault(string? value)
+    {
+        // As in the breaker's own section: the binder would keep the default for null, without a word.
+        using var services = Build(("CircuitBreaker:Fleet:ConnectionString", "redis:6379"), ("CircuitBreaker:Fleet:ProbeWait", value!));
+
+        var error = Assert.Throws<OptionsValidationException>(() => services.GetRequiredService<IOptions<RedisCoordinationOptions>>().Value);
+
+        Assert.Contains("CircuitBreaker:Fleet:ProbeWait: expects a value, not null or empty; remove the key to keep the default.", error.Message, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("0")]
     [InlineData("-1")]
