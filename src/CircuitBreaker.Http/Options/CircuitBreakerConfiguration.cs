@@ -319,6 +319,15 @@ internal sealed class CircuitBreakerConfiguration : IConfigureNamedOptions<Circu
             {
                 errors.Add($"{section.Path}: expects a value, not null or empty; remove the key to keep the default.");
             }
+            else if (section.Value is not null && target != typeof(string))
+            {
+                // Null unsets such an option, but the binder ignores an empty value, and the default or the shared section's
+                // value would stay without a word; an environment variable or a command-line argument cannot be null, so an
+                // empty one is how it would try to turn the option off.
+                errors.Add(section.Key is nameof(CircuitBreakerOptions.AttemptTimeout) or nameof(CircuitBreakerOptions.SlowCallDuration)
+                    ? $"{section.Path}: an empty value would keep the default (or the shared section's value), not turn it off; -00:00:00.001 turns it off (so does null, in JSON), or remove the key to keep that value."
+                    : $"{section.Path}: an empty value would silently keep the default (or the shared section's value); write null (in JSON) to unset it, or remove the key to keep that value.");
+            }
         }
         else if (target == typeof(TimeSpan) && !section.Value.Contains(':', StringComparison.Ordinal))
         {

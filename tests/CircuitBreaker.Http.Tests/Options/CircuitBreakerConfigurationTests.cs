@@ -158,6 +158,31 @@ public sealed class CircuitBreakerConfigurationTests
         Assert.Contains(advice, ex.Message, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("CircuitBreaker:AttemptTimeout", "-00:00:00.001 turns it off")]
+    [InlineData("CircuitBreaker:SlowCallDuration", "-00:00:00.001 turns it off")]
+    [InlineData("CircuitBreaker:Clients:users:AttemptTimeout", "-00:00:00.001 turns it off")]
+    [InlineData("CircuitBreaker:Clients:users:MaxConcurrentRequests", "remove the key")]
+    [InlineData("CircuitBreaker:RampUpDuration", "remove the key")]
+    [InlineData("CircuitBreaker:Throttle:PermitsPerSecond", "remove the key")]
+    [InlineData("CircuitBreaker:Fallback:AlternateBaseAddress", "remove the key")]
+    [InlineData("CircuitBreaker:Clients:users:Fallback:Degraded:StatusCode", "remove the key")]
+    public void Configure_EmptyValueOfAnOptionThatNullTurnsOff_FailsInsteadOfKeepingTheValueBelow(string key, string advice)
+    {
+        // An environment variable or a command-line argument cannot be null: an empty one is how it would try to turn an
+        // option off, and the binder ignores it, keeping the default or the shared section's value without a word.
+        var ex = Assert.Throws<OptionsValidationException>(() => Bind("users", new()
+        {
+            ["CircuitBreaker:AttemptTimeout"] = "00:00:05",
+            ["CircuitBreaker:MaxConcurrentRequests"] = "5",
+            ["CircuitBreaker:Fallback:Degraded:StatusCode"] = "503",
+            [key] = "",
+        }));
+
+        Assert.Contains(key + ": an empty value", ex.Message, StringComparison.Ordinal);
+        Assert.Contains(advice, ex.Message, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void Configure_HostOverrideOfInfiniteAttemptTimeout_TurnsTheTimeoutOffForThatHostOnly()
     {
