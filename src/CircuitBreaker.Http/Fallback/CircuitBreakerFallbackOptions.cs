@@ -12,7 +12,7 @@ public class CircuitBreakerFallbackOptions
 {
     /// <summary>
     /// Gets or sets a delegate, set in code only, that may answer a call the circuit turned away or a load-shedding
-    /// limit shed (see <see cref="CircuitFallbackContext.State"/> to tell them apart). It is given
+    /// limit shed (see <see cref="CircuitFallbackContext.ShedReason"/> to tell them apart). It is given
     /// the request, the circuit, its state and retry time, and the cached response if there is one; it returns
     /// a response, or <see langword="null"/> to go on down the chain. A delegate that throws is logged and skipped.
     /// Synchronous <see cref="HttpClient.Send(HttpRequestMessage)"/> calls skip it, since it is asynchronous.
