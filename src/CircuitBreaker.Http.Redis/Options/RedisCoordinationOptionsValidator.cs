@@ -2,10 +2,10 @@ using Microsoft.Extensions.Options;
 
 namespace CircuitBreaker.Http.Redis;
 
-/// <summary>Validates fleet options at start-up; messages name the key (<c>CircuitBreaker.Fleet.Quorum</c>), as the core's do.</summary>
+/// <summary>Validates fleet options at start-up; messages name the key (<c>CircuitBreaker:Fleet:Quorum</c>), as the core's do.</summary>
 internal sealed class RedisCoordinationOptionsValidator : IValidateOptions<RedisCoordinationOptions>
 {
-    private const string Path = "CircuitBreaker.Fleet";
+    private const string Path = "CircuitBreaker:Fleet";
 
     private readonly RedisCoordinationOptionsDataValidator _dataValidator = new();
 
@@ -13,12 +13,12 @@ internal sealed class RedisCoordinationOptionsValidator : IValidateOptions<Redis
     {
         ArgumentNullException.ThrowIfNull(options);
         var builder = new ValidateOptionsResultBuilder();
-        builder.AddResult(_dataValidator.Validate(Path, options));
+        builder.AddResult(ConfigurationKeyPath.Of(_dataValidator.Validate(Path, options), Path));
         if (!QuorumRule.TryParse(options.Quorum, out _))
         {
             builder.AddError(
                 $"'{options.Quorum}' is not a quorum: write a count of instances such as \"3\" or a percentage of the live ones such as \"30%\"",
-                $"{Path}.{nameof(RedisCoordinationOptions.Quorum)}");
+                $"{Path}:{nameof(RedisCoordinationOptions.Quorum)}");
         }
 
         if (!string.IsNullOrWhiteSpace(options.ConnectionString))
@@ -29,7 +29,7 @@ internal sealed class RedisCoordinationOptionsValidator : IValidateOptions<Redis
             }
             catch (ArgumentException ex)
             {
-                builder.AddError($"is not a StackExchange.Redis configuration string ({ex.Message})", $"{Path}.{nameof(RedisCoordinationOptions.ConnectionString)}");
+                builder.AddError($"is not a StackExchange.Redis configuration string ({ex.Message})", $"{Path}:{nameof(RedisCoordinationOptions.ConnectionString)}");
             }
         }
 
@@ -37,7 +37,7 @@ internal sealed class RedisCoordinationOptionsValidator : IValidateOptions<Redis
         {
             builder.AddError(
                 $"must be longer than HeartbeatInterval ({options.HeartbeatInterval}), or live instances would expire between their heartbeats",
-                $"{Path}.{nameof(RedisCoordinationOptions.InstanceExpiry)}");
+                $"{Path}:{nameof(RedisCoordinationOptions.InstanceExpiry)}");
         }
 
         return builder.Build();

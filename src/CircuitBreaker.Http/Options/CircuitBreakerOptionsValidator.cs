@@ -73,7 +73,7 @@ internal sealed class CircuitBreakerOptionsValidator : IValidateOptions<CircuitB
         {
             builder.AddError(
                 "must be at least 2 with Fallback:AlternateBaseAddress: the alternate host's circuit takes a place too, and with one place it would evict the open circuit whose calls it answers",
-                $"{path}.{nameof(options.MaxCircuits)}");
+                $"{path}:{nameof(options.MaxCircuits)}");
         }
 
         // A host written in Unicode in one layer and in punycode in another is two keys for one host, and only one of
@@ -164,41 +164,41 @@ internal sealed class CircuitBreakerOptionsValidator : IValidateOptions<CircuitB
 
     private void ValidateOne(string path, CircuitBreakerOptions options, ValidateOptionsResultBuilder builder)
     {
-        builder.AddResult(_dataValidator.Validate(path, options));
+        builder.AddResult(ConfigurationKeyPath.Of(_dataValidator.Validate(path, options), path));
 
         if (options.AttemptTimeout is { } attempt && attempt != Timeout.InfiniteTimeSpan && (attempt <= TimeSpan.Zero || attempt > MaxAttemptTimeout))
         {
             builder.AddError(
                 $"must be a positive duration of at most {MaxAttemptTimeout} (the longest a timer accepts), or null or -00:00:00.001 (infinite) to turn the timeout off",
-                $"{path}.{nameof(options.AttemptTimeout)}");
+                $"{path}:{nameof(options.AttemptTimeout)}");
         }
 
         if (options.SlowCallDuration is { } slow && slow != Timeout.InfiniteTimeSpan && slow <= TimeSpan.Zero)
         {
-            builder.AddError("must be a positive duration, or null to turn slow-call counting off", $"{path}.{nameof(options.SlowCallDuration)}");
+            builder.AddError("must be a positive duration, or null to turn slow-call counting off", $"{path}:{nameof(options.SlowCallDuration)}");
         }
 
         if (options.FailureStatusCodes is not null && !StatusCodeSet.TryParse(options.FailureStatusCodes, out _, out var error))
         {
-            builder.AddError(error, $"{path}.{nameof(options.FailureStatusCodes)}");
+            builder.AddError(error, $"{path}:{nameof(options.FailureStatusCodes)}");
         }
 
         if (options.RampUpDuration is { } ramp && ramp <= TimeSpan.Zero)
         {
-            builder.AddError("must be a positive duration, or null to turn the slow start off", $"{path}.{nameof(options.RampUpDuration)}");
+            builder.AddError("must be a positive duration, or null to turn the slow start off", $"{path}:{nameof(options.RampUpDuration)}");
         }
 
         if (options.MaxQueuedRequests > 0 && options.MaxConcurrentRequests is null)
         {
-            builder.AddError("needs MaxConcurrentRequests: calls queue for its permits", $"{path}.{nameof(options.MaxQueuedRequests)}");
+            builder.AddError("needs MaxConcurrentRequests: calls queue for its permits", $"{path}:{nameof(options.MaxQueuedRequests)}");
         }
 
         if (options.Throttle.Burst is not null && options.Throttle.PermitsPerSecond is null)
         {
-            builder.AddError("needs Throttle:PermitsPerSecond: the bucket refills at that rate", $"{path}.{nameof(options.Throttle)}.{nameof(options.Throttle.Burst)}");
+            builder.AddError("needs Throttle:PermitsPerSecond: the bucket refills at that rate", $"{path}:{nameof(options.Throttle)}:{nameof(options.Throttle.Burst)}");
         }
 
-        ValidateFallback($"{path}.{nameof(options.Fallback)}", options.Fallback, builder);
+        ValidateFallback($"{path}:{nameof(options.Fallback)}", options.Fallback, builder);
     }
 
     private static void ValidateFallback(string path, CircuitBreakerFallbackOptions fallback, ValidateOptionsResultBuilder builder)
@@ -206,19 +206,19 @@ internal sealed class CircuitBreakerOptionsValidator : IValidateOptions<CircuitB
         if (fallback.AlternateBaseAddress is { } alternate
             && (!alternate.IsAbsoluteUri || (alternate.Scheme != Uri.UriSchemeHttp && alternate.Scheme != Uri.UriSchemeHttps)))
         {
-            builder.AddError("must be an absolute http or https address such as https://users-backup.internal", $"{path}.{nameof(fallback.AlternateBaseAddress)}");
+            builder.AddError("must be an absolute http or https address such as https://users-backup.internal", $"{path}:{nameof(fallback.AlternateBaseAddress)}");
         }
 
         var degraded = fallback.Degraded;
-        var degradedPath = $"{path}.{nameof(fallback.Degraded)}";
+        var degradedPath = $"{path}:{nameof(fallback.Degraded)}";
         if (degraded.Body is not null && degraded.ContentType is null)
         {
-            builder.AddError("a body needs a ContentType, such as application/json", $"{degradedPath}.{nameof(degraded.ContentType)}");
+            builder.AddError("a body needs a ContentType, such as application/json", $"{degradedPath}:{nameof(degraded.ContentType)}");
         }
 
         if (degraded.ContentType is not null && !MediaTypeHeaderValue.TryParse(degraded.ContentType, out _))
         {
-            builder.AddError($"'{degraded.ContentType}' is not a media type such as application/json", $"{degradedPath}.{nameof(degraded.ContentType)}");
+            builder.AddError($"'{degraded.ContentType}' is not a media type such as application/json", $"{degradedPath}:{nameof(degraded.ContentType)}");
         }
 
         foreach (var (name, value) in degraded.Headers)
@@ -227,7 +227,7 @@ internal sealed class CircuitBreakerOptionsValidator : IValidateOptions<CircuitB
             // Retry-After is kept apart and sent only when the breaker has no time of its own: see DegradedResponse.)
             if (string.Equals(name, FallbackPolicy.FallbackHeaderName, StringComparison.OrdinalIgnoreCase))
             {
-                builder.AddError($"'{name}' cannot be configured: the circuit breaker sets it itself, to the kind of fallback, degraded", $"{degradedPath}.{nameof(degraded.Headers)}");
+                builder.AddError($"'{name}' cannot be configured: the circuit breaker sets it itself, to the kind of fallback, degraded", $"{degradedPath}:{nameof(degraded.Headers)}");
                 continue;
             }
 
@@ -235,13 +235,13 @@ internal sealed class CircuitBreakerOptionsValidator : IValidateOptions<CircuitB
             // stand in for it without its check), and a Content-Length would announce a length the body does not have.
             if (string.Equals(name, "Content-Type", StringComparison.OrdinalIgnoreCase))
             {
-                builder.AddError($"'{name}' cannot be configured among the headers: use ContentType, the media type of Body", $"{degradedPath}.{nameof(degraded.Headers)}");
+                builder.AddError($"'{name}' cannot be configured among the headers: use ContentType, the media type of Body", $"{degradedPath}:{nameof(degraded.Headers)}");
                 continue;
             }
 
             if (string.Equals(name, "Content-Length", StringComparison.OrdinalIgnoreCase))
             {
-                builder.AddError($"'{name}' cannot be configured: the length is the body's own, that of Body in UTF-8", $"{degradedPath}.{nameof(degraded.Headers)}");
+                builder.AddError($"'{name}' cannot be configured: the length is the body's own, that of Body in UTF-8", $"{degradedPath}:{nameof(degraded.Headers)}");
                 continue;
             }
 
@@ -249,7 +249,7 @@ internal sealed class CircuitBreakerOptionsValidator : IValidateOptions<CircuitB
             using var content = new ByteArrayContent([]);
             if (!probe.Headers.TryAddWithoutValidation(name, value) && !content.Headers.TryAddWithoutValidation(name, value))
             {
-                builder.AddError($"'{name}' cannot be set on a response", $"{degradedPath}.{nameof(degraded.Headers)}");
+                builder.AddError($"'{name}' cannot be set on a response", $"{degradedPath}:{nameof(degraded.Headers)}");
             }
         }
     }

@@ -119,7 +119,7 @@ public sealed class CircuitBreakerExtensionsTests
 
         var ex = await Assert.ThrowsAsync<OptionsValidationException>(() => host.StartAsync());
 
-        Assert.Contains("CircuitBreaker.FailureRatio", ex.Message, StringComparison.Ordinal);
+        Assert.Contains("CircuitBreaker:FailureRatio", ex.Message, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -147,7 +147,7 @@ public sealed class CircuitBreakerExtensionsTests
         var ex = await Assert.ThrowsAsync<OptionsValidationException>(() => users.GetAsync(new Uri("http://users.test/")));
 
         Assert.Contains("Client 'users'", ex.Message, StringComparison.Ordinal);
-        Assert.Contains("CircuitBreaker.HalfOpenProbes", ex.Message, StringComparison.Ordinal);
+        Assert.Contains("CircuitBreaker:HalfOpenProbes", ex.Message, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -81,7 +81,7 @@ public sealed class RedisCoordinationOptionsTests
 
         var error = Assert.Throws<OptionsValidationException>(() => services.GetRequiredService<IOptions<RedisCoordinationOptions>>().Value);
 
-        Assert.Contains("CircuitBreaker.Fleet.Quorum", error.Message, StringComparison.Ordinal);
+        Assert.Contains("CircuitBreaker:Fleet:Quorum", error.Message, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -91,7 +91,7 @@ public sealed class RedisCoordinationOptionsTests
 
         var error = Assert.Throws<OptionsValidationException>(() => services.GetRequiredService<IOptions<RedisCoordinationOptions>>().Value);
 
-        Assert.Contains("CircuitBreaker.Fleet.ConnectionString", error.Message, StringComparison.Ordinal);
+        Assert.Contains("CircuitBreaker:Fleet:ConnectionString", error.Message, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -101,7 +101,7 @@ public sealed class RedisCoordinationOptionsTests
 
         var error = Assert.Throws<OptionsValidationException>(() => services.GetRequiredService<IOptions<RedisCoordinationOptions>>().Value);
 
-        Assert.Contains("CircuitBreaker.Fleet.ConnectionString", error.Message, StringComparison.Ordinal);
+        Assert.Contains("CircuitBreaker:Fleet:ConnectionString", error.Message, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -114,7 +114,7 @@ public sealed class RedisCoordinationOptionsTests
 
         var error = Assert.Throws<OptionsValidationException>(() => services.GetRequiredService<IOptions<RedisCoordinationOptions>>().Value);
 
-        Assert.Contains("CircuitBreaker.Fleet.InstanceExpiry", error.Message, StringComparison.Ordinal);
+        Assert.Contains("CircuitBreaker:Fleet:InstanceExpiry", error.Message, StringComparison.Ordinal);
     }
 
     [Fact]

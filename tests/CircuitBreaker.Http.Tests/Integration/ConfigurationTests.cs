@@ -126,7 +126,7 @@ public class ConfigurationTests
 
         var thrown = await Assert.ThrowsAsync<OptionsValidationException>(() => host.StartAsync());
 
-        Assert.Contains("Http:Breaker:Hosts:users.internal.FailureThreshold", thrown.Message, StringComparison.Ordinal);
+        Assert.Contains("Http:Breaker:Hosts:users.internal:FailureThreshold", thrown.Message, StringComparison.Ordinal);
         Assert.DoesNotContain("CircuitBreaker:", thrown.Message, StringComparison.Ordinal);
     }
 

@@ -351,17 +351,17 @@ public sealed class LimitsTests
 
     [Theory]
     [InlineData("MaxQueuedRequests")]
-    [InlineData("Throttle.Burst")]
+    [InlineData("Throttle:Burst")]
     [InlineData("RampUpDuration")]
     [InlineData("MaxConcurrentRequests")]
-    [InlineData("Throttle.PermitsPerSecond")]
+    [InlineData("Throttle:PermitsPerSecond")]
     public void Validate_InvalidLimit_FailsNamingTheKey(string key)
     {
         var options = new CircuitBreakerOptions();
         switch (key)
         {
             case "MaxQueuedRequests": options.MaxQueuedRequests = 5; break; // without MaxConcurrentRequests
-            case "Throttle.Burst": options.Throttle.Burst = 5; break; // without a rate
+            case "Throttle:Burst": options.Throttle.Burst = 5; break; // without a rate
             case "RampUpDuration": options.RampUpDuration = TimeSpan.Zero; break;
             case "MaxConcurrentRequests": options.MaxConcurrentRequests = 0; break;
             default: options.Throttle.PermitsPerSecond = 0; break;

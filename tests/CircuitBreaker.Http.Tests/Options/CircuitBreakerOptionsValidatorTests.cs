@@ -45,7 +45,7 @@ public sealed class CircuitBreakerOptionsValidatorTests
         var result = _validator.Validate("users", options);
 
         Assert.True(result.Failed);
-        Assert.Contains($"CircuitBreaker.{key}", result.FailureMessage, StringComparison.Ordinal);
+        Assert.Contains($"CircuitBreaker:{key}", result.FailureMessage, StringComparison.Ordinal);
         Assert.StartsWith("Client 'users': ", result.FailureMessage, StringComparison.Ordinal);
     }
 
@@ -54,7 +54,7 @@ public sealed class CircuitBreakerOptionsValidatorTests
     {
         var result = _validator.Validate(Microsoft.Extensions.Options.Options.DefaultName, new CircuitBreakerOptions { FailureThreshold = -1 });
 
-        Assert.Contains("CircuitBreaker.FailureThreshold", result.FailureMessage, StringComparison.Ordinal);
+        Assert.Contains("CircuitBreaker:FailureThreshold", result.FailureMessage, StringComparison.Ordinal);
         Assert.DoesNotContain("Client '", result.FailureMessage, StringComparison.Ordinal);
     }
 
@@ -104,7 +104,7 @@ public sealed class CircuitBreakerOptionsValidatorTests
         var result = _validator.Validate("users", options);
 
         Assert.True(result.Failed);
-        Assert.Contains("CircuitBreaker.MaxCircuits", result.FailureMessage, StringComparison.Ordinal);
+        Assert.Contains("CircuitBreaker:MaxCircuits", result.FailureMessage, StringComparison.Ordinal);
         Assert.Contains("AlternateBaseAddress", result.FailureMessage, StringComparison.Ordinal);
 
         using var harness = new TestSupport.BreakerHarness(o =>
@@ -153,7 +153,7 @@ public sealed class CircuitBreakerOptionsValidatorTests
         var result = _validator.Validate("users", options);
 
         Assert.True(result.Failed);
-        Assert.Contains("CircuitBreaker:Hosts:users.internal.HalfOpenProbes", result.FailureMessage, StringComparison.Ordinal);
+        Assert.Contains("CircuitBreaker:Hosts:users.internal:HalfOpenProbes", result.FailureMessage, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -168,7 +168,7 @@ public sealed class CircuitBreakerOptionsValidatorTests
         var result = _validator.Validate("users", options);
 
         var failure = Assert.Single(result.Failures ?? []);
-        Assert.Contains("The field CircuitBreaker.HalfOpenProbes must be between 1 and 1000", failure, StringComparison.Ordinal);
+        Assert.Contains("The field CircuitBreaker:HalfOpenProbes must be between 1 and 1000", failure, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -180,8 +180,8 @@ public sealed class CircuitBreakerOptionsValidatorTests
         var result = _validator.Validate("users", options);
 
         Assert.Equal(2, result.Failures?.Count());
-        Assert.Contains("CircuitBreaker.HalfOpenProbes", result.FailureMessage, StringComparison.Ordinal);
-        Assert.Contains("CircuitBreaker:Hosts:users.internal.BreakDuration", result.FailureMessage, StringComparison.Ordinal);
+        Assert.Contains("CircuitBreaker:HalfOpenProbes", result.FailureMessage, StringComparison.Ordinal);
+        Assert.Contains("CircuitBreaker:Hosts:users.internal:BreakDuration", result.FailureMessage, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -195,7 +195,7 @@ public sealed class CircuitBreakerOptionsValidatorTests
         var result = _validator.Validate("users", options);
 
         var failure = Assert.Single(result.Failures ?? []);
-        Assert.Contains("CircuitBreaker:Hosts:users.internal.Fallback.Degraded.ContentType", failure, StringComparison.Ordinal);
+        Assert.Contains("CircuitBreaker:Hosts:users.internal:Fallback:Degraded:ContentType", failure, StringComparison.Ordinal);
     }
 
     [Fact]

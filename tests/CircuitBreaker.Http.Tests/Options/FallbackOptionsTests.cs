@@ -9,17 +9,17 @@ public sealed class FallbackOptionsTests
 
     public static TheoryData<string, Action<CircuitBreakerOptions>> InvalidFallbacks => new()
     {
-        { "Fallback.Degraded.StatusCode", o => o.Fallback.Degraded.StatusCode = 700 },
-        { "Fallback.Degraded.StatusCode", o => o.Fallback.Degraded.StatusCode = 99 },
-        { "Fallback.Degraded.ContentType", o => o.Fallback.Degraded.Body = "{}" },
-        { "Fallback.Degraded.ContentType", o => (o.Fallback.Degraded.Body, o.Fallback.Degraded.ContentType) = ("{}", "not a media type") },
-        { "Fallback.Degraded.Headers", o => o.Fallback.Degraded.Headers["Bad Header"] = "1" },
-        { "Fallback.AlternateBaseAddress", o => o.Fallback.AlternateBaseAddress = new Uri("/backup", UriKind.Relative) },
-        { "Fallback.AlternateBaseAddress", o => o.Fallback.AlternateBaseAddress = new Uri("ftp://backup.test") },
-        { "Fallback.Cache.MaxAge", o => o.Fallback.Cache.MaxAge = TimeSpan.Zero },
-        { "Fallback.Cache.MaxEntries", o => o.Fallback.Cache.MaxEntries = 0 },
-        { "Fallback.Cache.MaxEntryBytes", o => o.Fallback.Cache.MaxEntryBytes = -1 },
-        { "Fallback.Cache.MaxTotalBytes", o => o.Fallback.Cache.MaxTotalBytes = -1 },
+        { "Fallback:Degraded:StatusCode", o => o.Fallback.Degraded.StatusCode = 700 },
+        { "Fallback:Degraded:StatusCode", o => o.Fallback.Degraded.StatusCode = 99 },
+        { "Fallback:Degraded:ContentType", o => o.Fallback.Degraded.Body = "{}" },
+        { "Fallback:Degraded:ContentType", o => (o.Fallback.Degraded.Body, o.Fallback.Degraded.ContentType) = ("{}", "not a media type") },
+        { "Fallback:Degraded:Headers", o => o.Fallback.Degraded.Headers["Bad Header"] = "1" },
+        { "Fallback:AlternateBaseAddress", o => o.Fallback.AlternateBaseAddress = new Uri("/backup", UriKind.Relative) },
+        { "Fallback:AlternateBaseAddress", o => o.Fallback.AlternateBaseAddress = new Uri("ftp://backup.test") },
+        { "Fallback:Cache:MaxAge", o => o.Fallback.Cache.MaxAge = TimeSpan.Zero },
+        { "Fallback:Cache:MaxEntries", o => o.Fallback.Cache.MaxEntries = 0 },
+        { "Fallback:Cache:MaxEntryBytes", o => o.Fallback.Cache.MaxEntryBytes = -1 },
+        { "Fallback:Cache:MaxTotalBytes", o => o.Fallback.Cache.MaxTotalBytes = -1 },
     };
 
     [Theory]
@@ -47,7 +47,7 @@ public sealed class FallbackOptionsTests
         var result = _validator.Validate("users", options);
 
         Assert.True(result.Failed);
-        Assert.Contains("CircuitBreaker.Fallback.Degraded.Headers", result.FailureMessage, StringComparison.Ordinal);
+        Assert.Contains("CircuitBreaker:Fallback:Degraded:Headers", result.FailureMessage, StringComparison.Ordinal);
         Assert.Contains($"'{header}' cannot be configured", result.FailureMessage, StringComparison.Ordinal);
     }
 
@@ -65,7 +65,7 @@ public sealed class FallbackOptionsTests
         var result = _validator.Validate("users", options);
 
         Assert.True(result.Failed);
-        Assert.Contains("CircuitBreaker.Fallback.Degraded.Headers", result.FailureMessage, StringComparison.Ordinal);
+        Assert.Contains("CircuitBreaker:Fallback:Degraded:Headers", result.FailureMessage, StringComparison.Ordinal);
         Assert.Contains($"'{header}' cannot be configured", result.FailureMessage, StringComparison.Ordinal);
         Assert.Contains(instead, result.FailureMessage, StringComparison.Ordinal);
     }
@@ -83,7 +83,7 @@ public sealed class FallbackOptionsTests
         var result = _validator.Validate("users", options);
 
         Assert.True(result.Failed);
-        Assert.Contains("Hosts:users.internal.Fallback.Degraded.Headers", result.FailureMessage, StringComparison.Ordinal);
+        Assert.Contains("Hosts:users.internal:Fallback:Degraded:Headers", result.FailureMessage, StringComparison.Ordinal);
         Assert.Contains($"'{header}' cannot be configured", result.FailureMessage, StringComparison.Ordinal);
     }
 
@@ -96,7 +96,7 @@ public sealed class FallbackOptionsTests
 
         var result = _validator.Validate("users", options);
 
-        Assert.Contains("Hosts:users.internal.Fallback.Degraded.ContentType", result.FailureMessage, StringComparison.Ordinal);
+        Assert.Contains("Hosts:users.internal:Fallback:Degraded:ContentType", result.FailureMessage, StringComparison.Ordinal);
     }
 
     [Fact]

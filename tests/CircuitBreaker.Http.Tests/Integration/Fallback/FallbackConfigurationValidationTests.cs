@@ -26,7 +26,7 @@ public class FallbackConfigurationValidationTests
 
         var thrown = await Assert.ThrowsAsync<OptionsValidationException>(() => host.StartAsync());
 
-        Assert.Contains($"{parent}.{key}", thrown.Message, StringComparison.Ordinal);
+        Assert.Contains($"{parent}:{key}", thrown.Message, StringComparison.Ordinal);
         Assert.Contains("Client 'users'", thrown.Message, StringComparison.Ordinal);
     }
 
@@ -40,7 +40,7 @@ public class FallbackConfigurationValidationTests
         var thrown = await Assert.ThrowsAsync<OptionsValidationException>(() => host.StartAsync());
 
         Assert.Contains("Hosts:users.internal", thrown.Message, StringComparison.Ordinal);
-        Assert.Contains("Degraded.StatusCode", thrown.Message, StringComparison.Ordinal);
+        Assert.Contains("Degraded:StatusCode", thrown.Message, StringComparison.Ordinal);
     }
 
     [Fact]
