@@ -47,10 +47,14 @@ internal sealed class ConfigurationFileFailures : IDisposable
 
     private sealed class FileHook : IDisposable
     {
+        // Hooks join and leave the chains of sources that several registries may share (providers built on one
+        // configuration, whose lifetimes overlap): one at a time, or two leaving at once could each splice the other back in.
+        private static readonly Lock ChainLock = new();
+
         private readonly FileConfigurationProvider _provider;
         private readonly ILogger _logger;
-        private readonly Action<FileLoadExceptionContext>? _previous;
         private readonly Action<FileLoadExceptionContext> _handler;
+        private volatile Action<FileLoadExceptionContext>? _previous; // changed when a hook below this one leaves the chain
         private volatile bool _failed;
         private volatile bool _disposed;
 
@@ -63,9 +67,12 @@ internal sealed class ConfigurationFileFailures : IDisposable
         {
             _provider = provider;
             _logger = logger;
-            _previous = provider.Source.OnLoadException;
             _handler = OnLoadException;
-            provider.Source.OnLoadException = _handler;
+            lock (ChainLock)
+            {
+                _previous = provider.Source.OnLoadException;
+                provider.Source.OnLoadException = _handler;
+            }
         }
 
         public string Path => _provider.Source.Path ?? _provider.ToString();
@@ -95,11 +102,25 @@ internal sealed class ConfigurationFileFailures : IDisposable
         public void Dispose()
         {
             _disposed = true;
-
-            // Someone may have chained a handler onto this one since: then it stays, and passes straight through.
-            if (ReferenceEquals(_provider.Source.OnLoadException, _handler))
+            lock (ChainLock)
             {
-                _provider.Source.OnLoadException = _previous;
+                if (ReferenceEquals(_provider.Source.OnLoadException, _handler))
+                {
+                    _provider.Source.OnLoadException = _previous;
+                    return;
+                }
+
+                // Another registry's hook chained onto this one since (its provider outlives this one's): spliced out
+                // below it, or every provider disposed so would stay reachable through the chain, with its logging, for
+                // as long as the configuration lives. Below a handler of someone else's, it stays, and passes straight through.
+                for (var above = _provider.Source.OnLoadException?.Target as FileHook; above is not null; above = above._previous?.Target as FileHook)
+                {
+                    if (ReferenceEquals(above._previous, _handler))
+                    {
+                        above._previous = _previous;
+                        return;
+                    }
+                }
             }
         }
 

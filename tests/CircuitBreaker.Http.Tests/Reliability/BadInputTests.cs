@@ -643,6 +643,26 @@ public sealed class BadInputTests
     }
 
     [Fact]
+    public void Registries_DisposedInTheOrderTheyWereBuilt_GiveTheFileSourceItsOwnLoadExceptionHandlerBack()
+    {
+        // Providers built on one configuration whose lifetimes overlap (a host replaced by the next, test classes run in
+        // parallel): each chains a hook; the first is disposed while the second's hook still sits on top of its own.
+        Action<FileLoadExceptionContext> appHandler = _ => { };
+        using var settings = new WatchedAppSettingsFile("""{ "CircuitBreaker": { "FailureThreshold": 1 } }""", source => source.OnLoadException = appHandler);
+        var first = ClientSide.Create(settings.Root, s => s.AddHttpClient("users").AddCircuitBreaker());
+        var second = ClientSide.Create(settings.Root, s => s.AddHttpClient("users").AddCircuitBreaker());
+        var third = ClientSide.Create(settings.Root, s => s.AddHttpClient("users").AddCircuitBreaker());
+
+        first.Dispose();
+        third.Dispose();
+        second.Dispose();
+
+        // Left in the chain, a disposed provider's hook would hold its logging (every provider and what they collected)
+        // for as long as the configuration lives, one more for each such provider.
+        Assert.Same(appHandler, settings.Source.OnLoadException);
+    }
+
+    [Fact]
     public async Task CircuitBreakerSectionDeleted_WhileRunning_TheDefaultsApply_WithAWarningNamingTheSection()
     {
         using var settings = new AppSettingsFile("""{ "CircuitBreaker": { "FailureThreshold": 1, "BreakDuration": "00:01:00" }, "Other": { "Key": "1" } }""");
