@@ -17,14 +17,14 @@ public sealed record DemoOptions
                                  e.g. samples/CircuitBreaker.Demo/scenarios/quick.json
           --no-color             plain lines instead of the live view (also when output is redirected)
           --prometheus           serve /metrics (OpenTelemetry Prometheus exporter) and /health on
-                                 http://127.0.0.1:9464, and keep serving after the drill until Ctrl+C
+                                 http://127.0.0.1:9464, and keep serving after the drill until Ctrl+C or SIGTERM
           --prometheus-port N    the port for --prometheus (default 9464; 0 picks a free one)
           --otlp ENDPOINT        export metrics and traces over OTLP: gRPC, or HTTP/protobuf when the port is 4318
                                  (e.g. http://127.0.0.1:4317)
           --Section:Key=VALUE    override any appsettings.json value, e.g. --CircuitBreaker:FailureThreshold=3
           --help                 show this help
 
-        Exit code: 0 when the drill's checks pass, 1 when one fails, 2 for a bad option or setting, 130 on Ctrl+C.
+        Exit code: 0 when the drill's checks pass, 1 when one fails, 2 for a bad option or setting, 130 on Ctrl+C or SIGTERM.
         """;
 
     /// <summary>Gets the length to scale the timeline to, or <see langword="null"/> to keep it.</summary>

@@ -1,8 +1,10 @@
+using System.Runtime.InteropServices;
+
 namespace CircuitBreaker.Demo;
 
 /// <summary>
 /// The demo's entry point: a live outage drill of CircuitBreaker.Http (see <see cref="DemoProgram"/> and
-/// <c>--help</c>). Ctrl+C ends it early, or ends the serving of <c>/metrics</c> after it with <c>--prometheus</c>.
+/// <c>--help</c>). Ctrl+C (or SIGTERM) ends it early, or ends the serving of <c>/metrics</c> after it with <c>--prometheus</c>.
 /// </summary>
 internal static class Program
 {
@@ -14,6 +16,13 @@ internal static class Program
             e.Cancel = true; // let the drill stop and print its summary
             ctrlC.Cancel();
         };
+
+        // What `docker stop`, systemd and `kill` send: without this, --prometheus would keep serving until SIGKILL.
+        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context =>
+        {
+            context.Cancel = true; // stop as on Ctrl+C, not at once
+            ctrlC.Cancel();
+        });
 
         return await DemoProgram.RunAsync(args, Console.Out, ctrlC.Token);
     }
