@@ -149,38 +149,44 @@ public sealed class ServerHintsTests
     [Fact]
     public void BreakDurationJitter_DoesNotCompoundTheGrowth()
     {
-        var time = new FakeTimeProvider();
-        var breaks = new List<TimeSpan>();
-        using var machine = new CircuitStateMachine(
-            BreakerSettings.From(new CircuitBreakerOptions
-            {
-                FailureThreshold = 1,
-                BreakDuration = TimeSpan.FromSeconds(10),
-                BreakDurationMultiplier = 2,
-                MaxBreakDuration = TimeSpan.FromMinutes(10),
-                BreakDurationJitter = 0.2,
-            }),
-            time,
-            t =>
-            {
-                if (t.BreakDuration is { } b)
+        // Many circuits: a compounding jitter keeps one circuit's five breaks within the bounds below about a third of
+        // the time, so one circuit alone would let it pass now and then; two hundred never all do.
+        for (var circuit = 0; circuit < 200; circuit++)
+        {
+            var time = new FakeTimeProvider();
+            var breaks = new List<TimeSpan>();
+            using var machine = new CircuitStateMachine(
+                BreakerSettings.From(new CircuitBreakerOptions
                 {
-                    breaks.Add(b);
-                }
-            });
+                    FailureThreshold = 1,
+                    BreakDuration = TimeSpan.FromSeconds(10),
+                    BreakDurationMultiplier = 2,
+                    MaxBreakDuration = TimeSpan.FromMinutes(10),
+                    BreakDurationJitter = 0.2,
+                }),
+                time,
+                t =>
+                {
+                    if (t.BreakDuration is { } b)
+                    {
+                        breaks.Add(b);
+                    }
+                });
 
-        machine.OnFailure(machine.TryAcquire());
-        for (var i = 0; i < 4; i++)
-        {
-            time.Advance(breaks[^1]);
             machine.OnFailure(machine.TryAcquire());
-        }
+            for (var i = 0; i < 4; i++)
+            {
+                time.Advance(breaks[^1]);
+                machine.OnFailure(machine.TryAcquire());
+            }
 
-        // Each break is 10 s x 2^n, spread by at most 20 % of that, whatever the jitter of the previous one.
-        for (var n = 0; n < breaks.Count; n++)
-        {
-            var nominal = 10 * Math.Pow(2, n);
-            Assert.InRange(breaks[n].TotalSeconds, nominal * 0.8, nominal * 1.2);
+            // Each break is 10 s x 2^n, spread by at most 20 % of that, whatever the jitter of the previous one.
+            Assert.Equal(5, breaks.Count);
+            for (var n = 0; n < breaks.Count; n++)
+            {
+                var nominal = 10 * Math.Pow(2, n);
+                Assert.InRange(breaks[n].TotalSeconds, nominal * 0.8, nominal * 1.2);
+            }
         }
     }
 
