@@ -53,12 +53,15 @@ internal sealed class CircuitBreakerOptionsValidator : IValidateOptions<CircuitB
             {
                 // A host inherits every value it does not set, so each of the client's own mistakes would come back here,
                 // once per host, blamed on a host key the operator never wrote: a failure the client's options have already
-                // is reported once, for the client.
+                // is reported once, for the client. Unless the host's own values make it too (laid over the defaults): a
+                // message does not say which value is wrong, and the host's would be told only once the client's is fixed.
                 var merged = new ValidateOptionsResultBuilder();
                 ValidateOne(hostPath, options.WithOverrides(overrides), merged);
+                IEnumerable<string>? own = null;
                 foreach (var failure in merged.Build().Failures ?? [])
                 {
-                    if (clientResult.Failures?.Contains(failure.Replace(hostPath, path, StringComparison.Ordinal), StringComparer.Ordinal) != true)
+                    if (clientResult.Failures?.Contains(failure.Replace(hostPath, path, StringComparison.Ordinal), StringComparer.Ordinal) != true
+                        || (own ??= OwnFailures(hostPath, overrides)).Contains(failure, StringComparer.Ordinal))
                     {
                         builder.AddError(failure);
                     }
@@ -161,6 +164,14 @@ internal sealed class CircuitBreakerOptionsValidator : IValidateOptions<CircuitB
     /// <summary>The host a request to the IPv6 address <paramref name="address"/> has, or <see langword="null"/> when it is not one.</summary>
     private static string? IPv6Host(string address) =>
         Uri.TryCreate($"http://[{address}]/", UriKind.Absolute, out var uri) && uri.HostNameType == UriHostNameType.IPv6 ? uri.IdnHost : null;
+
+    /// <summary>The failures of a host's overrides laid over the default options: those its own values make.</summary>
+    private IEnumerable<string> OwnFailures(string hostPath, CircuitBreakerHostOptions overrides)
+    {
+        var builder = new ValidateOptionsResultBuilder();
+        ValidateOne(hostPath, new CircuitBreakerOptions().WithOverrides(overrides), builder);
+        return builder.Build().Failures ?? [];
+    }
 
     private void ValidateOne(string path, CircuitBreakerOptions options, ValidateOptionsResultBuilder builder)
     {

@@ -185,6 +185,20 @@ public sealed class CircuitBreakerOptionsValidatorTests
     }
 
     [Fact]
+    public void Validate_HostOverrideSettingTheSameInvalidKeyAsTheClient_IsReportedForTheHostToo()
+    {
+        // Both values are out of range, with one message: the host's own mistake must not wait until the client's is fixed.
+        var options = new CircuitBreakerOptions { HalfOpenProbes = 0 };
+        options.Hosts["users.internal"] = new CircuitBreakerHostOptions { HalfOpenProbes = 5000 };
+
+        var result = _validator.Validate("users", options);
+
+        Assert.Equal(2, result.Failures?.Count());
+        Assert.Contains("CircuitBreaker:HalfOpenProbes", result.FailureMessage, StringComparison.Ordinal);
+        Assert.Contains("CircuitBreaker:Hosts:users.internal:HalfOpenProbes", result.FailureMessage, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Validate_HostOverrideThatMakesTheClientOptionsInvalid_FailsNamingTheHostKey()
     {
         // Valid alone, invalid together: a body for this host, with no ContentType at either level.
