@@ -12,6 +12,9 @@ internal class CircuitStateMachine : IDisposable
     // were 48 bytes of every circuit the registry keeps. Only transitions take it; the closed path never does.
     private readonly CoarseClock _clock;
 
+    /// <summary>The longest a fleet's hold of a probe lasts after the break (see <see cref="OpenForFleet"/>).</summary>
+    internal static readonly TimeSpan LongestProbeWait = TimeSpan.FromDays(365);
+
     // The fields every call reads: what is left once everything a healthy circuit never touches is in Cold.
     private BreakerSettings _settings;
     private RollingWindow? _window;
@@ -283,7 +286,7 @@ internal class CircuitStateMachine : IDisposable
     /// its half-open probe for the fleet's prober: after the break this instance turns calls away until the fleet
     /// grants it the probe (<see cref="GrantFleetProbe"/>), closes it (<see cref="CloseForFleet"/>), or
     /// <paramref name="probeWait"/> has passed, when it probes by itself. The break is bounded by the longest this
-    /// circuit's own settings allow, and is at least zero.
+    /// circuit's own settings allow, the wait by <see cref="LongestProbeWait"/>, and both are at least zero.
     /// </summary>
     public void OpenForFleet(TimeSpan breakDuration, TimeSpan probeWait)
     {
@@ -316,6 +319,9 @@ internal class CircuitStateMachine : IDisposable
                 transition = PendLocked(EnterOpenLocked(now, breakDuration, breakDuration, CircuitChangeSource.Fleet));
             }
 
+            // Bounded too: TimeSpan.MaxValue, a natural "for ever", would overflow the coarse clock's units (the hold then
+            // over before it began) or the Retry-After computed from them. A year is for ever to a hold.
+            probeWait = probeWait < TimeSpan.Zero ? TimeSpan.Zero : probeWait > LongestProbeWait ? LongestProbeWait : probeWait;
             cold.FleetHeld = true;
             cold.FleetHeldUntil = _retryAtCoarse + _clock.ToUnits(probeWait);
         }

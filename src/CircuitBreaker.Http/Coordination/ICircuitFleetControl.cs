@@ -19,7 +19,10 @@ public interface ICircuitFleetControl
     /// How long the circuit stays open: no longer than its own <c>MaxBreakDuration</c> (or a longer <c>BreakDuration</c>)
     /// allows, and a negative duration is taken as zero.
     /// </param>
-    /// <param name="probeWait">How long after the break to wait for the fleet's verdict before probing alone.</param>
+    /// <param name="probeWait">
+    /// How long after the break to wait for the fleet's verdict before probing alone: at most a year (longer, such as
+    /// <see cref="TimeSpan.MaxValue"/>, is taken as a year), and a negative wait is taken as zero.
+    /// </param>
     void Open(CircuitKey key, TimeSpan breakDuration, TimeSpan probeWait);
 
     /// <summary>Lets this instance send the fleet's probe of a circuit held by <see cref="Open"/>.</summary>

@@ -617,6 +617,21 @@ public sealed class CircuitStateMachineTests : IDisposable
         Assert.Equal(CircuitPermitKind.Probe, probe.Kind);
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void OpenForFleet_TheLongestProbeWait_HoldsTheProbeWithAPositiveRetryAfter(bool systemClock)
+    {
+        // ICircuitFleetControl is public: a coordinator of its own may well wait "for ever" with TimeSpan.MaxValue.
+        using var machine = new CircuitStateMachine(BreakerSettings.From(new CircuitBreakerOptions()), systemClock ? TimeProvider.System : _time);
+        machine.OpenForFleet(TimeSpan.Zero, probeWait: TimeSpan.MaxValue);
+
+        var held = machine.TryAcquire();
+
+        Assert.False(held.IsGranted);
+        Assert.InRange(held.RetryAfter!.Value, TimeSpan.FromDays(364), TimeSpan.FromDays(365));
+    }
+
     [Fact]
     public void OpenForFleet_WhenTheHoldRunsOut_ProbesAlone()
     {
