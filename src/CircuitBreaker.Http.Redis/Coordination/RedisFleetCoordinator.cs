@@ -96,10 +96,11 @@ internal sealed class RedisFleetCoordinator : IHostedService, IAsyncDisposable
         _logger = new GuardedLogger(logger);
         _metrics = new FleetMetrics(meterFactory, () => IsAvailable, _logger);
         // The suffix makes the identity unique even when every instance is given the same name through shared
-        // configuration: instances sharing an identity would count as one vote and ignore each other's decisions.
+        // configuration: instances sharing an identity would count as one vote and ignore each other's decisions. An
+        // empty name (an unset pod-name variable) would leave the suffix alone to tell the instance by.
         InstanceName = string.Create(
             CultureInfo.InvariantCulture,
-            $"{_options.InstanceName ?? $"{Environment.MachineName}:{Environment.ProcessId}"}:{Guid.NewGuid().ToString("N")[..8]}");
+            $"{(string.IsNullOrWhiteSpace(_options.InstanceName) ? $"{Environment.MachineName}:{Environment.ProcessId}" : _options.InstanceName)}:{Guid.NewGuid().ToString("N")[..8]}");
         _keyPrefix = "{" + _options.KeyPrefix + "}:";
         _instancesKey = _keyPrefix + "instances";
         _openKey = _keyPrefix + "open";

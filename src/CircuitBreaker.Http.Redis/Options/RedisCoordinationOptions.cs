@@ -30,7 +30,7 @@ public sealed class RedisCoordinationOptions
     /// Gets or sets the name this instance reports to the fleet (in heartbeats, votes, logs and health data), a pod
     /// name, say. A random suffix is added to it (<c>name:1a2b3c4d</c>) to make the instance's identity, so instances
     /// given one name through shared configuration still count as separate instances. The default value is
-    /// <see langword="null"/>: the machine name and the process id.
+    /// <see langword="null"/>: the machine name and the process id, which an empty or blank name also gets.
     /// </summary>
     public string? InstanceName { get; set; }
 

@@ -70,6 +70,19 @@ public sealed class RedisFleetTests
     }
 
     [SkippableFact]
+    public async Task AnEmptyInstanceName_GetsTheMachineNameAndProcessId()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        await using var downstream = await KestrelDownstream.StartAsync();
+        var prefix = "test-" + Guid.NewGuid().ToString("N")[..8];
+
+        // An unset pod-name variable reads as an empty value.
+        await using var a = await FleetInstance.StartAsync("", downstream, redis, new FakeTimeProvider(), prefix);
+
+        Assert.Contains($"instance '{Environment.MachineName}:{Environment.ProcessId}:", Assert.Single(a.Logs.Messages("FleetConnected")), StringComparison.Ordinal);
+    }
+
+    [SkippableFact]
     public async Task FailuresOnAQuorum_OpenTheCircuitOnEveryInstance_AndTheDownstreamSeesOnlyTheQuorumsFailures()
     {
         await using var bed = await FleetTestBed.StartAsync();
