@@ -32,7 +32,9 @@ internal sealed class DegradedResponse
 
     public HttpResponseMessage Create(HttpRequestMessage request)
     {
-        var response = new HttpResponseMessage(_statusCode) { RequestMessage = request, Content = new ByteArrayContent(_body) };
+        // Of the request's version, as the answer of a server that speaks it: gRPC, for one, takes an HTTP/1.1 answer to its
+        // HTTP/2 request for a downgrading proxy (Internal) and never reads the status (503: Unavailable, which it may retry).
+        var response = new HttpResponseMessage(_statusCode) { RequestMessage = request, Version = request.Version, Content = new ByteArrayContent(_body) };
         if (_contentType is not null)
         {
             response.Content.Headers.TryAddWithoutValidation("Content-Type", _contentType); // validated at start-up

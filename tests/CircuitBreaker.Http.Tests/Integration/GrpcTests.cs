@@ -80,6 +80,22 @@ public class GrpcTests
     }
 
     [Fact]
+    public async Task DegradedFallback_ReachesTheGrpcCaller_AsUnavailable_NotAsAProtocolDowngrade()
+    {
+        await using var server = await GrpcDownstream.StartAsync();
+        using var side = Side(server, """{ "CircuitBreaker": { "FailureThreshold": 1, "Fallback": { "Degraded": { "StatusCode": 503 } } } }""");
+        var client = side.Services.GetRequiredService<EchoClient>();
+        Assert.Equal("a", await client.UnaryAsync("a").ResponseAsync.WaitAsync(Guard));
+        side.Registry.Isolate(side.Circuit("users", Authority(server)).Key);
+
+        // gRPC refuses a response of another HTTP version than its request's as "Response protocol downgraded to
+        // HTTP/1.1" (Internal) before it reads the status; a 503 of the right version is Unavailable, which it may retry.
+        var degraded = await Assert.ThrowsAsync<RpcException>(() => client.UnaryAsync("b").ResponseAsync.WaitAsync(Guard));
+        Assert.Equal(StatusCode.Unavailable, degraded.StatusCode);
+        Assert.Contains("503", degraded.Status.Detail, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task GrpcDeadline_IsTheCallersCancellation_AndIsNotCounted_WhileAttemptTimeoutIsCounted()
     {
         await using var server = await GrpcDownstream.StartAsync();
