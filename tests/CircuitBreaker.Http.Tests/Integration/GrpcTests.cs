@@ -95,6 +95,64 @@ public class GrpcTests
         Assert.Contains("503", degraded.Status.Detail, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData(false, "backup b")]
+    [InlineData(true, "primary b")]
+    public async Task AlternateBackend_AnswersTheGrpcCall_OnlyWithGrpcLoadBalancingOff(bool loadBalancing, string answer)
+    {
+        await using var server = await GrpcDownstream.StartAsync();
+        await using var backup = await GrpcDownstream.StartAsync();
+        backup.Unary = (request, _) => Task.FromResult("backup " + request);
+        using var side = Side(server.BaseAddress, $$"""{ "CircuitBreaker": { "FailureThreshold": 1, "Fallback": { "AlternateBaseAddress": "{{backup.BaseAddress}}" } } }""", loadBalancing);
+        var client = side.Services.GetRequiredService<EchoClient>();
+        Assert.Equal("a", await client.UnaryAsync("a").ResponseAsync.WaitAsync(Guard));
+        side.Registry.Isolate(side.Circuit("users", Authority(server)).Key);
+        server.Unary = (request, _) => Task.FromResult("primary " + request);
+
+        // With load balancing on, the channel's ConnectCallback connects to the address it picked for the call, whatever
+        // host the request names: the call the breaker sends to the alternate reaches the isolated primary.
+        using var call = client.UnaryAsync("b");
+        Assert.Equal(answer, await call.ResponseAsync.WaitAsync(Guard));
+        Assert.Equal("alternate", (await call.ResponseHeadersAsync).GetValue("x-circuit-fallback"));
+    }
+
+    [Fact]
+    public async Task GrpcRetries_AboveTheBreaker_AreCountedEach_AndEndAtTheOpenCircuit()
+    {
+        var nobody = new Uri($"http://127.0.0.1:{LoopbackPort.Free()}/");
+        using var side = ClientSide.Create(JsonConfiguration.From("""{ "CircuitBreaker": { "FailureThreshold": 2 } }"""), s => s
+            .AddGrpcClient<EchoClient>("users", o => o.Address = nobody)
+            .ConfigureChannel(o => o.ServiceConfig = new Grpc.Net.Client.Configuration.ServiceConfig
+            {
+                MethodConfigs =
+                {
+                    new Grpc.Net.Client.Configuration.MethodConfig
+                    {
+                        Names = { Grpc.Net.Client.Configuration.MethodName.Default },
+                        RetryPolicy = new Grpc.Net.Client.Configuration.RetryPolicy
+                        {
+                            MaxAttempts = 5,
+                            InitialBackoff = TimeSpan.FromMilliseconds(1),
+                            MaxBackoff = TimeSpan.FromMilliseconds(1),
+                            BackoffMultiplier = 1,
+                            RetryableStatusCodes = { StatusCode.Unavailable },
+                        },
+                    },
+                },
+            })
+            .ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler { Properties = { ["__GrpcLoadBalancingDisabled"] = true } })
+            .AddCircuitBreaker());
+        var client = side.Services.GetRequiredService<EchoClient>();
+
+        // Two refused attempts (Unavailable, retried) open the circuit; the third is turned away (Internal, not retried).
+        var failed = await Assert.ThrowsAsync<RpcException>(() => client.UnaryAsync("x").ResponseAsync.WaitAsync(Guard));
+        Assert.Equal(StatusCode.Internal, failed.StatusCode);
+        Assert.IsType<CircuitOpenException>(failed.Status.DebugException);
+        var circuit = side.Circuit("users", nobody.GetLeftPart(UriPartial.Authority));
+        Assert.Equal(CircuitState.Open, circuit.State);
+        Assert.Equal(2, circuit.ConsecutiveFailures);
+    }
+
     [Fact]
     public async Task GrpcDeadline_IsTheCallersCancellation_AndIsNotCounted_WhileAttemptTimeoutIsCounted()
     {
@@ -125,6 +183,41 @@ public class GrpcTests
         Assert.Equal(StatusCode.Cancelled, timedOut.StatusCode);
         Assert.Contains("AttemptTimeout", Assert.IsType<OperationCanceledException>(timedOut.Status.DebugException, exactMatch: false).Message, StringComparison.Ordinal);
         Assert.Equal(CircuitState.Open, side.Circuit("users", Authority(server)).State);
+    }
+
+    [Theory]
+    [InlineData("silent", false)]
+    [InlineData("headers", true)]
+    public async Task ServerStream_WhoseFirstMessageIsLaterThanAttemptTimeout_FailsAndCounts_UnlessItsHeadersAreSentFirst(string request, bool survives)
+    {
+        await using var server = await GrpcDownstream.StartAsync();
+        using var side = Side(server, """{ "CircuitBreaker": { "FailureThreshold": 1, "AttemptTimeout": "00:00:05" } }""");
+        var client = side.Services.GetRequiredService<EchoClient>();
+
+        using var stream = client.ServerStream(request);
+        var headers = stream.ResponseHeadersAsync;
+        await server.Service.StreamStarted.Task.WaitAsync(Guard);
+        if (survives)
+        {
+            await headers.WaitAsync(Guard);
+        }
+
+        side.Time.Advance(TimeSpan.FromSeconds(5));
+
+        if (survives)
+        {
+            Assert.Equal(CircuitState.Closed, side.Circuit("users", Authority(server)).State);
+            Assert.Equal("b", await client.UnaryAsync("b").ResponseAsync.WaitAsync(Guard));
+            Assert.False(stream.ResponseStream.MoveNext().IsCompleted);
+        }
+        else
+        {
+            // grpc-dotnet's server sends a stream's headers with its first message: until then, the call waits for its
+            // headers, which is what AttemptTimeout bounds.
+            var timedOut = await Assert.ThrowsAsync<RpcException>(() => stream.ResponseStream.MoveNext().WaitAsync(Guard));
+            Assert.Equal(StatusCode.Cancelled, timedOut.StatusCode);
+            Assert.Equal(CircuitState.Open, side.Circuit("users", Authority(server)).State);
+        }
     }
 
     [Fact]

@@ -89,10 +89,25 @@ internal sealed class GrpcDownstream : IAsyncDisposable
 
         public override Task<string> Unary(string request, ServerCallContext context) => UnaryBehavior(request, context);
 
-        /// <summary>Sends the request back once, then keeps the stream open until the client goes.</summary>
+        /// <summary>Completes when a server-streaming call has started, before it sends anything.</summary>
+        public TaskCompletionSource StreamStarted { get; set; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        /// <summary>
+        /// Keeps the stream open until the client goes. A subscription does not know when its first message comes: for
+        /// "silent" it sends nothing, for "headers" only the response headers; otherwise the request back once.
+        /// </summary>
         public override async Task ServerStream(string request, IServerStreamWriter<string> responses, ServerCallContext context)
         {
-            await responses.WriteAsync(request);
+            if (request == "headers")
+            {
+                await context.WriteResponseHeadersAsync([]);
+            }
+            else if (request != "silent")
+            {
+                await responses.WriteAsync(request);
+            }
+
+            StreamStarted.TrySetResult();
             try
             {
                 await Task.Delay(Timeout.Infinite, context.CancellationToken);
