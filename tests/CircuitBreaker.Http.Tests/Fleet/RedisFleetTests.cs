@@ -374,7 +374,10 @@ public sealed class RedisFleetTests
         await using var bed = await FleetTestBed.StartAsync();
         var (downstream, a, b) = (bed.Downstream, bed.A, bed.B);
 
-        var stall = await bed.Redis.StallAsync(TimeSpan.FromSeconds(5));
+        // Shorter than StackExchange.Redis's 5 s command timeout, with room to spare: a loaded machine may start Redis's
+        // sleep later than the vote is sent, and a vote that timed out would wait for a heartbeat on the fake clock, which
+        // this test does not move. (At 5 s the vote timed out in one CI run of the whole suite.)
+        var stall = await bed.Redis.StallAsync(TimeSpan.FromSeconds(3));
         var answers = new List<string>();
         for (var i = 0; i < 10; i++)
         {
