@@ -345,6 +345,13 @@ internal sealed class RedisFleetCoordinator : IHostedService, IAsyncDisposable
             if (Volatile.Read(ref _leaving) == 0) // once leaving, an operation left in flight fails as the connection closes
             {
                 Log.OperationFailed(_logger, ex, $"share the {work.State} circuit of {work.Key.Authority}");
+                if (ex is RedisTimeoutException or RedisConnectionException)
+                {
+                    // Redis did not answer, and what was to be shared is lost: as away, this instance rejoins at the first
+                    // heartbeat that reaches Redis again, which shares its open circuits anew. (A failure that says nothing
+                    // about Redis, such as an entry this instance cannot apply, must not do so.)
+                    MarkUnavailable(ex, ex.Message);
+                }
             }
         }
     }

@@ -405,6 +405,39 @@ public sealed class RedisFleetTests
     /// before StackExchange.Redis's command timeout: stopping must not wait for its heartbeat in flight, for the
     /// courtesy of leaving the fleet, nor for the connection's close.
     /// </remarks>
+    /// <remarks>
+    /// A vote sent while Redis does not answer (a stall, a network blip shorter than a reconnect) times out. Dropped, it
+    /// would leave this instance's evidence out of the quorum for the rest of its circuit's break: Redis counts as away
+    /// instead, and the first heartbeat that reaches it again rejoins the fleet, which votes for the circuits open here.
+    /// </remarks>
+    [SkippableFact]
+    public async Task AVoteThatTimesOut_IsCastAgainOnceRedisAnswers()
+    {
+        await using var redis = await RedisServer.StartAsync();
+        await using var downstream = await KestrelDownstream.StartAsync();
+        var prefix = "test-" + Guid.NewGuid().ToString("N")[..8];
+        var time = new FakeTimeProvider();
+        await using var a = await FleetInstance.StartAsync(
+            "a", downstream, redis, time, prefix, fleet: o => o.ConnectionString = redis.ConnectionString + ",asyncTimeout=500,syncTimeout=500");
+        downstream.RespondWith(503);
+
+        var stall = await redis.StallAsync(TimeSpan.FromSeconds(3));
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.Equal("503", await a.GetAsync()); // opens a's circuit: its vote goes to a Redis that does not answer
+        }
+
+        // Mostly the vote times out (FleetOperationFailed); now and then the connection is declared failed first, and the
+        // vote is not sent at all. Either way Redis is away, and the vote must come once it answers.
+        await a.Logs.WaitAnyAsync(Bounded, "FleetOperationFailed", "FleetRedisUnavailable");
+        await stall;
+        Assert.Empty(a.Logs.Messages("FleetVoted"));
+
+        time.Advance(TimeSpan.FromSeconds(5)); // the next heartbeat
+        await a.Logs.WaitAsync("FleetVoted", Bounded);
+        Assert.Equal(CircuitState.Open, a.StateOf(downstream));
+    }
+
     [SkippableFact]
     public async Task StoppingAnInstanceWhileRedisIsStalled_IsPrompt_AndTheOthersCarryOn()
     {
