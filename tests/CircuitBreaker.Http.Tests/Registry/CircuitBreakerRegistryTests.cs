@@ -299,18 +299,9 @@ public sealed class CircuitBreakerRegistryTests
     [Fact]
     public async Task MaxCircuits_EvictingCircuitsThatAreNotClosed_IsAWarningNamingThem()
     {
-        using var harness = new BreakerHarness(
-            o =>
-            {
-                o.FailureThreshold = 1;
-                o.MaxCircuits = 2;
-            },
-            Telemetry.BreakerLogs.WithFakeLogging);
-        harness.Mock.When("*").Respond(HttpStatusCode.InternalServerError);
-        using var client = harness.CreateClient();
-        (await client.GetAsync(new Uri("http://broken-1.test/"))).Dispose();
-        harness.Time.Advance(TimeSpan.FromSeconds(1));
-        (await client.GetAsync(new Uri("http://broken-2.test/"))).Dispose();
+        var (harness, client) = await TwoOpenCircuitsInRoomForTwoAsync();
+        using var _ = harness;
+        using var __ = client;
         Assert.DoesNotContain(Telemetry.BreakerLogs.Of(harness.Services), r => r.Id.Name == "OpenCircuitsEvicted");
 
         // Both circuits are open, so the oldest goes though it is open: its host gets a fresh closed circuit.
@@ -326,22 +317,12 @@ public sealed class CircuitBreakerRegistryTests
     [Fact]
     public async Task MaxCircuits_EvictingAnOpenCircuit_TellsStateChangedItsHostIsClosedAgain_AsAnEviction()
     {
-        using var harness = new BreakerHarness(
-            o =>
-            {
-                o.FailureThreshold = 1;
-                o.MaxCircuits = 2;
-            },
-            Telemetry.BreakerLogs.WithFakeLogging);
+        var (harness, client) = await TwoOpenCircuitsInRoomForTwoAsync();
+        using var _ = harness;
+        using var __ = client;
         using var meters = new Telemetry.BreakerInstruments(harness.Services);
-        harness.Mock.When("*").Respond(HttpStatusCode.InternalServerError);
         var changes = new List<CircuitStateChangedEventArgs>();
         harness.Registry.StateChanged += (_, e) => changes.Add(e);
-        using var client = harness.CreateClient();
-        (await client.GetAsync(new Uri("http://broken-1.test/"))).Dispose();
-        harness.Time.Advance(TimeSpan.FromSeconds(1));
-        (await client.GetAsync(new Uri("http://broken-2.test/"))).Dispose();
-        changes.Clear();
 
         // Without it, a listener following the states keeps broken-1 open for good: the evicted circuit never changes again.
         (await client.GetAsync(new Uri("http://third.test/"))).Dispose();
@@ -444,6 +425,27 @@ public sealed class CircuitBreakerRegistryTests
         }
 
         Assert.Fail("No host's circuit came before the open one's.");
+    }
+
+    /// <summary>
+    /// A client with room for two circuits, both taken by open ones (<c>broken-1.test</c>, then a second later
+    /// <c>broken-2.test</c>), whose every host fails at once, and its logs collected.
+    /// </summary>
+    private static async Task<(BreakerHarness Harness, HttpClient Client)> TwoOpenCircuitsInRoomForTwoAsync()
+    {
+        var harness = new BreakerHarness(
+            o =>
+            {
+                o.FailureThreshold = 1;
+                o.MaxCircuits = 2;
+            },
+            Telemetry.BreakerLogs.WithFakeLogging);
+        harness.Mock.When("*").Respond(HttpStatusCode.InternalServerError);
+        var client = harness.CreateClient();
+        (await client.GetAsync(new Uri("http://broken-1.test/"))).Dispose();
+        harness.Time.Advance(TimeSpan.FromSeconds(1));
+        (await client.GetAsync(new Uri("http://broken-2.test/"))).Dispose();
+        return (harness, client);
     }
 
     /// <summary>A client with room for 50 circuits, whose every host fails, and breaks of an hour.</summary>
